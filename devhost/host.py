@@ -1,0 +1,191 @@
+"""The devhost: index an app, start one listener per trigger type, serve, shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from devhost import __version__
+from devhost.appsettings import AppSettings, load_local_settings
+from devhost.extension import Extension, HostContext
+from devhost.hostconfig import load_host_config
+from devhost.indexing import FunctionSpec, index_app, load_app
+from devhost.invocation import Invoker
+from devhost.keys import load_or_create_keys
+from devhost.registry import EXTENSIONS
+
+log = logging.getLogger("devhost")
+
+DATA_DIR_SETTINGS = ("DEVHOST_DATA_DIR", "PLATFORM_DATA_DIR")
+SHUTDOWN_TIMEOUT_SETTING = "DEVHOST_SHUTDOWN_TIMEOUT_S"
+THREADS_SETTING = "PYTHON_THREADPOOL_THREAD_COUNT"
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    script_root: Path
+    port: int = 7071
+    host: str = "127.0.0.1"
+    data_dir: Path | None = None
+    shutdown_timeout_s: float | None = None
+
+
+def resolve_data_dir(options: HostOptions, settings: AppSettings) -> Path:
+    if options.data_dir is not None:
+        return options.data_dir.resolve()
+    for name in DATA_DIR_SETTINGS:
+        value = settings.get(name)
+        if value:
+            path = Path(value)
+            return (path if path.is_absolute() else options.script_root / path).resolve()
+    return (options.script_root / ".data").resolve()
+
+
+class Host:
+    def __init__(self, options: HostOptions) -> None:
+        self.options = options
+        self.started_at = time.time()
+        self.extensions: list[Extension] = []
+        self.functions: list[FunctionSpec] = []
+        self.unserved: list[FunctionSpec] = []
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self.context: HostContext | None = None
+
+    async def start(self) -> None:
+        script_root = self.options.script_root.resolve()
+        settings = AppSettings(load_local_settings(script_root))
+        settings.export_to_environment()
+        host_config = load_host_config(script_root)
+        data_dir = resolve_data_dir(self.options, settings)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("DEVHOST_DATA_DIR", str(data_dir))
+        app = load_app(script_root)
+        self.functions = index_app(app, settings)
+        threads = settings.get(THREADS_SETTING)
+        invoker = Invoker(max_threads=int(threads) if threads else None)
+        keys = load_or_create_keys(
+            data_dir / "devhost" / "keys.json", [f.name for f in self.functions]
+        )
+        self.context = HostContext(
+            script_root=script_root,
+            data_dir=data_dir,
+            settings=settings,
+            host_config=host_config,
+            invoker=invoker,
+            keys=keys,
+            base_url=f"http://{self.options.host}:{self.options.port}",
+            log=log,
+        )
+        by_type: dict[str, list[FunctionSpec]] = defaultdict(list)
+        for function in self.functions:
+            by_type[function.trigger.type.lower()].append(function)
+        served: set[str] = set()
+        for factory in EXTENSIONS:
+            mine = [f for t in factory.trigger_types for f in by_type.get(t, [])]
+            served |= factory.trigger_types
+            self.extensions.append(factory(self.context, mine))
+        self.unserved = [f for f in self.functions if f.trigger.type.lower() not in served]
+
+        web_app = web.Application(client_max_size=100 * 1024 * 1024)
+        web_app.router.add_get("/admin/host/status", self._status)
+        web_app.router.add_get("/", self._root)
+        for extension in self.extensions:
+            web_app.add_routes(extension.routes())
+        self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.options.host, self.options.port, reuse_address=True)
+        await site.start()
+        for extension in self.extensions:
+            await extension.start()
+        self._print_banner()
+
+    def _print_banner(self) -> None:
+        assert self.context is not None
+        root = self.context.script_root
+        lines = [f"devhost {__version__}: {len(self.functions)} functions from {root}"]
+        for extension in self.extensions:
+            lines.extend(f"  {line}" for line in extension.describe())
+        for function in self.unserved:
+            lines.append(
+                f"  {function.name}: {function.trigger.type} is not supported by the devhost; "
+                "it will not run"
+            )
+        http_enforced = any(getattr(e, "enforce_auth", False) for e in self.extensions)
+        if http_enforced:
+            keys = self.context.keys
+            lines.append(f"  master key: {keys.master}")
+            lines.append(f"  host key (default): {keys.host['default']}")
+            for name, function_keys in sorted(keys.functions.items()):
+                lines.append(f"  function key ({name}): {function_keys['default']}")
+        lines.append(f"  data dir: {self.context.data_dir}")
+        lines.append(f"devhost listening on {self.context.base_url}")
+        print("\n".join(lines), flush=True)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        state = "Stopping" if self._stopping.is_set() else "Running"
+        return web.json_response(
+            {
+                "state": state,
+                "version": __version__,
+                "functions": [f.name for f in self.functions],
+                "uptime_s": round(time.time() - self.started_at, 3),
+            }
+        )
+
+    async def _root(self, request: web.Request) -> web.Response:
+        return web.Response(text="devhost is running\n")
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_for_stop(self) -> None:
+        await self._stopping.wait()
+
+    async def stop(self) -> None:
+        """Stop taking work, let in-flight invocations finish up to the timeout, then close."""
+        self._stopping.set()
+        assert self.context is not None
+        invoker = self.context.invoker
+        for extension in self.extensions:
+            await extension.stop()
+        timeout = self.options.shutdown_timeout_s
+        if timeout is None:
+            timeout = float(self.context.settings.get(SHUTDOWN_TIMEOUT_SETTING, "30"))
+        if invoker.in_flight:
+            log.info("waiting up to %.0f s for %d invocations", timeout, invoker.in_flight)
+        invoker.stop_accepting()
+        finished = await invoker.drain(timeout)
+        if not finished:
+            log.warning("%d invocations still running at shutdown", invoker.in_flight)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        invoker.close()
+        print("devhost stopped", flush=True)
+
+
+async def serve(options: HostOptions) -> None:
+    host = Host(options)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, host.request_stop)
+    await host.start()
+    await host.wait_for_stop()
+    await host.stop()
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(os.environ.get("DEVHOST_LOG_LEVEL", "INFO").upper())

@@ -1,0 +1,137 @@
+"""The HTTP trigger listener: routes `/<routePrefix>/...` to httpTrigger functions."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from devhost.extension import HostContext
+from devhost.http.convert import error_response, to_function_request, to_web_response
+from devhost.http.routes import RouteTemplate, RouteTemplateError
+from devhost.indexing import FunctionSpec, IndexingError
+from devhost.invocation import FunctionFailed, HostShuttingDown
+
+ENFORCE_AUTH_SETTING = "DEVHOST_ENFORCE_AUTH"
+ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    function: FunctionSpec
+    template: RouteTemplate
+    methods: frozenset[str]
+    auth_level: str
+
+    def response_value(self, outputs: dict[str, object]) -> object:
+        """`$return` when the function returned something, else a named http output it set."""
+        if outputs.get("$return") is not None:
+            return outputs["$return"]
+        for binding in self.function.outputs:
+            if binding.type.lower() == "http" and binding.name in outputs:
+                return outputs[binding.name]
+        return None
+
+
+def build_routes(functions: list[FunctionSpec]) -> list[HttpRoute]:
+    routes = []
+    for function in functions:
+        trigger = function.trigger
+        route = trigger.get("route") or function.name
+        try:
+            template = RouteTemplate.parse(str(route))
+        except RouteTemplateError as error:
+            raise IndexingError(
+                f"function {function.name!r}, binding {trigger.name!r} (httpTrigger): {error}"
+            ) from error
+        methods = trigger.get("methods") or sorted(ALL_METHODS)
+        routes.append(
+            HttpRoute(
+                function=function,
+                template=template,
+                methods=frozenset(str(m).upper() for m in methods),
+                auth_level=str(trigger.get("authLevel", "function")).lower(),
+            )
+        )
+    routes.sort(key=lambda r: r.template.precedence)
+    return routes
+
+
+class HttpExtension:
+    trigger_types = frozenset({"httptrigger"})
+
+    def __init__(self, context: HostContext, functions: list[FunctionSpec]) -> None:
+        self._context = context
+        self._routes = build_routes(functions)
+        self._prefix = context.host_config.route_prefix
+        setting = context.settings.get(ENFORCE_AUTH_SETTING, "false").strip().lower()
+        self.enforce_auth = setting in ("1", "true", "yes")
+
+    def routes(self) -> list[web.RouteDef]:
+        prefix = f"/{self._prefix}" if self._prefix else ""
+        return [web.route("*", prefix + "/{tail:.*}", self.handle)]
+
+    def describe(self) -> list[str]:
+        prefix = f"/{self._prefix}" if self._prefix else ""
+        lines = []
+        for route in self._routes:
+            url = f"{self._context.base_url}{prefix}/{route.template.text.strip('/')}"
+            methods = ",".join(sorted(route.methods)) if route.methods != ALL_METHODS else "*"
+            auth = f" [{route.auth_level}]" if self.enforce_auth else ""
+            lines.append(f"{route.function.name}: [{methods}] {url}{auth}")
+        return lines
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def _find(self, path: str, method: str) -> tuple[HttpRoute | None, dict[str, str], set[str]]:
+        allowed: set[str] = set()
+        for route in self._routes:
+            values = route.template.match(path)
+            if values is None:
+                continue
+            if method in route.methods or (method == "HEAD" and "GET" in route.methods):
+                return route, values, allowed
+            allowed |= route.methods
+        return None, {}, allowed
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        route, values, allowed = self._find(request.match_info["tail"], request.method)
+        if route is None:
+            if allowed:
+                response = error_response(405, f"method {request.method} is not allowed here")
+                response.headers["Allow"] = ", ".join(sorted(allowed))
+                return response
+            return error_response(404, f"no function serves {request.path}")
+        if self.enforce_auth:
+            presented = request.headers.get("x-functions-key") or request.query.get("code")
+            if not self._context.keys.accepts(route.auth_level, route.function.name, presented):
+                return error_response(
+                    401, "a valid key is required (x-functions-key header or code query parameter)"
+                )
+        body = await request.read()
+        function_request = to_function_request(request, body, values)
+        try:
+            invocation = await self._context.invoker.invoke(
+                route.function,
+                function_request,
+                log_fields={"method": request.method, "path": request.path},
+            )
+        except HostShuttingDown:
+            return error_response(503, "the host is shutting down")
+        except FunctionFailed as failure:
+            response = error_response(
+                500,
+                f"function {failure.function!r} failed",
+                invocationId=failure.invocation_id,
+            )
+            response.headers["x-ms-invocation-id"] = failure.invocation_id
+            return response
+        except asyncio.CancelledError:
+            raise
+        value = route.response_value(invocation.outputs)
+        return to_web_response(value, invocation.invocation_id)

@@ -1,0 +1,301 @@
+"""Invoke user functions as the Python worker does: async on the loop, sync in a thread pool."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import azure.functions as func
+from azure.functions import _abc as functions_abc
+
+from devhost.indexing import BindingSpec, FunctionSpec
+
+log = logging.getLogger("devhost.invocation")
+
+T = TypeVar("T")
+
+InputProvider = Callable[[BindingSpec, FunctionSpec], Any]
+OutputSink = Callable[[BindingSpec, FunctionSpec, Any], Awaitable[None]]
+
+
+class HostShuttingDown(RuntimeError):
+    """The host has stopped taking new work."""
+
+
+class FunctionFailed(Exception):
+    """The user function raised; the cause is chained."""
+
+    def __init__(self, function: str, invocation_id: str, error: BaseException) -> None:
+        super().__init__(f"function {function!r} failed (invocation {invocation_id}): {error!r}")
+        self.function = function
+        self.invocation_id = invocation_id
+        self.error = error
+
+
+class OutValue(func.Out[T], Generic[T]):
+    """The `func.Out[T]` a function receives for an output binding parameter."""
+
+    def __init__(self) -> None:
+        self._value: T | None = None
+        self.was_set = False
+
+    def set(self, val: T) -> None:
+        self._value = val
+        self.was_set = True
+
+    def get(self) -> T:
+        return self._value  # type: ignore[return-value]
+
+
+class _TraceContext(functions_abc.TraceContext):
+    def __init__(self, trace_parent: str) -> None:
+        self._trace_parent = trace_parent
+
+    @property
+    def trace_state(self) -> str:
+        return ""
+
+    @property
+    def trace_parent(self) -> str:
+        return self._trace_parent
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {}
+
+
+class _RetryContext(functions_abc.RetryContext):
+    def __init__(self, retry_count: int, max_retry_count: int) -> None:
+        self._retry_count = retry_count
+        self._max_retry_count = max_retry_count
+
+    @property
+    def retry_count(self) -> int:
+        return self._retry_count
+
+    @property
+    def max_retry_count(self) -> int:
+        return self._max_retry_count
+
+    @property
+    def exception(self) -> functions_abc.RpcException:
+        raise AttributeError("no exception recorded")
+
+
+class InvocationContext(func.Context):
+    """The `context: func.Context` argument."""
+
+    def __init__(self, invocation_id: str, function: FunctionSpec, retry_count: int = 0) -> None:
+        self._invocation_id = invocation_id
+        self._function = function
+        self._thread_local = threading.local()
+        self._trace = _TraceContext(f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")
+        self._retry = _RetryContext(retry_count, 0)
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def thread_local_storage(self) -> type[threading.local]:
+        return self._thread_local  # type: ignore[return-value]
+
+    @property
+    def function_name(self) -> str:
+        return self._function.name
+
+    @property
+    def function_directory(self) -> str:
+        code = getattr(self._function.user_function, "__code__", None)
+        return str(code.co_filename) if code is not None else ""
+
+    @property
+    def trace_context(self) -> functions_abc.TraceContext:
+        return self._trace
+
+    @property
+    def retry_context(self) -> functions_abc.RetryContext:
+        return self._retry
+
+
+@dataclass
+class Invocation:
+    """What one invocation produced: output binding values by name, `$return` included."""
+
+    invocation_id: str
+    function: str
+    duration_s: float
+    outputs: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+
+    @property
+    def return_value(self) -> Any:
+        return self.outputs.get("$return")
+
+
+class Invoker:
+    """Runs functions, tracks the ones in flight, and logs one line per invocation."""
+
+    def __init__(self, *, max_threads: int | None = None) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="func")
+        self._inputs: dict[str, InputProvider] = {}
+        self._sinks: dict[str, OutputSink] = {}
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._accepting = True
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def register_input(self, binding_type: str, provider: InputProvider) -> None:
+        """Supply the value of a non-trigger input binding of this type (e.g. durableClient)."""
+        self._inputs[binding_type.lower()] = provider
+
+    def register_output(self, binding_type: str, sink: OutputSink) -> None:
+        """Deliver values set on output bindings of this type after the function returns."""
+        self._sinks[binding_type.lower()] = sink
+
+    async def invoke(
+        self,
+        function: FunctionSpec,
+        trigger_value: Any,
+        *,
+        invocation_id: str | None = None,
+        retry_count: int = 0,
+        extra_inputs: Mapping[str, Any] | None = None,
+        log_fields: Mapping[str, Any] | None = None,
+    ) -> Invocation:
+        """Call the function with its trigger value bound to the trigger's parameter.
+
+        Raises FunctionFailed if the function raises, HostShuttingDown if the host is stopping.
+        """
+        if not self._accepting:
+            raise HostShuttingDown("the host is shutting down")
+        invocation_id = invocation_id or str(uuid.uuid4())
+        self._in_flight += 1
+        self._idle.clear()
+        started = time.perf_counter()
+        outcome, error_text = "Succeeded", None
+        try:
+            kwargs, outs = self._arguments(
+                function, trigger_value, invocation_id, retry_count, extra_inputs or {}
+            )
+            result = await self._call(function, kwargs)
+            outputs = {name: out.get() for name, out in outs.items() if out.was_set}
+            if function.output("$return") is not None:
+                outputs["$return"] = result
+            await self._deliver(function, outputs)
+            return Invocation(
+                invocation_id, function.name, time.perf_counter() - started, outputs, result
+            )
+        except HostShuttingDown:
+            raise
+        except BaseException as error:
+            outcome, error_text = "Failed", f"{type(error).__name__}: {error}"
+            log.error(
+                "function %s failed (invocation %s)",
+                function.name,
+                invocation_id,
+                exc_info=error,
+            )
+            if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise FunctionFailed(function.name, invocation_id, error) from error
+        finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            record = {
+                "event": "invocation",
+                "function": function.name,
+                "trigger": function.trigger.type,
+                "invocation_id": invocation_id,
+                "duration_ms": duration_ms,
+                "outcome": outcome,
+                **(log_fields or {}),
+            }
+            if error_text is not None:
+                record["error"] = error_text
+            log.info(json.dumps(record, default=str))
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    def _arguments(
+        self,
+        function: FunctionSpec,
+        trigger_value: Any,
+        invocation_id: str,
+        retry_count: int,
+        extra_inputs: Mapping[str, Any],
+    ) -> tuple[dict[str, Any], dict[str, OutValue[Any]]]:
+        kwargs: dict[str, Any] = {}
+        outs: dict[str, OutValue[Any]] = {}
+        bindings = {b.name: b for b in function.bindings}
+        for name in function.parameters:
+            binding = bindings.get(name)
+            if binding is function.trigger or (binding is not None and binding.is_trigger):
+                kwargs[name] = trigger_value
+            elif name in extra_inputs:
+                kwargs[name] = extra_inputs[name]
+            elif binding is not None and binding.direction == "out":
+                outs[name] = OutValue()
+                kwargs[name] = outs[name]
+            elif binding is not None:
+                provider = self._inputs.get(binding.type.lower())
+                if provider is None:
+                    raise NotImplementedError(
+                        f"the devhost has no input binding of type {binding.type!r}"
+                    )
+                kwargs[name] = provider(binding, function)
+            elif name == "context" or function.annotations.get(name) is func.Context:
+                kwargs[name] = InvocationContext(invocation_id, function, retry_count)
+        return kwargs, outs
+
+    async def _call(self, function: FunctionSpec, kwargs: dict[str, Any]) -> Any:
+        if function.is_async:
+            return await function.user_function(**kwargs)
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, function.user_function, **kwargs)
+        return await loop.run_in_executor(self._executor, call)
+
+    async def _deliver(self, function: FunctionSpec, outputs: Mapping[str, Any]) -> None:
+        for name, value in outputs.items():
+            binding = function.output(name)
+            if binding is None:
+                continue
+            sink = self._sinks.get(binding.type.lower())
+            if sink is not None:
+                await sink(binding, function, value)
+
+    async def run_blocking(self, call: Callable[[], T]) -> T:
+        """Run host-side blocking work (file and SQLite I/O) on the shared pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def stop_accepting(self) -> None:
+        self._accepting = False
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait for in-flight invocations; True if all finished within the timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

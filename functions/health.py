@@ -1,0 +1,28 @@
+"""`GET /api/health`: the version, the uptime, and each backend's adapter and readiness.
+
+Anonymous. Answers 200 with `{"status": "healthy", "version", "uptime_s", "backends":
+{name: {"adapter", "ready", "detail", "latency_ms"}}}`, or 503 with the same body when a
+backend is not ready.
+"""
+
+import json
+
+import azure.functions as func
+
+from shared.bootstrap import platform
+from shared.health import check_health
+
+bp = func.Blueprint()
+
+
+@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    services = platform()
+    report = await check_health(
+        services.probes, version=services.version, started_at=services.started_at
+    )
+    return func.HttpResponse(
+        json.dumps(report.to_json()),
+        status_code=200 if report.healthy else 503,
+        mimetype="application/json",
+    )

@@ -1,0 +1,1 @@
+"""Durable orchestrators and their activities, one df.Blueprint per module."""

@@ -1,0 +1,1 @@
+"""The Delta Lake medallion lakehouse: storage, bronze, silver and gold."""

@@ -1,0 +1,50 @@
+"""Fixtures shared by every test tier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.devhost_process import FIXTURE_APPS, DevhostProcess
+
+StartDevhost = Callable[..., DevhostProcess]
+
+
+@pytest.fixture
+def start_devhost(tmp_path: Path) -> Iterator[StartDevhost]:
+    """Start a devhost on a fixture app (a name under tests/fixtures/apps, or a path)."""
+    started: list[DevhostProcess] = []
+
+    def start(
+        app: str | Path,
+        *,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> DevhostProcess:
+        root = app if isinstance(app, Path) else FIXTURE_APPS / app
+        process = DevhostProcess(
+            root, data_dir or tmp_path / "data", env=env, port=port, extra_args=extra_args
+        )
+        started.append(process)
+        return process.wait_ready() if wait else process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point the process-wide platform at a fresh data dir, and rebuild it afterwards."""
+    from shared.bootstrap import platform
+
+    data_dir = tmp_path / "platform"
+    monkeypatch.setenv("PLATFORM_DATA_DIR", str(data_dir))
+    platform.cache_clear()
+    yield data_dir
+    platform.cache_clear()
