@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from devhost.errors import StartupError
+
 _REFERENCE = re.compile(r"%([^%]+)%")
 
 
-class SettingsFileError(ValueError):
+class SettingsFileError(StartupError, ValueError):
     """`local.settings.json` exists but cannot be used."""
 
 

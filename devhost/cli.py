@@ -7,10 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from devhost.appsettings import SettingsFileError
+from devhost.errors import StartupError
 from devhost.host import HostOptions, configure_logging, serve
-from devhost.hostconfig import HostConfigError
-from devhost.indexing import IndexingError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,10 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             asyncio.run(serve(options))
-        except (IndexingError, HostConfigError, SettingsFileError) as error:
-            print(f"devhost: cannot start: {error}", file=sys.stderr)
-            return 2
-        except OSError as error:
+        except (StartupError, OSError) as error:
             print(f"devhost: cannot start: {error}", file=sys.stderr)
             return 2
         return 0

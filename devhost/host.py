@@ -165,11 +165,15 @@ class Host:
             log.info("waiting up to %.0f s for %d invocations", timeout, invoker.in_flight)
         invoker.stop_accepting()
         finished = await invoker.drain(timeout)
-        if not finished:
-            log.warning("%d invocations still running at shutdown", invoker.in_flight)
         if self._runner is not None:
             await self._runner.cleanup()
         invoker.close()
+        if not finished:
+            # A sync function still running in a worker thread would block interpreter exit.
+            log.warning("%d invocations still running at shutdown; exiting", invoker.in_flight)
+            print("devhost stopped with invocations still running", flush=True)
+            logging.shutdown()
+            os._exit(1)
         print("devhost stopped", flush=True)
 
 

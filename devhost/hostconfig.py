@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devhost.errors import StartupError
 
-class HostConfigError(ValueError):
+
+class HostConfigError(StartupError, ValueError):
     """`host.json` is missing, malformed, or holds a value of the wrong type."""
 
 

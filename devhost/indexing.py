@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from devhost.appsettings import AppSettings, UnresolvedSetting
+from devhost.errors import StartupError
 
 DEFAULT_SCRIPT_FILE = "function_app.py"
 
 
-class IndexingError(Exception):
+class IndexingError(StartupError):
     """The app cannot be indexed; the message names the function and binding at fault."""
 
 

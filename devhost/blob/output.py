@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from devhost.blob.patterns import BlobPatternError, resolve_output_path
 from devhost.blob.store import BlobPathError, BlobStore
 from devhost.indexing import BindingSpec, FunctionSpec
+from devhost.invocation import Invoker
 
 log = logging.getLogger("devhost.blob")
 
-T = TypeVar("T")
-
 # The binding data of the blob trigger being invoked, so `{name}` in an output path
 # resolves as in Azure. Set by the blob extension around each invocation.
-trigger_binding_data: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
-    "trigger_binding_data", default={}
+trigger_binding_data: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "trigger_binding_data", default=None
 )
 
 
@@ -42,13 +41,9 @@ def encode_output(value: Any, where: str) -> bytes:
 class BlobOutputSink:
     """Delivers blob output values: resolve the path, then write the file atomically."""
 
-    def __init__(
-        self,
-        store: BlobStore,
-        run_blocking: Callable[[Callable[[], Any]], Any],
-    ) -> None:
+    def __init__(self, store: BlobStore, invoker: Invoker) -> None:
         self._store = store
-        self._run_blocking = run_blocking
+        self._invoker = invoker
 
     async def __call__(self, binding: BindingSpec, function: FunctionSpec, value: Any) -> None:
         where = f"function {function.name!r}, binding {binding.name!r} (blob)"
@@ -58,10 +53,12 @@ class BlobOutputSink:
         if not isinstance(template, str) or not template:
             raise BlobOutputError(f"{where}: the binding has no 'path'")
         try:
-            container, name = resolve_output_path(template, trigger_binding_data.get())
+            container, name = resolve_output_path(template, trigger_binding_data.get() or {})
             target = self._store.path_of(container, name)
         except (BlobPatternError, BlobPathError) as error:
             raise BlobOutputError(f"{where}: {error}") from error
         data = encode_output(value, where)
-        await self._run_blocking(lambda: self._store.write_atomically(container, name, data))
+        await self._invoker.run_blocking(
+            lambda: self._store.write_atomically(container, name, data)
+        )
         log.info("wrote blob %s/%s (%d bytes) to %s", container, name, len(data), target)

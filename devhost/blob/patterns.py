@@ -34,8 +34,14 @@ class Parameter:
 Token = Literal | Parameter
 
 
-def tokenize(template: str, *, allow_builtins: bool = False) -> tuple[Token, ...]:
-    """Split a template into literals and `{parameter}`s; `{{` and `}}` are literal braces."""
+def tokenize(
+    template: str, *, allow_builtins: bool = False, source: str | None = None, offset: int = 0
+) -> tuple[Token, ...]:
+    """Split a template into literals and `{parameter}`s; `{{` and `}}` are literal braces.
+
+    Errors quote `source` (the whole path, when template is part of it at `offset`).
+    """
+    quoted = source if source is not None else template
     tokens: list[Token] = []
     for match in _TOKEN.finditer(template):
         kind = match.lastgroup
@@ -45,13 +51,14 @@ def tokenize(template: str, *, allow_builtins: bool = False) -> tuple[Token, ...
             tokens.append(Literal(match.group()))
         elif kind == "parameter":
             name = match.group("parameter")
-            _check_parameter(template, name, match.start() + 1, allow_builtins)
+            _check_parameter(quoted, name, offset + match.start() + 1, allow_builtins)
             tokens.append(Parameter(name))
         else:
             brace = match.group()
             side = "closing" if brace == "{" else "opening"
             raise BlobPatternError(
-                f"{template!r}: missing {side} brace for {brace!r} at position {match.start() + 1}"
+                f"{quoted!r}: missing {side} brace for {brace!r} at position"
+                f" {offset + match.start() + 1}"
                 " (write {{ or }} for a literal brace)"
             )
     return _merge_literals(tokens)
@@ -146,7 +153,7 @@ class BlobPattern:
                 f"{text!r}: the container name of a blob trigger cannot hold parameters"
             )
         check_container(container, text)
-        tokens = tokenize(name_pattern)
+        tokens = tokenize(name_pattern, source=text, offset=len(container) + 1)
         seen: set[str] = set()
         pieces = ["^"]
         for token in tokens:

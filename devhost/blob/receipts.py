@@ -140,7 +140,9 @@ class BlobReceipts:
             if receipt is not None and receipt.status is not ReceiptStatus.PENDING:
                 return receipt
             if receipt is not None and receipt.attempts >= self.max_attempts:
-                error = receipt.last_error or STOPPED_MID_ATTEMPT
+                error = STOPPED_MID_ATTEMPT
+                if receipt.last_error:
+                    error += f"; the attempt before failed with {receipt.last_error}"
                 return self._poison(db, receipt, error)
             attempts = 1 if receipt is None else receipt.attempts + 1
             db.execute(

@@ -69,9 +69,7 @@ class BlobStore:
                 )
         return self.container_dir(container).joinpath(*segments)
 
-    def scan(
-        self, container: str, *, quiet_period_s: float = QUIET_PERIOD_S
-    ) -> Iterator[BlobFile]:
+    def scan(self, container: str, *, quiet_period_s: float = QUIET_PERIOD_S) -> Iterator[BlobFile]:
         """Yield the settled blobs of a container, depth first, skipping ignored names."""
         settled_before = time.time_ns() - int(quiet_period_s * 1e9)
         yield from self._walk(container, self.container_dir(container), "", settled_before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import mimetypes
 import os
 from collections.abc import Mapping
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import azure.functions as func
+from azure.functions.blob import InputStream
 
 from devhost.blob.store import BlobFile, version_tag
 
@@ -22,11 +23,12 @@ class BlobDecodeError(ValueError):
     """The function takes `str`, but the blob is not UTF-8 text."""
 
 
-class BlobStream(func.InputStream):
+class BlobStream(InputStream):
     """A read-only stream over one version of a local blob, read on demand in chunks.
 
-    Unlike the worker's in-memory stream this never holds the whole blob, so a function can
-    process files larger than memory. Like it, the stream is not seekable.
+    It is the worker's `azure.functions.blob.InputStream` (so a `func.InputStream` too),
+    but where the worker holds the whole blob in memory this reads the file on demand, so
+    a function can process files larger than memory. Like the worker's, it is not seekable.
     """
 
     def __init__(
@@ -39,33 +41,34 @@ class BlobStream(func.InputStream):
         blob_properties: Mapping[str, Any] | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__()
+        # Not InputStream.__init__: that copies the whole blob into a BytesIO.
+        io.BufferedIOBase.__init__(self)
         self._file = file
-        self._name = name
-        self._length = length
-        self._uri = uri
-        self._blob_properties = dict(blob_properties or {})
-        self._metadata = dict(metadata or {})
+        self._blob_name = name
+        self._blob_length = length
+        self._blob_uri = uri
+        self._blob_props = dict(blob_properties or {})
+        self._blob_metadata = dict(metadata or {})
 
     @property
     def name(self) -> str:
-        return self._name
+        return self._blob_name
 
     @property
     def length(self) -> int:
-        return self._length
+        return self._blob_length
 
     @property
     def uri(self) -> str:
-        return self._uri
+        return self._blob_uri
 
     @property
     def blob_properties(self) -> dict[str, Any]:
-        return self._blob_properties
+        return self._blob_props
 
     @property
     def metadata(self) -> dict[str, str]:
-        return self._metadata
+        return self._blob_metadata
 
     def read(self, size: int | None = -1) -> bytes:
         self._check_open()
@@ -177,4 +180,3 @@ def read_content(stream: BlobStream, kind: type[bytes] | type[str]) -> bytes | s
 def local_uri(path: Path) -> str:
     """A URL for a local blob file, `file:///.../blobs/container/name`."""
     return path.resolve().as_uri()
-

@@ -1,0 +1,1 @@
+"""Timer triggers: NCRONTAB and TimeSpan schedules, schedule status, missed-run detection."""
