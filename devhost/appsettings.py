@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from devhost.errors import StartupError
+from devhost.errors import StartupError, read_json_object
 
 _REFERENCE = re.compile(r"%([^%]+)%")
 
@@ -34,12 +33,7 @@ def load_local_settings(script_root: Path) -> dict[str, str]:
     path = script_root / "local.settings.json"
     if not path.exists():
         return {}
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SettingsFileError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(document, dict):
-        raise SettingsFileError(f"{path}: the top level must be an object")
+    document = read_json_object(path, SettingsFileError)
     values = document.get("Values", {})
     if not isinstance(values, dict):
         raise SettingsFileError(f"{path}: 'Values' must be an object")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devhost.errors import StartupError
+from devhost.errors import StartupError, read_json_object
 
 
 class HostConfigError(StartupError, ValueError):
@@ -34,12 +33,7 @@ def load_host_config(script_root: Path) -> HostConfig:
     path = script_root / "host.json"
     if not path.exists():
         raise HostConfigError(f"{path}: not found; a function app needs host.json at its root")
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise HostConfigError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(document, dict):
-        raise HostConfigError(f"{path}: the top level must be an object")
+    document = read_json_object(path, HostConfigError)
     extensions = document.get("extensions", {})
     if not isinstance(extensions, dict):
         raise HostConfigError(f"{path}: 'extensions' must be an object")
