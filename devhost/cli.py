@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from devhost.durable import cli as durable_cli
 from devhost.errors import StartupError
 from devhost.host import HostOptions, configure_logging, serve
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     start.add_argument("--data-dir", type=Path, default=None, help="where local state lives")
     start.add_argument("--shutdown-timeout", type=float, default=None, help="seconds")
+    durable_cli.add_parser(commands)
     return parser
 
 
@@ -40,4 +42,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"devhost: cannot start: {error}", file=sys.stderr)
             return 2
         return 0
+    if arguments.command == "instances":
+        return durable_cli.run(arguments)
     return 2

@@ -1,0 +1,1 @@
+"""Durable Functions for the devhost: a persistent engine driving the SDK's own replay."""

@@ -1,0 +1,404 @@
+"""A durable, partitioned event log on SQLite in WAL mode: the devhost's local Event Hubs.
+
+A plain library (standard library only), so any process can publish without the devhost
+running: `EventLog(event_log_path(data_dir)).append_batch("orders", [(body, key, {})])`.
+
+Durability: WAL with `synchronous=FULL` syncs the WAL file on every commit, so when
+`append_batch` returns, its events survive a process crash and a power loss alike.
+Several processes may write at once; each batch takes the write lock (`BEGIN IMMEDIATE`)
+and waits up to the busy timeout for it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from devhost.eventhubs.database import Database, check_partition, group_key, hub_key
+from devhost.eventhubs.partitioning import partition_for_key
+from devhost.eventhubs.records import MAX_EVENT_BYTES as MAX_EVENT_BYTES
+from devhost.eventhubs.records import (
+    RECORD_HEADER_BYTES,
+    decode_properties,
+    encode_properties,
+    from_micros,
+    to_micros,
+)
+from devhost.eventhubs.records import Checkpoint as Checkpoint
+from devhost.eventhubs.records import EventLogBusy as EventLogBusy
+from devhost.eventhubs.records import EventLogError as EventLogError
+from devhost.eventhubs.records import EventTooLarge as EventTooLarge
+from devhost.eventhubs.records import InvalidEvent as InvalidEvent
+from devhost.eventhubs.records import InvalidName as InvalidName
+from devhost.eventhubs.records import InvalidPartition as InvalidPartition
+from devhost.eventhubs.records import NewEvent as NewEvent
+from devhost.eventhubs.records import PartitionInfo as PartitionInfo
+from devhost.eventhubs.records import Position as Position
+from devhost.eventhubs.records import PropertyValue as PropertyValue
+from devhost.eventhubs.records import StoredEvent as StoredEvent
+from devhost.eventhubs.records import UnknownHub as UnknownHub
+from devhost.eventhubs.settings import LogSettings as LogSettings
+from devhost.eventhubs.settings import event_log_path as event_log_path
+from devhost.eventhubs.settings import namespace_for_connection as namespace_for_connection
+from devhost.eventhubs.watch import announce_append
+from devhost.eventhubs.watch import watch_appends as watch_appends
+
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+_PURGE_CHUNK = 20_000
+
+
+class EventLog:
+    """One namespace's hubs, events and consumer-group checkpoints in one SQLite file.
+
+    Thread-safe: each thread gets its own connection. `close()` closes them all.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        settings: LogSettings | None = None,
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+    ) -> None:
+        self.path = Path(path).resolve()
+        self.settings = settings or LogSettings()
+        self._max_event_bytes = max_event_bytes
+        self._db = Database(self.path, busy_timeout_s)
+
+    @classmethod
+    def for_data_dir(
+        cls, data_dir: str | Path, settings: Mapping[str, str], connection: str | None = None
+    ) -> EventLog:
+        """The log a binding's `connection` resolves to under `data_dir`, configured from app
+        settings (DEVHOST_EVENTHUB_PARTITIONS[__<hub>], DEVHOST_EVENTHUB_RETENTION_HOURS)."""
+        namespace = namespace_for_connection(settings, connection)
+        return cls(
+            event_log_path(data_dir, namespace), settings=LogSettings.from_settings(settings)
+        )
+
+    def close(self) -> None:
+        """Close every connection this log opened (in any thread)."""
+        self._db.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def ensure_hub(self, hub: str, partitions: int | None = None) -> int:
+        """Create the hub if needed (with `partitions`, else the configured count); return its
+        partition count, which is fixed once the hub exists."""
+        key = hub_key(hub)
+        return self._db.ensure_hub(key, partitions or self.settings.partitions_for(key))[1]
+
+    def hubs(self) -> dict[str, int]:
+        """Every hub of the log with its partition count."""
+        with self._db.errors():
+            rows = self._db.connection().execute("SELECT name, partition_count FROM hubs")
+            return {str(name): int(count) for name, count in rows}
+
+    # publishing ------------------------------------------------------------------------
+
+    def append_batch(
+        self,
+        hub: str,
+        events: Iterable[NewEvent | tuple[bytes, str | None, Mapping[str, PropertyValue] | None]],
+        *,
+        partition_id: int | None = None,
+    ) -> list[Position]:
+        """Append events atomically, creating the hub on first use; return their positions in
+        the order given. On return the events are durable (fsynced).
+
+        Each event is `(body, partition_key or None, properties or None)`. A key picks its
+        partition by Event Hubs' hash; keyless events go round robin, unless `partition_id`
+        sends the whole batch to one partition (it cannot be combined with keys, as in the SDK).
+        Raises InvalidEvent (nothing is stored) or EventLogBusy.
+        """
+        key = hub_key(hub)
+        prepared = self._prepare(events, partition_id)
+        if not prepared:
+            return []
+        hub_id, partition_count = self._db.ensure_hub(key, self.settings.partitions_for(key))
+        if partition_id is not None:
+            check_partition(key, partition_count, partition_id)
+        connection = self._db.connection()
+        with self._db.errors(), self._db.transaction(connection):
+            positions, touched = self._append(
+                connection, hub_id, partition_count, prepared, partition_id
+            )
+        announce_append(self.path, key, touched)
+        return positions
+
+    def _prepare(
+        self, events: Iterable[Any], partition_id: int | None
+    ) -> list[tuple[bytes, str | None, str | None]]:
+        prepared = []
+        limit = self._max_event_bytes
+        for index, event in enumerate(events):
+            try:
+                body, partition_key, properties = event
+            except (TypeError, ValueError):
+                raise InvalidEvent(
+                    index, "expected (body, partition_key, properties) or a NewEvent"
+                ) from None
+            if not isinstance(body, bytes):
+                if not isinstance(body, bytearray | memoryview):
+                    raise InvalidEvent(index, f"the body must be bytes, not {type(body).__name__}")
+                body = bytes(body)
+            if len(body) > limit:
+                raise EventTooLarge(index, f"{len(body)} bytes is over the {limit}-byte limit")
+            if partition_key is not None:
+                if not isinstance(partition_key, str):
+                    raise InvalidEvent(index, "the partition key must be a string or None")
+                if partition_id is not None:
+                    raise InvalidEvent(index, "a partition key cannot be sent to a partition id")
+                try:
+                    partition_key.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise InvalidEvent(index, "the partition key is not valid Unicode") from None
+            prepared.append((body, partition_key, encode_properties(index, properties)))
+        return prepared
+
+    def _append(
+        self,
+        connection: sqlite3.Connection,
+        hub_id: int,
+        partition_count: int,
+        prepared: Sequence[tuple[bytes, str | None, str | None]],
+        partition_id: int | None,
+    ) -> tuple[list[Position], frozenset[int]]:
+        state = {
+            int(partition): [int(sequence), int(offset), int(last)]
+            for partition, sequence, offset, last in connection.execute(
+                "SELECT partition, next_sequence, next_offset, last_enqueued_us "
+                "FROM partitions WHERE hub_id = ?",
+                (hub_id,),
+            )
+        }
+        # One enqueued time per batch, never earlier than a partition's last one, so that
+        # enqueued times never go backwards within a partition even if the clock does.
+        enqueued_us = max(time.time_ns() // 1000, max(s[2] for s in state.values()))
+        enqueued_time = from_micros(enqueued_us)
+        round_robin: int | None = None
+        rows = []
+        positions = []
+        for body, partition_key, properties in prepared:
+            if partition_id is not None:
+                partition = partition_id
+            elif partition_key is not None:
+                partition = partition_for_key(partition_key, partition_count)
+            else:
+                if round_robin is None:
+                    round_robin = int(
+                        connection.execute(
+                            "SELECT round_robin FROM hubs WHERE id = ?", (hub_id,)
+                        ).fetchone()[0]
+                    )
+                partition = round_robin % partition_count
+                round_robin += 1
+            slot = state[partition]
+            sequence, offset = slot[0], slot[1]
+            slot[0] = sequence + 1
+            slot[1] = offset + len(body) + RECORD_HEADER_BYTES
+            rows.append(
+                (hub_id, partition, sequence, offset, enqueued_us, partition_key, properties, body)
+            )
+            positions.append(Position(partition, sequence, offset, enqueued_time))
+        connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        touched = frozenset(position.partition for position in positions)
+        connection.executemany(
+            "UPDATE partitions SET next_sequence = ?, next_offset = ?, last_enqueued_us = ? "
+            "WHERE hub_id = ? AND partition = ?",
+            [(state[p][0], state[p][1], enqueued_us, hub_id, p) for p in touched],
+        )
+        if round_robin is not None:
+            connection.execute(
+                "UPDATE hubs SET round_robin = ? WHERE id = ?", (round_robin % (1 << 62), hub_id)
+            )
+        return positions, touched
+
+    # reading ---------------------------------------------------------------------------
+
+    def read(
+        self, hub: str, partition: int, after_sequence: int = -1, max_count: int = 100
+    ) -> list[StoredEvent]:
+        """Up to `max_count` events of a partition with sequence numbers after `after_sequence`,
+        in order. An unknown hub has no events."""
+        key = hub_key(hub)
+        found = self._db.find_hub(key)
+        if found is None:
+            return []
+        check_partition(key, found[1], partition)
+        with self._db.errors():
+            rows = (
+                self._db.connection()
+                .execute(
+                    "SELECT sequence_number, offset, enqueued_us, partition_key, properties, body "
+                    "FROM events WHERE hub_id = ? AND partition = ? AND sequence_number > ? "
+                    "ORDER BY sequence_number LIMIT ?",
+                    (found[0], partition, after_sequence, max_count),
+                )
+                .fetchall()
+            )
+        times: dict[int, datetime] = {}
+        events = []
+        for sequence, offset, enqueued_us, partition_key, properties, body in rows:
+            enqueued = times.get(enqueued_us)
+            if enqueued is None:
+                enqueued = times[enqueued_us] = from_micros(enqueued_us)
+            decoded = {} if properties is None else decode_properties(properties)
+            events.append(
+                StoredEvent(partition, sequence, offset, enqueued, partition_key, decoded, body)
+            )
+        return events
+
+    def last_sequence_numbers(self, hub: str) -> list[int]:
+        """Per partition, the sequence number of the newest event (-1 if none yet)."""
+        hub_id, _ = self._db.existing_hub(hub_key(hub))
+        with self._db.errors():
+            rows = (
+                self._db.connection()
+                .execute(
+                    "SELECT next_sequence - 1 FROM partitions WHERE hub_id = ? ORDER BY partition",
+                    (hub_id,),
+                )
+                .fetchall()
+            )
+        return [int(row[0]) for row in rows]
+
+    def last_sequence_before(self, hub: str, partition: int, moment: datetime) -> int:
+        """The sequence number of the partition's last retained event enqueued before `moment`
+        (-1 if none): reading after it starts at the first event enqueued at or after it."""
+        hub_id, partition_count = self._db.existing_hub(hub_key(hub))
+        check_partition(hub, partition_count, partition)
+        with self._db.errors():
+            row = (
+                self._db.connection()
+                .execute(
+                    "SELECT sequence_number FROM events WHERE hub_id = ? AND partition = ? "
+                    "AND enqueued_us < ? ORDER BY sequence_number DESC LIMIT 1",
+                    (hub_id, partition, to_micros(moment)),
+                )
+                .fetchone()
+            )
+        return int(row[0]) if row else -1
+
+    def partition_info(self, hub: str, partition: int) -> PartitionInfo:
+        """The partition's first and last retained events."""
+        hub_id, partition_count = self._db.existing_hub(hub_key(hub))
+        check_partition(hub, partition_count, partition)
+        with self._db.errors():
+            connection = self._db.connection()
+            next_sequence, next_offset, last_us = connection.execute(
+                "SELECT next_sequence, next_offset, last_enqueued_us FROM partitions "
+                "WHERE hub_id = ? AND partition = ?",
+                (hub_id, partition),
+            ).fetchone()
+            first = connection.execute(
+                "SELECT sequence_number FROM events WHERE hub_id = ? AND partition = ? "
+                "ORDER BY sequence_number LIMIT 1",
+                (hub_id, partition),
+            ).fetchone()
+            last = connection.execute(
+                "SELECT offset FROM events WHERE hub_id = ? AND partition = ? "
+                "ORDER BY sequence_number DESC LIMIT 1",
+                (hub_id, partition),
+            ).fetchone()
+        return PartitionInfo(
+            hub=hub_key(hub),
+            partition=partition,
+            beginning_sequence_number=int(first[0]) if first else int(next_sequence),
+            last_enqueued_sequence_number=int(next_sequence) - 1,
+            last_enqueued_offset=int(last[0]) if last else int(next_offset),
+            last_enqueued_time=from_micros(int(last_us)) if next_sequence else None,
+            is_empty=first is None,
+        )
+
+    # checkpoints -----------------------------------------------------------------------
+
+    def checkpoints(self, hub: str, consumer_group: str) -> dict[int, Checkpoint]:
+        """The consumer group's checkpoint in each partition that has one."""
+        group = group_key(consumer_group)
+        found = self._db.find_hub(hub_key(hub))
+        if found is None:
+            return {}
+        hub_id = found[0]
+        with self._db.errors():
+            rows = (
+                self._db.connection()
+                .execute(
+                    "SELECT partition, sequence_number, offset, updated_us FROM checkpoints "
+                    "WHERE hub_id = ? AND consumer_group = ?",
+                    (hub_id, group),
+                )
+                .fetchall()
+            )
+        return {
+            int(partition): Checkpoint(int(sequence), int(offset), from_micros(int(updated)))
+            for partition, sequence, offset, updated in rows
+        }
+
+    def set_checkpoint(
+        self, hub: str, consumer_group: str, partition: int, sequence_number: int, offset: int
+    ) -> None:
+        """Record that the group finished with the partition's events up to `sequence_number`."""
+        group = group_key(consumer_group)
+        hub_id, partition_count = self._db.existing_hub(hub_key(hub))
+        check_partition(hub, partition_count, partition)
+        connection = self._db.connection()
+        with self._db.errors():
+            # A checkpoint need not survive a power loss (the events would only be delivered
+            # again), so it skips the fsync; the next append's sync makes it durable anyway.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            try:
+                connection.execute(
+                    "INSERT INTO checkpoints VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (hub_id, consumer_group, partition) DO UPDATE SET "
+                    "sequence_number = excluded.sequence_number, offset = excluded.offset, "
+                    "updated_us = excluded.updated_us",
+                    (hub_id, group, partition, sequence_number, offset, time.time_ns() // 1000),
+                )
+            finally:
+                connection.execute("PRAGMA synchronous=FULL")
+
+    # retention -------------------------------------------------------------------------
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        """Delete events enqueued longer ago than the retention period; return how many.
+
+        Deletes in chunks so that writers never wait long for the lock. Sequence numbers
+        carry on after a purge; consumers behind it resume at the oldest retained event.
+        """
+        retention_us = int(self.settings.retention.total_seconds() * 1_000_000)
+        cutoff = to_micros(now or datetime.now(UTC)) - retention_us
+        connection = self._db.connection()
+        deleted = 0
+        with self._db.errors():
+            bounds = connection.execute(
+                "SELECT p.hub_id, p.partition, p.next_sequence, "
+                "(SELECT MIN(sequence_number) FROM events e "
+                "WHERE e.hub_id = p.hub_id AND e.partition = p.partition) FROM partitions p"
+            ).fetchall()
+            for hub_id, partition, next_sequence, first in bounds:
+                if first is None:
+                    continue
+                keep = connection.execute(
+                    "SELECT sequence_number FROM events WHERE hub_id = ? AND partition = ? "
+                    "AND enqueued_us >= ? ORDER BY sequence_number LIMIT 1",
+                    (hub_id, partition, cutoff),
+                ).fetchone()
+                end = int(keep[0]) if keep else int(next_sequence)
+                for low in range(int(first), end, _PURGE_CHUNK):
+                    with self._db.transaction(connection):
+                        deleted += connection.execute(
+                            "DELETE FROM events WHERE hub_id = ? AND partition = ? "
+                            "AND sequence_number < ?",
+                            (hub_id, partition, min(end, low + _PURGE_CHUNK)),
+                        ).rowcount
+        return deleted
