@@ -59,6 +59,7 @@ class Host:
         self.unserved: list[FunctionSpec] = []
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        self._started = False
         self.context: HostContext | None = None
 
     async def start(self) -> None:
@@ -107,6 +108,7 @@ class Host:
         await site.start()
         for extension in self.extensions:
             await extension.start()
+        self._started = True
         self._print_banner()
 
     def _print_banner(self) -> None:
@@ -132,14 +134,18 @@ class Host:
         print("\n".join(lines), flush=True)
 
     async def _status(self, request: web.Request) -> web.Response:
-        state = "Stopping" if self._stopping.is_set() else "Running"
+        if self._stopping.is_set():
+            state = "Stopping"
+        else:
+            state = "Running" if self._started else "Starting"
         return web.json_response(
-            {
+            status=200 if state == "Running" else 503,
+            data={
                 "state": state,
                 "version": __version__,
                 "functions": [f.name for f in self.functions],
                 "uptime_s": round(time.time() - self.started_at, 3),
-            }
+            },
         )
 
     async def _root(self, request: web.Request) -> web.Response:
