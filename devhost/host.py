@@ -39,6 +39,17 @@ class HostOptions:
     shutdown_timeout_s: float | None = None
 
 
+def is_disabled(function_name: str, settings: AppSettings) -> bool:
+    """`AzureWebJobs.<name>.Disabled` (or `AzureWebJobs__<name>__Disabled`) set to true or 1."""
+    for name in (
+        f"AzureWebJobs.{function_name}.Disabled",
+        f"AzureWebJobs__{function_name}__Disabled",
+    ):
+        if settings.get(name, "").strip().lower() in ("true", "1"):
+            return True
+    return False
+
+
 def resolve_data_dir(options: HostOptions, settings: AppSettings) -> Path:
     if options.data_dir is not None:
         return options.data_dir.resolve()
@@ -57,6 +68,7 @@ class Host:
         self.extensions: list[Extension] = []
         self.functions: list[FunctionSpec] = []
         self.unserved: list[FunctionSpec] = []
+        self.disabled: list[FunctionSpec] = []
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self._started = False
@@ -87,15 +99,21 @@ class Host:
             base_url=f"http://{self.options.host}:{self.options.port}",
             log=log,
         )
+        self.disabled = [f for f in self.functions if is_disabled(f.name, settings)]
         by_type: dict[str, list[FunctionSpec]] = defaultdict(list)
         for function in self.functions:
-            by_type[function.trigger.type.lower()].append(function)
+            if function not in self.disabled:
+                by_type[function.trigger.type.lower()].append(function)
         served: set[str] = set()
         for factory in EXTENSIONS:
             mine = [f for t in factory.trigger_types for f in by_type.get(t, [])]
             served |= factory.trigger_types
             self.extensions.append(factory(self.context, mine))
-        self.unserved = [f for f in self.functions if f.trigger.type.lower() not in served]
+        self.unserved = [
+            f
+            for f in self.functions
+            if f.trigger.type.lower() not in served and f not in self.disabled
+        ]
 
         web_app = web.Application(client_max_size=100 * 1024 * 1024)
         web_app.router.add_get("/admin/host/status", self._status)
@@ -117,6 +135,8 @@ class Host:
         lines = [f"devhost {__version__}: {len(self.functions)} functions from {root}"]
         for extension in self.extensions:
             lines.extend(f"  {line}" for line in extension.describe())
+        for function in self.disabled:
+            lines.append(f"  {function.name}: disabled by AzureWebJobs.{function.name}.Disabled")
         for function in self.unserved:
             lines.append(
                 f"  {function.name}: {function.trigger.type} is not supported by the devhost; "

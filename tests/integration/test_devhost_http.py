@@ -161,3 +161,15 @@ def test_graceful_shutdown_finishes_in_flight_work(start_devhost: StartDevhost) 
     assert response.status_code == 200
     assert response.json() == {"slept": True}
     assert "devhost stopped" in host.output()
+
+
+def test_a_disabled_function_does_not_run(start_devhost: StartDevhost) -> None:
+    host = start_devhost(
+        "http_basic",
+        env={"AzureWebJobs.get_item.Disabled": "true", "AzureWebJobs__echo__Disabled": "1"},
+    )
+    disabled_get = requests.get(host.url("/v1/items/1"), timeout=5)
+    assert (disabled_get.status_code, disabled_get.headers["Allow"]) == (405, "DELETE")
+    assert requests.post(host.url("/v1/echo"), data=b"x", timeout=5).status_code == 404
+    assert requests.get(host.url("/v1/items/latest"), timeout=5).status_code == 200
+    assert "get_item: disabled by AzureWebJobs.get_item.Disabled" in host.output()
