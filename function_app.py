@@ -3,10 +3,16 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions import health
+from functions import events, health, ingest, pipelines
+from orchestrations import medallion, medallion_activities
 from shared.bootstrap import platform
 
 platform()  # fail at start-up, naming the setting, if the settings are wrong
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
+app.register_functions(events.bp)
+app.register_functions(ingest.bp)
+app.register_functions(pipelines.bp)
+app.register_functions(medallion.bp)
+app.register_functions(medallion_activities.bp)

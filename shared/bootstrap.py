@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared import __version__
-from shared.config import Adapter, Settings, SettingsError, load_settings
+from shared.config import Adapter, Settings, load_settings
+from shared.events.services import EventServices, build_event_services
 from shared.health import ReadinessProbe
-from shared.lakehouse.storage import LocalLakeProbe
+from shared.lakehouse.access import LakeAccess, lake_access
+from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
 
 
 @dataclass(frozen=True)
@@ -19,21 +22,24 @@ class Platform:
 
     settings: Settings
     probes: tuple[ReadinessProbe, ...]
+    events: EventServices
     version: str = __version__
     started_at: float = field(default_factory=time.time)
 
 
-def _lake_probe(settings: Settings) -> ReadinessProbe:
+def _lake_probe(settings: Settings, access: LakeAccess) -> ReadinessProbe:
     if settings.lake.adapter is Adapter.LOCAL:
         return LocalLakeProbe(Path(settings.lake.uri))
-    raise SettingsError("LAKE_URI", "the ADLS Gen2 (abfss://) lake adapter is not available yet")
+    return AdlsLakeProbe(settings.lake.uri, access)
 
 
 def bootstrap(settings: Settings | None = None) -> Platform:
     """Build the platform from settings (loaded from the environment when not given)."""
     settings = settings or load_settings()
-    probes: list[ReadinessProbe] = [_lake_probe(settings)]
-    return Platform(settings=settings, probes=tuple(probes))
+    access = lake_access(settings.lake)
+    events = build_event_services(settings, access, os.environ)
+    probes: list[ReadinessProbe] = [_lake_probe(settings, access), events.probe]
+    return Platform(settings=settings, probes=tuple(probes), events=events)
 
 
 @functools.cache

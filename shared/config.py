@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,6 +34,58 @@ class LakeSettings:
 
     uri: str
     adapter: Adapter
+    emulator_endpoint: str | None = None  # LAKE_EMULATOR_ENDPOINT: Azurite's blob endpoint
+
+
+DEVELOPMENT_PSEUDONYM_KEY = "local-development-pseudonym-key/not-secret/refused-in-prod"
+EVENTHUB_CONNECTION = "EventHubConnection"
+
+
+@dataclass(frozen=True)
+class EventsSettings:
+    """Event publishing: Event Hubs when `EventHubConnection__fullyQualifiedNamespace` is set
+    (identity-based, as the trigger's connection), else the devhost's local log."""
+
+    adapter: Adapter = Adapter.LOCAL
+    connection: str = EVENTHUB_CONNECTION
+    fully_qualified_namespace: str | None = None
+
+
+class BatchEngineKind(StrEnum):
+    DUCKDB = "duckdb"
+    DATABRICKS = "databricks"
+    SYNAPSE = "synapse"
+
+
+@dataclass(frozen=True)
+class DatabricksSettings:
+    """A Databricks workspace that runs the gold SQL through Jobs `runs/submit`."""
+
+    host: str
+    cluster_id: str
+    runner_path: str
+    token: str | None = None  # None: the SDK's default auth chain (Entra ID, managed identity)
+
+
+@dataclass(frozen=True)
+class SynapseSettings:
+    """A Synapse workspace whose pipeline runs the gold SQL on Spark."""
+
+    endpoint: str
+    pipeline: str
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """The batch engine (`BATCH_ENGINE`) and how the medallion pipeline drives it."""
+
+    engine: BatchEngineKind = BatchEngineKind.DUCKDB
+    databricks: DatabricksSettings | None = None
+    synapse: SynapseSettings | None = None
+    poll_first_s: float = 5.0
+    poll_max_s: float = 60.0
+    run_timeout_s: float = 3600.0
+    vacuum_retention_hours: int = 168
 
 
 @dataclass(frozen=True)
@@ -49,6 +102,9 @@ class Settings:
     lake: LakeSettings
     log_level: str
     extra: Mapping[str, str] = field(default_factory=dict)
+    batch: BatchSettings = field(default_factory=BatchSettings)
+    events: EventsSettings = field(default_factory=EventsSettings)
+    pseudonym_key: str = field(default=DEVELOPMENT_PSEUDONYM_KEY, repr=False)
 
 
 def _text(source: Mapping[str, str], name: str, default: str | None = None) -> str:
@@ -95,7 +151,9 @@ def _lake(source: Mapping[str, str], data_dir: Path) -> LakeSettings:
                 "LAKE_URI",
                 "an ADLS Gen2 URI looks like abfss://<container>@<account>.dfs.core.windows.net/<path>",
             )
-        return LakeSettings(uri=uri.rstrip("/"), adapter=Adapter.AZURE)
+        return LakeSettings(
+            uri=uri.rstrip("/"), adapter=Adapter.AZURE, emulator_endpoint=_emulator(source)
+        )
     if "://" in uri and not uri.startswith("file://"):
         raise SettingsError(
             "LAKE_URI", f"must be a local path, file:// or abfss:// URI, not {uri!r}"
@@ -106,17 +164,92 @@ def _lake(source: Mapping[str, str], data_dir: Path) -> LakeSettings:
     return LakeSettings(uri=path.as_posix(), adapter=Adapter.LOCAL)
 
 
+def _emulator(source: Mapping[str, str]) -> str | None:
+    value = source.get("LAKE_EMULATOR_ENDPOINT", "").strip().rstrip("/")
+    if not value:
+        return None
+    if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(:[0-9]+)?", value):
+        raise SettingsError("LAKE_EMULATOR_ENDPOINT", f"must be http(s)://host:port, not {value!r}")
+    return value
+
+
+def _events(source: Mapping[str, str]) -> EventsSettings:
+    name = f"{EVENTHUB_CONNECTION}__fullyQualifiedNamespace"
+    host = source.get(name, "").strip().lower()
+    if not host or host in ("localhost", "127.0.0.1", "::1", "[::1]"):
+        return EventsSettings()
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,48}[a-z0-9](\.[a-z0-9-]+)+", host):
+        raise SettingsError(name, f"must be <namespace>.servicebus.windows.net, not {host!r}")
+    return EventsSettings(adapter=Adapter.AZURE, fully_qualified_namespace=host)
+
+
+def _pseudonym_key(source: Mapping[str, str], environment: str) -> str:
+    value = source.get("PSEUDONYM_KEY", "").strip()
+    if environment == "prod" and value in ("", DEVELOPMENT_PSEUDONYM_KEY):
+        raise SettingsError(
+            "PSEUDONYM_KEY",
+            "must be a secret of at least 32 characters in prod (a Key Vault reference); "
+            "the embedded development key is refused",
+        )
+    if not value:
+        return DEVELOPMENT_PSEUDONYM_KEY
+    if len(value.encode("utf-8", "surrogatepass")) < 32:
+        raise SettingsError("PSEUDONYM_KEY", "must be at least 32 characters long")
+    return value
+
+
+def _batch(source: Mapping[str, str]) -> BatchSettings:
+    engine = BatchEngineKind(
+        _choice(source, "BATCH_ENGINE", "duckdb", tuple(kind.value for kind in BatchEngineKind))
+    )
+    databricks = synapse = None
+    if engine is BatchEngineKind.DATABRICKS:
+        databricks = DatabricksSettings(
+            host=_text(source, "DATABRICKS_HOST").rstrip("/"),
+            cluster_id=_text(source, "DATABRICKS_CLUSTER_ID"),
+            runner_path=_text(source, "DATABRICKS_RUNNER_PATH", "dbfs:/platform/spark_runner.py"),
+            token=source.get("DATABRICKS_TOKEN") or None,
+        )
+    if engine is BatchEngineKind.SYNAPSE:
+        endpoint = _text(source, "SYNAPSE_ENDPOINT").rstrip("/")
+        if not endpoint.startswith("https://"):
+            raise SettingsError("SYNAPSE_ENDPOINT", f"must be an https:// URL, not {endpoint!r}")
+        synapse = SynapseSettings(
+            endpoint=endpoint, pipeline=_text(source, "SYNAPSE_PIPELINE", "platform_gold_sql")
+        )
+
+    def positive(name: str, default: str) -> float:
+        value = _parsed(source, name, default, float, "a number of seconds")
+        if not value > 0:
+            raise SettingsError(name, f"must be positive, not {value}")
+        return value
+
+    return BatchSettings(
+        engine=engine,
+        databricks=databricks,
+        synapse=synapse,
+        poll_first_s=positive("PIPELINE_POLL_FIRST_S", "5"),
+        poll_max_s=positive("PIPELINE_POLL_MAX_S", "60"),
+        run_timeout_s=positive("PIPELINE_RUN_TIMEOUT_S", "3600"),
+        vacuum_retention_hours=_parsed(
+            source, "PIPELINE_VACUUM_RETENTION_HOURS", "168", int, "a whole number of hours"
+        ),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the environment; raises SettingsError naming the bad setting."""
     source = os.environ if environ is None else environ
     data_dir = _data_dir(source)
+    environment = _choice(source, "PLATFORM_ENVIRONMENT", "local", ("local", "dev", "test", "prod"))
     return Settings(
-        environment=_choice(
-            source, "PLATFORM_ENVIRONMENT", "local", ("local", "dev", "test", "prod")
-        ),
+        environment=environment,
         data_dir=data_dir,
         lake=_lake(source, data_dir),
         log_level=_choice(
             source, "PLATFORM_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
         ),
+        batch=_batch(source),
+        events=_events(source),
+        pseudonym_key=_pseudonym_key(source, environment),
     )

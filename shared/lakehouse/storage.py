@@ -1,14 +1,16 @@
-"""Lake storage readiness: the local folder adapter (ADLS Gen2 arrives with its own probe)."""
+"""Lake storage readiness: a local folder, or ADLS Gen2 (Azurite in tests) through deltalake."""
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.config import Adapter
 from shared.health import Readiness
+from shared.lakehouse.access import LakeAccess
 
 
 @dataclass(frozen=True)
@@ -34,3 +36,27 @@ class LocalLakeProbe:
 def _free_bytes(path: Path) -> int:
     stats = os.statvfs(path)
     return stats.f_bavail * stats.f_frsize
+
+
+@dataclass(frozen=True)
+class AdlsLakeProbe:
+    """The lake is on ADLS Gen2 (or Azurite): ready when its root can be listed."""
+
+    root: str
+    access: LakeAccess
+    backend: str = "lake"
+    adapter: Adapter = Adapter.AZURE
+
+    def check(self) -> Readiness:
+        from deltalake.fs import DeltaStorageHandler
+        from pyarrow.fs import FileSelector
+
+        options, _ = self.access.current()
+        try:
+            # Listing proves the account, container and credential; a missing root is fine.
+            handler = DeltaStorageHandler(self.root, options)
+            entries = handler.get_file_info_selector(FileSelector("", allow_not_found=True))
+        except Exception as error:  # any storage error means the lake cannot serve
+            detail = re.sub(r"\x1b\[[0-9;]*m|\s+", " ", str(error)).strip()
+            return Readiness(False, f"{self.root}: {type(error).__name__}: {detail}")
+        return Readiness(True, f"{self.root} ({len(entries)} entries at the root)")

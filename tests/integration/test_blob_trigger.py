@@ -66,6 +66,16 @@ class BlobApp:
             time.sleep(0.05)
         raise TimeoutError(f"condition not met within {timeout} s; records: {self.records()}")
 
+    def wait_for_blob(self, blob: str, timeout: float = 20.0) -> Path:
+        """The output binding writes after the function returns, so poll for the file."""
+        path = self.blob(blob)
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{blob} was not written within {timeout} s")
+            time.sleep(0.05)
+        return path
+
     def poison_rows(self) -> list[tuple[Any, ...]]:
         path = self.data_dir / "devhost" / "blob_receipts.sqlite3"
         with closing(sqlite3.connect(path)) as db:
@@ -106,7 +116,7 @@ def test_a_dropped_blob_triggers_once_with_a_stream(app: BlobApp) -> None:
         "metadata": {},
         "retry": 0,
     }
-    summary = json.loads(app.blob("processed/day1.json").read_text(encoding="utf-8"))
+    summary = json.loads(app.wait_for_blob("processed/day1.json").read_text(encoding="utf-8"))
     assert summary == {"source": "landing/day1.csv", "sha256": hashlib.sha256(content).hexdigest()}
     # Write, then rename: the finished file triggers under its final name.
     app.blob("landing/day3.csv.tmp").rename(app.blob("landing/day3.csv"))

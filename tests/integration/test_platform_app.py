@@ -20,10 +20,16 @@ def test_health_is_200_with_every_backend(start_devhost: StartDevhost, tmp_path:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "healthy"
-    assert body["backends"]["lake"] == {**body["backends"]["lake"], "adapter": "local", "ready": True}
+    assert body["backends"]["lake"] == {
+        **body["backends"]["lake"],
+        "adapter": "local",
+        "ready": True,
+    }
 
 
-def test_bad_setting_stops_start_up_with_its_name(start_devhost: StartDevhost, tmp_path: Path) -> None:
+def test_bad_setting_stops_start_up_with_its_name(
+    start_devhost: StartDevhost, tmp_path: Path
+) -> None:
     host = start_devhost(
         PROJECT_ROOT,
         env={"PLATFORM_DATA_DIR": str(tmp_path / "platform"), "LAKE_URI": "s3://nope"},

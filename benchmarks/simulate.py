@@ -1,0 +1,139 @@
+"""Post realistic traffic to `POST /api/events`: `python -m benchmarks.simulate --rate 50`.
+
+Events of all three contracts with learnable patterns (see `benchmarks.traffic`), in batches,
+at a steady rate, until stopped or `--duration` ends. `--seed` makes the event content
+deterministic, and `--start` the event times too. `--print N` writes N events as JSON lines
+to stdout instead of posting. The function key comes from `--key`, `EVENTS_FUNCTION_KEY`, or
+the devhost's `keys.json` under the data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks.traffic import Traffic, simulated_clock, wall_clock
+
+BATCH = "application/cloudevents-batch+json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.simulate", description=__doc__)
+    parser.add_argument("--rate", type=float, default=20.0, help="events per second (default 20)")
+    parser.add_argument("--url", default="http://127.0.0.1:7071/api/events")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
+    parser.add_argument("--batch", type=int, default=500, help="most events per request")
+    parser.add_argument("--key", default=os.environ.get("EVENTS_FUNCTION_KEY"))
+    parser.add_argument("--data-dir", default=os.environ.get("PLATFORM_DATA_DIR", ".data"))
+    parser.add_argument("--fraud-rate", type=float, default=0.02)
+    parser.add_argument(
+        "--no-labels", action="store_true", help="leave out the simlabel ground truth"
+    )
+    parser.add_argument("--start", help="ISO time of the first event (default: now, live)")
+    parser.add_argument("--print", type=int, metavar="N", help="print N events, post nothing")
+    args = parser.parse_args(argv)
+    if args.rate <= 0 or args.batch <= 0:
+        parser.error("--rate and --batch must be positive")
+    return args
+
+
+def function_key(args: argparse.Namespace) -> str | None:
+    if args.key:
+        return str(args.key)
+    keys = Path(args.data_dir) / "devhost" / "keys.json"
+    if keys.exists():
+        return str(json.loads(keys.read_text(encoding="utf-8"))["hostKeys"]["default"])
+    return None
+
+
+class Poster:
+    """Posts batches and counts what the API said."""
+
+    def __init__(self, url: str, key: str | None) -> None:
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers["content-type"] = BATCH
+        if key:
+            self.session.headers["x-functions-key"] = key
+        self.sent = self.accepted = self.rejected = self.failed_requests = 0
+
+    def post(self, events: list[dict[str, Any]]) -> None:
+        self.sent += len(events)
+        try:
+            response = self.session.post(self.url, data=json.dumps(events).encode(), timeout=30)
+        except requests.RequestException as error:
+            self.failed_requests += 1
+            progress(f"request failed: {error}")
+            return
+        if response.status_code != 202:
+            self.failed_requests += 1
+            progress(f"HTTP {response.status_code}: {response.text[:200]}")
+            return
+        answer = response.json()
+        self.accepted += answer["accepted"]
+        self.rejected += len(answer["rejected"])
+
+
+def progress(message: str) -> None:
+    print(f"[simulate] {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    traffic = Traffic(args.seed, fraud_rate=args.fraud_rate, labels=not args.no_labels)
+    if args.start:
+        start = dt.datetime.fromisoformat(args.start.replace("Z", "+00:00"))
+        clock = simulated_clock(start if start.tzinfo else start.replace(tzinfo=dt.UTC), args.rate)
+    else:
+        clock = wall_clock()
+    events = traffic.events(clock)
+    if args.print is not None:
+        for event in itertools.islice(events, args.print):
+            print(json.dumps(event))
+        return 0
+    poster = Poster(args.url, function_key(args))
+    began = time.monotonic()
+    due = 0.0
+    last_report = began
+    # Each tick sends what the rate owes since the last one, so a slow request is caught up.
+    interval = max(0.05, min(1.0, args.batch / args.rate))
+    while args.duration is None or time.monotonic() - began < args.duration:
+        due += args.rate * interval
+        count = int(due)
+        due -= count
+        while count > 0:
+            size = min(count, args.batch)
+            poster.post(list(itertools.islice(events, size)))
+            count -= size
+        now = time.monotonic()
+        if now - last_report >= 5:
+            last_report = now
+            progress(
+                f"{poster.sent} sent, {poster.accepted} accepted, {poster.rejected} rejected, "
+                f"{poster.failed_requests} failed requests"
+            )
+        time.sleep(max(0.0, interval - (time.monotonic() - now)))
+    progress(f"done: {poster.sent} sent, {poster.accepted} accepted, {poster.rejected} rejected")
+    return 0 if poster.failed_requests == 0 else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # also run as `python -m benchmarks simulate`
+        argv = [a for a in sys.argv[1:] if a != "simulate"]
+    try:
+        return run(parse_args(argv))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

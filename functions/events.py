@@ -1,0 +1,35 @@
+"""`POST /api/events`: CloudEvents 1.0 JSON in; the valid events durably published to the hub.
+
+Body: one event as `application/cloudevents+json`, or an array as
+`application/cloudevents-batch+json` (`application/json` takes either), at most 1 MB.
+Answers 202 `{"accepted": n, "rejected": [{"index", "id", "reason", "error"}]}` once the
+accepted events are durable in the hub (valid events of a batch are accepted even when
+others are rejected); 400 `{"error"}` for a body that is not UTF-8 JSON events, or with the
+rejection for a single invalid event; 413 over 1 MB; 415 for another content type; 503 when
+the hub cannot take the events (then none was accepted).
+"""
+
+import json
+
+import azure.functions as func
+
+from shared.bootstrap import platform
+from shared.events.errors import PublishFailed, RequestRejected
+
+bp = func.Blueprint()
+
+
+@bp.route(route="events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def post_events(req: func.HttpRequest) -> func.HttpResponse:
+    intake = platform().events.intake
+    try:
+        result = await intake.submit(req.get_body(), req.headers.get("content-type"))
+    except RequestRejected as error:
+        return _json({"error": error.message}, error.status)
+    except PublishFailed as error:
+        return _json({"error": f"no event was accepted: {error}"}, 503)
+    return _json(result.to_json(), result.status)
+
+
+def _json(body: object, status: int) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")

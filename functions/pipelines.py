@@ -1,0 +1,84 @@
+"""Pipeline runs over HTTP and on schedules.
+
+- `POST /api/pipelines/medallion/runs` starts a run: 202 with the Durable check-status body
+  (`statusQueryGetUri`, ...); 409 with the running instance's id if one is in progress.
+- `GET /api/pipelines/medallion/runs?top=N` lists recent runs, newest first.
+- `POST /api/pipelines/medallion/runs/{id}/cancel` cancels its remote gold runs: 200 with the
+  models signalled.
+- Timers: a run every hour, and table maintenance (compaction, Z-order, vacuum) at 02:30 UTC.
+Any other pipeline name is 404.
+"""
+
+import json
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from orchestrations.medallion import MEDALLION
+from orchestrations.medallion_runs import cancel_run, list_runs, start_maintenance, start_run
+
+bp = df.Blueprint()
+
+
+def _json(body: object, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def _unknown(name: str) -> func.HttpResponse:
+    return _json({"error": f"no pipeline {name!r}; the pipelines are: {MEDALLION}"}, 404)
+
+
+@bp.route(route="pipelines/{name}/runs", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def start_pipeline_run(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    name = req.route_params["name"]
+    if name != MEDALLION:
+        return _unknown(name)
+    started = await start_run(client, "http")
+    if started.already_running:
+        return _json({"error": "a run is in progress", "instanceId": started.instance_id}, 409)
+    return client.create_check_status_response(req, started.instance_id)
+
+
+@bp.route(route="pipelines/{name}/runs", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def list_pipeline_runs(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    name = req.route_params["name"]
+    if name != MEDALLION:
+        return _unknown(name)
+    top = req.params.get("top", "20")
+    if not top.isdigit() or not 1 <= int(top) <= 500:
+        return _json({"error": "top must be a whole number from 1 to 500"}, 400)
+    return _json({"pipeline": name, "runs": await list_runs(client, int(top))})
+
+
+@bp.route(route="pipelines/{name}/runs/{instance_id}/cancel", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def cancel_pipeline_run(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    name = req.route_params["name"]
+    if name != MEDALLION:
+        return _unknown(name)
+    signalled = await cancel_run(client, req.route_params["instance_id"])
+    return _json({"instanceId": req.route_params["instance_id"], "cancelled": signalled})
+
+
+@bp.timer_trigger(schedule="0 0 * * * *", arg_name="timer")
+@bp.durable_client_input(client_name="client")
+async def hourly_pipeline_run(
+    timer: func.TimerRequest, client: df.DurableOrchestrationClient
+) -> None:
+    await start_run(client, "hourly")
+
+
+@bp.timer_trigger(schedule="0 30 2 * * *", arg_name="timer")
+@bp.durable_client_input(client_name="client")
+async def nightly_table_maintenance(
+    timer: func.TimerRequest, client: df.DurableOrchestrationClient
+) -> None:
+    await start_maintenance(client)

@@ -1,0 +1,294 @@
+"""The medallion orchestrators: bronze to silver per table, then gold per model, then a summary.
+
+Orchestrators only coordinate; all I/O is in `medallion_activities`. Remote gold runs use the
+monitor pattern: submit in one activity, then poll with durable timers at a growing interval,
+cancelling the run on timeout or on a `cancel` event. Nothing sleeps inside an activity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from orchestrations.medallion_activities import (
+    BUILD_SILVER,
+    CANCEL_GOLD,
+    FINISH_GOLD,
+    GOLD_STATE,
+    MAINTAIN_TABLE,
+    MAINTENANCE_PLAN,
+    PLAN,
+    SUBMIT_GOLD,
+)
+
+MEDALLION = "medallion"
+SILVER_TABLE = "medallion_silver_table"
+GOLD_MODEL = "medallion_gold_model"
+MAINTENANCE = "medallion_maintenance"
+CANCEL_EVENT = "cancel"
+TERMINAL = ("succeeded", "failed", "cancelled")
+CANCEL_POLLS = 5  # polls after a cancel, for the remote run to say it stopped
+
+bp = df.Blueprint()
+
+Orchestration = Generator[Any, Any, dict[str, Any]]
+
+
+class BackoffRetry(df.RetryOptions):
+    """RetryOptions with the extension's backoff fields, which the Python SDK does not model."""
+
+    def __init__(self, first_ms: int, attempts: int, backoff: float, max_interval_ms: int) -> None:
+        super().__init__(first_ms, attempts)
+        self._backoff = {
+            "backoffCoefficient": backoff,
+            "maxRetryIntervalInMilliseconds": max_interval_ms,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), **self._backoff}
+
+
+RETRY = BackoffRetry(first_ms=1000, attempts=4, backoff=2.0, max_interval_ms=30_000)
+
+
+def child_id(parent: str, kind: str, name: str) -> str:
+    """The instance id of a run's sub-orchestration, so callers can find (and cancel) it."""
+    return f"{parent}:{kind}:{name}"
+
+
+def _error(error: Exception) -> str:
+    return str(error).strip() or type(error).__name__
+
+
+def _fan_in(
+    context: df.DurableOrchestrationContext, status: dict[str, Any], tasks: dict[str, Any]
+) -> Generator[Any, Any, dict[str, Any]]:
+    """Wait for every task, updating the custom status as each one finishes."""
+    results: dict[str, Any] = {}
+    pending = dict(tasks)
+    while pending:
+        done = yield context.task_any(list(pending.values()))
+        name = next(key for key, task in pending.items() if task is done)
+        del pending[name]
+        results[name] = done.result
+        status["tables"][name] = (done.result or {}).get("status", "done")
+        context.set_custom_status(status)
+    return results
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=MEDALLION)
+def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Input: `{"trigger"}` (optional). Output: the run's summary (see `_summary`)."""
+    started = context.current_utc_datetime
+    plan = yield context.call_activity_with_retry(PLAN, RETRY, context.get_input())
+    tables = {f"silver/{t}": "pending" for t in plan["silver"]}
+    tables |= {f"gold/{m}": "pending" for m in plan["gold"]}
+    status: dict[str, Any] = {"stage": "silver", "engine": plan["engine"], "tables": tables}
+    context.set_custom_status(status)
+
+    silver_tasks = {
+        f"silver/{table}": context.call_sub_orchestrator(
+            SILVER_TABLE,
+            {"table": table, "run_id": context.instance_id},
+            child_id(context.instance_id, "silver", table),
+        )
+        for table in plan["silver"]
+    }
+    silver = yield from _fan_in(context, status, silver_tasks)
+    failed = {name.split("/", 1)[1] for name, r in silver.items() if r.get("status") == "failed"}
+
+    status["stage"] = "gold"
+    context.set_custom_status(status)
+    gold_tasks = {}
+    gold: dict[str, Any] = {}
+    for model in plan["gold"]:
+        blocked = sorted(set(plan["reads"][model]) & failed)
+        if blocked:
+            gold[f"gold/{model}"] = {
+                "model": model,
+                "status": "skipped",
+                "message": f"silver failed: {', '.join(blocked)}",
+            }
+            status["tables"][f"gold/{model}"] = "skipped"
+            continue
+        request = {
+            "model": model,
+            "run_key": context.instance_id,
+            "poll_first_s": plan["poll_first_s"],
+            "poll_max_s": plan["poll_max_s"],
+            "run_timeout_s": plan["run_timeout_s"],
+        }
+        gold_tasks[f"gold/{model}"] = context.call_sub_orchestrator(
+            GOLD_MODEL, request, child_id(context.instance_id, "gold", model)
+        )
+    gold |= yield from _fan_in(context, status, gold_tasks)
+
+    summary = _summary(plan, silver, gold, started, context.current_utc_datetime)
+    status["stage"] = "done"
+    context.set_custom_status(status)
+    return summary
+
+
+def _summary(
+    plan: dict[str, Any], silver: dict[str, Any], gold: dict[str, Any], started: Any, finished: Any
+) -> dict[str, Any]:
+    checks = [c for r in silver.values() for c in r.get("checks", [])]
+    failures = [
+        name
+        for name, r in {**silver, **gold}.items()
+        if r.get("status") in ("failed", "timed_out", "cancelled", "skipped")
+    ]
+    return {
+        "pipeline": MEDALLION,
+        "engine": plan["engine"],
+        "status": "failed" if failures else "succeeded",
+        "failures": failures,
+        "totals": {
+            "rows_in": sum(r.get("rows_in", 0) for r in silver.values()),
+            "rows_out": sum(r.get("rows_out", 0) for r in silver.values()),
+            "duplicates": sum(r.get("duplicates", 0) for r in silver.values()),
+            "quarantined": sum(r.get("quarantined", 0) for r in silver.values()),
+            "late_rows": sum(r.get("late_rows", 0) for r in silver.values()),
+            "checks_run": len(checks),
+            "checks_failed": sum(1 for c in checks if not c["passed"]),
+            "gold_rebuilt": sum(1 for r in gold.values() if r.get("status") == "succeeded"),
+            "gold_rows_out": sum(r.get("rows_out") or 0 for r in gold.values()),
+        },
+        "silver": silver,
+        "gold": gold,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_s": (finished - started).total_seconds(),
+    }
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=SILVER_TABLE)
+def medallion_silver_table(context: df.DurableOrchestrationContext) -> Orchestration:
+    """One silver table, its failures caught so that the other tables' results survive."""
+    request = context.get_input()
+    try:
+        outcome = yield context.call_activity_with_retry(BUILD_SILVER, RETRY, request)
+    except Exception as error:
+        return {"table": request["table"], "status": "failed", "error": _error(error)}
+    if "error" in outcome:
+        return {"table": request["table"], "status": "failed", "error": outcome["error"]}
+    return dict(outcome)
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=GOLD_MODEL)
+def medallion_gold_model(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Submit one model, then watch its run until it ends, times out or is cancelled."""
+    request = context.get_input()
+    model = request["model"]
+    try:
+        submission = yield context.call_activity_with_retry(SUBMIT_GOLD, RETRY, request)
+    except Exception as error:
+        return {"model": model, "status": "failed", "message": _error(error)}
+    if "error" in submission:
+        return {"model": model, "status": "failed", "message": submission["error"]}
+    run = submission["run"]
+    if run is None:
+        return {"model": model, "status": "up_to_date", "inputs": submission["inputs"]}
+
+    deadline = context.current_utc_datetime + timedelta(seconds=request["run_timeout_s"])
+    interval = float(request["poll_first_s"])
+    cancel = context.wait_for_external_event(CANCEL_EVENT)
+    polls = 0
+    while run["status"] not in TERMINAL:
+        context.set_custom_status(
+            {"model": model, "run_id": run["run_id"], "status": run["status"], "polls": polls}
+        )
+        now = context.current_utc_datetime
+        if now >= deadline:
+            return (yield from _cancel(context, request, run, "timed_out", polls))
+        timer = context.create_timer(min(now + timedelta(seconds=interval), deadline))
+        winner = yield context.task_any([timer, cancel])
+        if winner == cancel:
+            timer.cancel()
+            return (yield from _cancel(context, request, run, "cancelled", polls))
+        interval = min(interval * 2, float(request["poll_max_s"]))
+        polls += 1
+        try:
+            run = yield context.call_activity_with_retry(
+                GOLD_STATE, RETRY, {"run_id": run["run_id"]}
+            )
+        except Exception as error:
+            return {
+                "model": model,
+                "status": "failed",
+                "run_id": run["run_id"],
+                "message": _error(error),
+            }
+        if "error" in run:
+            return {"model": model, "status": "failed", "message": run["error"], "polls": polls}
+    if run["status"] == "succeeded":
+        yield context.call_activity_with_retry(
+            FINISH_GOLD, RETRY, {"submission": submission, "final": run}
+        )
+    return {
+        "model": model,
+        "status": run["status"],
+        "engine": run["engine"],
+        "run_id": run["run_id"],
+        "message": run["message"],
+        "rows_out": run["rows_out"],
+        "polls": polls,
+    }
+
+
+def _cancel(
+    context: df.DurableOrchestrationContext,
+    request: dict[str, Any],
+    run: dict[str, Any],
+    why: str,
+    polls: int,
+) -> Generator[Any, Any, dict[str, Any]]:
+    """Ask the engine to cancel, then watch a few more polls for the run to stop."""
+    remote = "unknown"
+    try:
+        after = yield context.call_activity_with_retry(
+            CANCEL_GOLD, RETRY, {"run_id": run["run_id"]}
+        )
+        for _ in range(CANCEL_POLLS):
+            remote = after.get("status", after.get("error"))
+            if remote in TERMINAL or "error" in after:
+                break
+            wake = context.current_utc_datetime + timedelta(seconds=float(request["poll_first_s"]))
+            yield context.create_timer(wake)
+            after = yield context.call_activity_with_retry(
+                GOLD_STATE, RETRY, {"run_id": run["run_id"]}
+            )
+        remote = after.get("status", after.get("error"))
+    except Exception as error:
+        remote = f"cancel failed: {_error(error)}"
+    return {
+        "model": request["model"],
+        "status": why,
+        "run_id": run["run_id"],
+        "engine": run["engine"],
+        "message": f"remote run {remote} after cancel",
+        "polls": polls,
+    }
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=MAINTENANCE)
+def medallion_maintenance(context: df.DurableOrchestrationContext) -> Orchestration:
+    """Compaction, Z-order and vacuum, one table after another (they compete for the same disk)."""
+    targets = yield context.call_activity_with_retry(MAINTENANCE_PLAN, RETRY, None)
+    results = []
+    for target in targets:
+        try:
+            result = yield context.call_activity_with_retry(MAINTAIN_TABLE, RETRY, target)
+        except Exception as error:
+            result = {
+                "table": f"{target['layer']}/{target['table']}",
+                "status": "failed",
+                "error": _error(error),
+            }
+        results.append(result)
+        context.set_custom_status({"done": len(results), "of": len(targets)})
+    failed = [r["table"] for r in results if r.get("status") == "failed" or "error" in r]
+    return {"tables": results, "status": "failed" if failed else "succeeded", "failures": failed}

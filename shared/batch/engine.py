@@ -1,0 +1,99 @@
+"""The BatchEngine port: submit a SQL model, ask for its state, cancel it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class BatchError(RuntimeError):
+    """A batch engine refused or lost a run; `transient` says whether a retry may help."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class UnknownRun(BatchError):
+    """The engine has no run with this id."""
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class SqlJob:
+    """One gold model: a DuckDB-dialect SELECT over `layer.table` names, written to `output`.
+
+    `inputs` maps each `layer.table` name the SQL reads to its Delta table URI; the engine
+    replaces the whole `output` table with the query's result.
+    """
+
+    model: str
+    sql: str
+    inputs: Mapping[str, str]
+    output: str
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+    # Inputs that do not exist yet, read as no rows with these columns (name -> DuckDB type).
+    empty_inputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    run_key: str = ""  # one logical run: a resubmission with the same key is the same remote run
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Where a run is. `rows_out` is known only to engines that report it."""
+
+    engine: str
+    run_id: str
+    status: RunStatus
+    message: str = ""
+    rows_out: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "message": self.message,
+            "rows_out": self.rows_out,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunState:
+        rows = data.get("rows_out")
+        return cls(
+            engine=str(data["engine"]),
+            run_id=str(data["run_id"]),
+            status=RunStatus(data["status"]),
+            message=str(data.get("message", "")),
+            rows_out=None if rows is None else int(rows),
+        )
+
+
+class BatchEngine(Protocol):
+    """Runs SQL models. Local engines finish inside `submit`; remote ones are polled."""
+
+    name: str
+
+    def submit(self, job: SqlJob) -> RunState:
+        """Start the job; the answer may already be terminal."""
+        ...
+
+    def state(self, run_id: str) -> RunState:
+        """The run's current state; raises UnknownRun."""
+        ...
+
+    def cancel(self, run_id: str) -> RunState:
+        """Ask the engine to stop the run; answers the state after asking."""
+        ...

@@ -1,0 +1,1 @@
+"""Events: CloudEvents decoding, versioned contracts, PII pseudonyms, publishing, ingest."""

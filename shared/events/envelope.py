@@ -1,0 +1,202 @@
+"""Decode CloudEvents 1.0 structured JSON into typed contract data, in one pass when possible.
+
+The fast path is a single msgspec decode against a tagged union of envelopes (tag: `type`),
+one per contract, that forbids unknown fields. Anything it refuses (unknown fields, extension
+attributes, an older contract version, or an error) takes the slow path, which decodes
+generically to keep extras and extensions, or to explain precisely why the event is rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal, NamedTuple
+
+import msgspec
+
+from shared.events.contracts import Contract, ContractRegistry
+from shared.events.errors import EventRejected, Reason
+
+SPEC_VERSION = "1.0"
+JSON_CONTENT_TYPES = ("application/json", "application/json; charset=utf-8")
+STANDARD_ATTRIBUTES = frozenset(
+    ("specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema")
+)
+_EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
+
+EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+UriRef = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class DecodedEvent(NamedTuple):
+    """A valid event: its contract, its typed envelope (`.id`, `.source`, `.time`, `.subject`,
+    `.data`), and the unknown data fields and extension attributes, if any (raw, not yet
+    pseudonymized)."""
+
+    contract: Contract
+    envelope: Any
+    extras: dict[str, Any] | None = None
+    extensions: dict[str, Any] | None = None
+
+
+def envelope_type(contract: Contract) -> type[msgspec.Struct]:
+    """The typed CloudEvents envelope of one contract, tagged by its `type`."""
+    return msgspec.defstruct(
+        f"{contract.data.__name__}EventV{contract.version}",
+        [
+            ("specversion", Literal["1.0"]),
+            ("id", EventId),
+            ("source", UriRef),
+            ("data", contract.data),
+            ("time", Timestamp | None, None),
+            ("subject", UriRef | None, None),
+            ("datacontenttype", Literal[JSON_CONTENT_TYPES] | None, None),
+            ("dataschema", UriRef | None, None),
+        ],
+        tag_field="type",
+        tag=contract.event_type,
+        forbid_unknown_fields=True,
+        frozen=True,
+    )
+
+
+class EventDecoder:
+    """Decodes one event's JSON bytes against the registry's contracts."""
+
+    def __init__(self, registry: ContractRegistry | None = None) -> None:
+        self.registry = registry or ContractRegistry()
+        self._envelopes = {c: envelope_type(c) for c in self.registry.all()}
+        self._decoders: dict[Contract, msgspec.json.Decoder[Any]] = {
+            c: msgspec.json.Decoder(t) for c, t in self._envelopes.items()
+        }
+        latest = self.registry.latest()
+        self._contract_of = {self._envelopes[c]: c for c in latest}
+        union = tuple(self._envelopes[c] for c in latest)
+        self._fast = msgspec.json.Decoder(union[0] if len(union) == 1 else _union(union))
+
+    def decode(self, body: bytes | memoryview, *, check: bool = True) -> DecodedEvent:
+        """Decode and validate one event; raises EventRejected with the reason.
+
+        With `check=False` the contract's field checks (`Contract.violations`) are left to
+        the caller, who can run them over a whole batch at once.
+        """
+        try:
+            envelope = self._fast.decode(body)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return self._decode_slow(body)
+        contract = self._contract_of[type(envelope)]
+        if envelope.dataschema is not None and envelope.dataschema != contract.dataschema:
+            return self._decode_slow(body)
+        if not check:
+            return DecodedEvent(contract, envelope)
+        problem = contract.violation(envelope.data)
+        if problem is not None:
+            raise EventRejected(Reason.INVALID_DATA, problem, contract.event_type)
+        return DecodedEvent(contract, envelope)
+
+    def decode_document(self, document: Any) -> DecodedEvent:
+        """Validate an already parsed JSON value as one event; raises EventRejected."""
+        if not isinstance(document, dict):
+            raise EventRejected(Reason.NOT_AN_EVENT, "an event must be a JSON object")
+        contract = self._contract(document)
+        data = document.get("data")
+        if "data_base64" in document:
+            raise EventRejected(
+                Reason.INVALID_ENVELOPE,
+                "data_base64 is not accepted: send JSON data",
+                contract.event_type,
+            )
+        if not isinstance(data, dict):
+            raise EventRejected(
+                Reason.INVALID_DATA, "data must be a JSON object", contract.event_type
+            )
+        fields = contract.field_names
+        known = {name: value for name, value in data.items() if name in fields}
+        extras = {name: value for name, value in data.items() if name not in fields}
+        extensions = _extensions(document, contract)
+        cleaned = {k: v for k, v in document.items() if k in STANDARD_ATTRIBUTES}
+        cleaned["data"] = known
+        try:
+            envelope: Any = self._decoders[contract].decode(msgspec.json.encode(cleaned))
+        except msgspec.ValidationError as error:
+            message = str(error)
+            in_data = re.search(r"`\$\.data(`|\.|\[)", message) is not None
+            reason = Reason.INVALID_DATA if in_data else Reason.INVALID_ENVELOPE
+            raise EventRejected(reason, message, contract.event_type) from None
+        problem = contract.violation(envelope.data)
+        if problem is not None:
+            raise EventRejected(Reason.INVALID_DATA, problem, contract.event_type)
+        return DecodedEvent(contract, envelope, extras or None, extensions or None)
+
+    def _decode_slow(self, body: bytes | memoryview) -> DecodedEvent:
+        return self.decode_document(parse_json(body))
+
+    def _contract(self, document: dict[str, Any]) -> Contract:
+        if document.get("specversion") != SPEC_VERSION:
+            raise EventRejected(Reason.INVALID_ENVELOPE, 'specversion must be "1.0"')
+        event_type = document.get("type")
+        if not isinstance(event_type, str) or not event_type:
+            raise EventRejected(Reason.INVALID_ENVELOPE, "type must be a non-empty string")
+        dataschema = document.get("dataschema")
+        if dataschema is None:
+            contract = self.registry.get(event_type)
+        elif isinstance(dataschema, str):
+            contract = self.registry.by_dataschema(dataschema)
+            if contract is not None and contract.event_type != event_type:
+                contract = None
+            if contract is None and self.registry.get(event_type) is not None:
+                raise EventRejected(
+                    Reason.UNKNOWN_VERSION,
+                    f"dataschema names no known version of {event_type}; "
+                    f"expected urn:contract:{event_type}:<version>",
+                    event_type,
+                )
+        else:
+            raise EventRejected(Reason.INVALID_ENVELOPE, "dataschema must be a string")
+        if contract is None:
+            known = ", ".join(self.registry.types)
+            raise EventRejected(Reason.UNKNOWN_TYPE, f"unknown event type; known types: {known}")
+        return contract
+
+
+def parse_json(body: bytes | memoryview) -> Any:
+    """Parse JSON bytes into Python values; raises EventRejected if not UTF-8 JSON."""
+    try:
+        return msgspec.json.decode(body)
+    except UnicodeDecodeError:
+        raise EventRejected(Reason.NOT_UTF8, "the event is not valid UTF-8") from None
+    except msgspec.DecodeError as error:
+        raise EventRejected(
+            Reason.MALFORMED_JSON, f"the event is not valid JSON: {error}"
+        ) from None
+    except RecursionError:
+        raise EventRejected(Reason.MALFORMED_JSON, "the event is nested too deeply") from None
+
+
+def _extensions(document: dict[str, Any], contract: Contract) -> dict[str, Any]:
+    extensions: dict[str, Any] = {}
+    for name, value in document.items():
+        if name in STANDARD_ATTRIBUTES or name in ("data", "data_base64"):
+            continue
+        if not _EXTENSION_NAME.fullmatch(name):
+            raise EventRejected(
+                Reason.INVALID_ENVELOPE,
+                "extension attribute names are 1 to 20 lower-case letters or digits",
+                contract.event_type,
+            )
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise EventRejected(
+                Reason.INVALID_ENVELOPE,
+                f"extension attribute {name} must be a string, number or boolean",
+                contract.event_type,
+            )
+        extensions[name] = value
+    return extensions
+
+
+def _union(members: tuple[type[msgspec.Struct], ...]) -> Any:
+    from functools import reduce
+    from operator import or_
+
+    return reduce(or_, members)

@@ -1,0 +1,49 @@
+"""Why an event or a request is refused: typed errors, each with a stable reason code."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+MAX_MESSAGE_CHARS = 300
+
+
+class Reason(StrEnum):
+    """Stable codes for rejected events, as they appear in responses and the dead-letter table."""
+
+    NOT_UTF8 = "not_utf8"
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_EVENT = "not_an_event"
+    INVALID_ENVELOPE = "invalid_envelope"
+    UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_VERSION = "unknown_version"
+    INVALID_DATA = "invalid_data"
+
+
+def bounded(message: str) -> str:
+    """Cap a message's length: validation errors may quote a (possibly huge) offending value."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+class EventRejected(ValueError):
+    """One event breaks the envelope or its contract; the message never quotes a PII value."""
+
+    def __init__(self, reason: Reason, message: str, contract: str | None = None) -> None:
+        self.reason = reason
+        self.message = bounded(message)
+        self.contract = contract
+        super().__init__(f"{reason.value}: {self.message}")
+
+
+class RequestRejected(ValueError):
+    """A whole request is unusable (not JSON, not events, too large); `status` is the HTTP code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = bounded(message)
+        super().__init__(self.message)
+
+
+class PublishFailed(RuntimeError):
+    """The events could not be made durable in the hub; nothing may be reported as accepted."""

@@ -1,0 +1,55 @@
+"""The event services a process needs, wired from settings: intake, publisher and ingestor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.config import Adapter, Settings
+from shared.events.envelope import EventDecoder
+from shared.events.eventhubs import EventHubsProbe, EventHubsPublisher
+from shared.events.ingest import Ingestor
+from shared.events.intake import EventIntake
+from shared.events.pseudonymize import Pseudonymizer
+from shared.events.publisher import EventPublisher, LocalEventPublisher, LocalEventsProbe
+from shared.health import ReadinessProbe
+from shared.lakehouse.access import LakeAccess
+from shared.lakehouse.bronze import BronzeWriter
+
+# The devhost exports its data dir here; its event log lives there even when the platform's
+# own data dir (PLATFORM_DATA_DIR) is elsewhere.
+DEVHOST_DATA_DIR = "DEVHOST_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class EventServices:
+    intake: EventIntake
+    ingestor: Ingestor
+    publisher: EventPublisher
+    probe: ReadinessProbe
+
+
+def build_event_services(
+    settings: Settings, access: LakeAccess, environ: Mapping[str, str]
+) -> EventServices:
+    """Choose the publisher by settings and wire the decoder, pseudonymizer and bronze writer."""
+    decoder = EventDecoder()
+    publisher: EventPublisher
+    probe: ReadinessProbe
+    events = settings.events
+    if events.adapter is Adapter.AZURE and events.fully_qualified_namespace is not None:
+        publisher = EventHubsPublisher.with_default_credential(events.fully_qualified_namespace)
+        probe = EventHubsProbe(events.fully_qualified_namespace)
+    else:
+        data_dir = Path(environ.get(DEVHOST_DATA_DIR) or settings.data_dir)
+        local = LocalEventPublisher.for_settings(data_dir, environ, events.connection)
+        publisher, probe = local, LocalEventsProbe(local)
+    pseudonymizer = Pseudonymizer(settings.pseudonym_key.encode("utf-8", "surrogatepass"))
+    writer = BronzeWriter(settings.lake.uri, access)
+    return EventServices(
+        intake=EventIntake(decoder, publisher),
+        ingestor=Ingestor(decoder, pseudonymizer, writer),
+        publisher=publisher,
+        probe=probe,
+    )

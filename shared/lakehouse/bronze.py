@@ -1,0 +1,260 @@
+"""Land batches in bronze Delta tables exactly once per hub position.
+
+Each commit carries a Delta application transaction (`txn`): the app id names the hub,
+consumer group and partition, the version is the last sequence number of the batch. A
+redelivered batch finds its rows already covered by the table's `txn` version and adds
+nothing; this is how Spark Structured Streaming writes idempotently to Delta.
+
+Table handles are opened once and reused; the `txn` versions are cached per handle, and the
+cache is dropped whenever the handle catches up with commits of another writer. A commit
+racing another writer of the same app id fails with a conflict: the writer then refreshes,
+drops what the other landed, and tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from shared.lakehouse.access import LakeAccess, StaticAccess
+from shared.lakehouse.bronze_schema import BRONZE, PARTITION_COLUMN, TABLE_CONFIGURATION
+
+log = logging.getLogger(__name__)
+
+RowsAfter = Callable[[int | None], pa.Table | None]
+
+
+class LakeWriteFailed(RuntimeError):
+    """A bronze commit kept failing; the batch must be delivered again."""
+
+
+@dataclass(frozen=True)
+class Landed:
+    """What one `land` call committed: rows added (0 if all were landed before)."""
+
+    table: str
+    rows: int
+    version: int | None
+
+
+class BronzeWriter:
+    """Appends to `<lake>/bronze/<table>`, one commit per call, idempotent per app id.
+
+    Thread-safe: calls for the same table are serialized; different tables commit in parallel.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        access: LakeAccess | None = None,
+        *,
+        configuration: Mapping[str, str] = TABLE_CONFIGURATION,
+        max_attempts: int = 5,
+        retry_delay_s: float = 0.05,
+    ) -> None:
+        self.root = root.rstrip("/")
+        self._access = access or StaticAccess()
+        self._configuration = dict(configuration)
+        self._max_attempts = max_attempts
+        self._retry_delay_s = retry_delay_s
+        self._tables: dict[str, _Table] = {}
+        self._guard = threading.Lock()
+
+    def uri(self, table: str) -> str:
+        return f"{self.root}/{BRONZE}/{table}"
+
+    def landed_version(self, table: str, app_id: str) -> int | None:
+        """The last sequence number landed for app_id in the table (None: nothing yet)."""
+        entry = self._table(table)
+        with entry.lock:
+            self._refresh_access(entry)
+            if entry.handle is None:
+                entry.handle = self._open(table, entry.options)
+            return None if entry.handle is None else entry.version_of(app_id)
+
+    def land(
+        self, table: str, schema: pa.Schema, app_id: str, version: int, rows_after: RowsAfter
+    ) -> Landed:
+        """Commit `rows_after(landed)` with txn (app_id, version), where `landed` is the app id's
+        last landed sequence number; `rows_after` returns None when nothing is left to add.
+
+        Group commit: calls for the same table that arrive while a commit runs (other
+        partitions, in other threads) are landed together by the next one, in one Delta commit
+        carrying each app id's txn, so that concurrent partitions share the commit's cost.
+        """
+        entry = self._table(table)
+        request = _Request(app_id, version, rows_after, schema)
+        with entry.queue_lock:
+            entry.queue.append(request)
+        with entry.lock:
+            if request.result is None and request.error is None:
+                with entry.queue_lock:
+                    group, entry.queue = entry.queue, []
+                self._commit_group(entry, table, group)
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
+
+    def compact(self, table: str) -> dict[str, Any] | None:
+        """Rewrite the table's small files into larger ones; None if it does not exist yet.
+
+        Each batch adds a file, and deltalake's commit cost grows with the number of active
+        files, so ingestion stays fast only if bronze is compacted regularly. Uses a handle of
+        its own: ingestion goes on meanwhile (its next commit sees the compaction as another
+        writer's and re-reads its txn versions).
+        """
+        options, _ = self._access.current()
+        handle = self._open(table, options)
+        if handle is None:
+            return None
+        metrics: dict[str, Any] = handle.optimize.compact()
+        return metrics
+
+    def _commit_group(self, entry: _Table, table: str, group: list[_Request]) -> None:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                self._commit_once(entry, table, group)
+                return
+            except (CommitFailedError, DeltaError, OSError) as error:
+                log.warning("bronze/%s: commit attempt %d failed: %s", table, attempt, error)
+                entry.forget()  # refresh from the log: another writer may have landed rows
+                if attempt == self._max_attempts:
+                    failure = LakeWriteFailed(
+                        f"bronze/{table}: commit failed {attempt} times: {error}"
+                    )
+                    failure.__cause__ = error
+                    for request in group:
+                        request.error = failure
+                    return
+                time.sleep(self._retry_delay_s * 2 ** (attempt - 1))
+            except BaseException as error:  # building rows failed: every caller of the group raises
+                for request in group:
+                    request.error = error
+                return
+
+    def _commit_once(self, entry: _Table, table: str, group: list[_Request]) -> None:
+        self._refresh_access(entry)
+        if entry.handle is None:
+            options = entry.options
+            entry.handle = self._open(table, options) or self._create(
+                table, group[0].schema, options
+            )
+        handle = entry.handle
+        parts: list[tuple[_Request, pa.Table]] = []
+        results: dict[int, Landed] = {}
+        for request in group:
+            landed = entry.version_of(request.app_id)
+            rows = None
+            if landed is None or landed < request.version:
+                rows = request.rows_after(landed)
+            if rows is None or rows.num_rows == 0:
+                results[id(request)] = Landed(table, 0, landed)
+            else:
+                parts.append((request, rows))
+        if parts:
+            data = parts[0][1] if len(parts) == 1 else _concat([rows for _, rows in parts])
+            before = handle.version()
+            evolve = data.schema.names != entry.columns
+            transactions = [Transaction(r.app_id, r.version) for r, _ in parts]
+            write_deltalake(
+                handle,
+                data,
+                mode="append",
+                schema_mode="merge" if evolve else None,
+                commit_properties=CommitProperties(app_transactions=transactions),
+            )
+            if handle.version() != before + 1:
+                entry.versions.clear()  # the handle caught up with other writers' commits
+            if evolve:
+                entry.columns = _columns(handle)
+            for request, rows in parts:
+                entry.versions[request.app_id] = request.version
+                results[id(request)] = Landed(table, rows.num_rows, request.version)
+        for request in group:
+            request.result = results[id(request)]
+
+    def _table(self, table: str) -> _Table:
+        with self._guard:
+            entry = self._tables.get(table)
+            if entry is None:
+                entry = self._tables[table] = _Table()
+            return entry
+
+    def _refresh_access(self, entry: _Table) -> None:
+        options, generation = self._access.current()
+        if generation != entry.generation or entry.handle is None:
+            entry.forget()  # new credentials: reopen the handle with them
+            entry.options, entry.generation = options, generation
+
+    def _open(self, table: str, options: dict[str, str] | None) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.uri(table), storage_options=options)
+        except TableNotFoundError:
+            return None
+
+    def _create(self, table: str, schema: pa.Schema, options: dict[str, str] | None) -> DeltaTable:
+        DeltaTable.create(
+            self.uri(table),
+            schema,
+            mode="ignore",  # another writer may have created it meanwhile
+            partition_by=[PARTITION_COLUMN],
+            configuration=self._configuration,
+            storage_options=options,
+        )
+        return DeltaTable(self.uri(table), storage_options=options)
+
+
+class _Request:
+    """One `land` call waiting for its commit."""
+
+    def __init__(self, app_id: str, version: int, rows_after: RowsAfter, schema: pa.Schema):
+        self.app_id = app_id
+        self.version = version
+        self.rows_after = rows_after
+        self.schema = schema
+        self.result: Landed | None = None
+        self.error: BaseException | None = None
+
+
+class _Table:
+    """A reused handle, its columns, the txn versions known for it, and the calls waiting."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # held while committing
+        self.queue_lock = threading.Lock()
+        self.queue: list[_Request] = []
+        self.handle: DeltaTable | None = None
+        self.options: dict[str, str] | None = None
+        self.generation = -1
+        self.versions: dict[str, int | None] = {}
+        self.columns: list[str] = []
+
+    def version_of(self, app_id: str) -> int | None:
+        assert self.handle is not None
+        if not self.columns:
+            self.columns = _columns(self.handle)
+        if app_id not in self.versions:
+            self.versions[app_id] = self.handle.transaction_version(app_id)
+        return self.versions[app_id]
+
+    def forget(self) -> None:
+        self.handle = None
+        self.versions.clear()
+        self.columns = []
+
+
+def _columns(handle: DeltaTable) -> list[str]:
+    return [field.name for field in handle.schema().fields]
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables, promote_options="default")

@@ -1,0 +1,139 @@
+"""The medallion pipeline's operations as its orchestration calls them (JSON in, JSON out)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.batch.engine import BatchEngine, RunState
+from shared.batch.factory import build_engine
+from shared.config import Settings
+from shared.lakehouse.access import lake_access
+from shared.pipeline.gold import GoldRunner, GoldSubmission
+from shared.pipeline.lake import Lake
+from shared.pipeline.maintenance import MaintenanceTarget, maintain, maintenance_targets
+from shared.pipeline.silver import SilverBuilder
+from shared.pipeline.specs import SILVER_SPECS, SilverSpec
+from shared.pipeline.state import PipelineStateStore, SqliteStateStore
+
+PIPELINE = "medallion"
+
+
+class UnknownTable(LookupError):
+    """No silver table or gold model by that name."""
+
+
+@dataclass(frozen=True)
+class Medallion:
+    """Silver builds, gold submissions and maintenance over one lake, one state store and one
+    batch engine; built once per process by `medallion()`, or by tests with their own parts."""
+
+    lake: Lake
+    state: PipelineStateStore
+    engine: BatchEngine
+    silver: SilverBuilder
+    gold: GoldRunner
+    vacuum_retention_hours: int = 168
+    poll_first_s: float = 5.0
+    poll_max_s: float = 60.0
+    run_timeout_s: float = 3600.0
+    specs: Mapping[str, SilverSpec] = field(default_factory=lambda: dict(SILVER_SPECS))
+
+    @classmethod
+    def build(
+        cls,
+        lake: Lake,
+        state: PipelineStateStore,
+        engine: BatchEngine,
+        *,
+        vacuum_retention_hours: int = 168,
+        chunk_rows: int = 250_000,
+        poll: tuple[float, float, float] = (5.0, 60.0, 3600.0),
+    ) -> Medallion:
+        return cls(
+            lake=lake,
+            state=state,
+            engine=engine,
+            silver=SilverBuilder(lake, state, pipeline=PIPELINE, chunk_rows=chunk_rows),
+            gold=GoldRunner(lake, state, engine, pipeline=PIPELINE),
+            vacuum_retention_hours=vacuum_retention_hours,
+            poll_first_s=poll[0],
+            poll_max_s=poll[1],
+            run_timeout_s=poll[2],
+        )
+
+    def plan(self) -> dict[str, list[str]]:
+        """The silver tables and gold models a run goes through, in order."""
+        return {"silver": sorted(self.specs), "gold": sorted(self.gold.models)}
+
+    def run_plan(self) -> dict[str, Any]:
+        """What a run does, as its orchestrator needs it: tables, models, what each model
+        reads from silver, and how to watch a remote run."""
+        reads = {
+            name: sorted(t.split(".", 1)[1] for t in model.inputs if t.startswith("silver."))
+            for name, model in self.gold.models.items()
+        }
+        return {
+            **self.plan(),
+            "reads": reads,
+            "engine": self.engine.name,
+            "poll_first_s": self.poll_first_s,
+            "poll_max_s": self.poll_max_s,
+            "run_timeout_s": self.run_timeout_s,
+        }
+
+    def build_silver(self, table: str, run_id: str) -> dict[str, Any]:
+        spec = self.specs.get(table)
+        if spec is None:
+            raise UnknownTable(f"no silver table {table!r}")
+        return self.silver.build(spec, run_id).to_json()
+
+    def submit_gold(self, model: str, run_key: str) -> dict[str, Any]:
+        if model not in self.gold.models:
+            raise UnknownTable(f"no gold model {model!r}")
+        return self.gold.submit(model, run_key).to_json()
+
+    def gold_state(self, run_id: str) -> dict[str, Any]:
+        return self.gold.state(run_id).to_json()
+
+    def cancel_gold(self, run_id: str) -> dict[str, Any]:
+        return self.gold.cancel(run_id).to_json()
+
+    def finish_gold(self, submission: Mapping[str, Any], final: Mapping[str, Any]) -> None:
+        self.gold.record_success(GoldSubmission.from_json(submission), RunState.from_json(final))
+
+    def maintenance_plan(self) -> list[dict[str, Any]]:
+        silver = {table: spec.zorder for table, spec in self.specs.items()}
+        gold = {name: model.keys for name, model in self.gold.models.items()}
+        return [
+            {"layer": t.layer, "table": t.table, "zorder": list(t.zorder)}
+            for t in maintenance_targets(silver, gold)
+        ]
+
+    def maintain(self, target: Mapping[str, Any]) -> dict[str, Any]:
+        chosen = MaintenanceTarget(target["layer"], target["table"], tuple(target["zorder"]))
+        return maintain(self.lake, chosen, self.vacuum_retention_hours)
+
+
+def build_medallion(settings: Settings) -> Medallion:
+    """The pipeline for these settings: the lake (reached as ingestion reaches it: Azurite or
+    an Entra ID token on `abfss://`), SQLite state under the data dir, and the batch engine."""
+    state = SqliteStateStore(settings.data_dir / "pipeline" / "state.sqlite")
+    batch = settings.batch
+    return Medallion.build(
+        Lake(settings.lake.uri, access=lake_access(settings.lake)),
+        state,
+        build_engine(settings),
+        vacuum_retention_hours=settings.batch.vacuum_retention_hours,
+        poll=(batch.poll_first_s, batch.poll_max_s, batch.run_timeout_s),
+    )
+
+
+@functools.cache
+def medallion() -> Medallion:
+    """The process-wide pipeline, built on first use from the platform's settings."""
+    from shared.bootstrap import platform
+
+    return build_medallion(platform().settings)

@@ -1,0 +1,1 @@
+"""Loopback fakes of remote services, speaking their documented REST endpoints."""

@@ -1,0 +1,112 @@
+"""Bronze schemas come from the contracts; rows are built as Arrow columns, PII pseudonymized."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pytest
+
+from shared.events.contracts import APP_INTERACTION, IOT_TELEMETRY, PAYMENT_TRANSACTION
+from shared.events.envelope import EventDecoder
+from shared.events.errors import EventRejected, Reason
+from shared.events.pseudonymize import Pseudonymizer
+from shared.lakehouse.bronze_rows import ContractRows, DeadLetterRows, Position, Rejection
+from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, LINEAGE, bronze_schema
+from tests.eventdata import card, encoded, payment, telemetry
+
+pytestmark = pytest.mark.unit
+
+P = Pseudonymizer(b"k" * 32)
+DECODER = EventDecoder()
+ENQUEUED = dt.datetime(2024, 5, 3, 8, 0, tzinfo=dt.UTC)
+INGESTED = dt.datetime(2024, 5, 3, 8, 0, 5, tzinfo=dt.UTC)
+POSITION = Position("local", "events", "$default", 2)
+
+
+def test_schemas_follow_the_contracts() -> None:
+    payment_schema = bronze_schema(PAYMENT_TRANSACTION)
+    assert payment_schema.names[: len(LINEAGE)] == [f.name for f in LINEAGE]
+    assert payment_schema.field("amount").type == pa.float64()
+    assert payment_schema.field("card_number").type == pa.string()
+    assert payment_schema.field("card_last4").type == pa.string()
+    assert payment_schema.names[-3:] == ["extras", "extensions", "event_date"]
+    assert bronze_schema(IOT_TELEMETRY).field("rpm").type == pa.float64()
+    assert bronze_schema(APP_INTERACTION).field("action").type == pa.string()
+
+
+def test_rows_carry_lineage_and_pseudonyms() -> None:
+    events = [DECODER.decode(encoded(payment(n))) for n in (1, 2)]
+    table = ContractRows(PAYMENT_TRANSACTION, P).table(
+        events, [10, 11], [ENQUEUED, ENQUEUED], 2, INGESTED
+    )
+    assert table.schema == bronze_schema(PAYMENT_TRANSACTION)
+    first = table.to_pylist()[0]
+    assert first["event_id"] == events[0].envelope.id
+    assert (first["event_type"], first["schema_version"]) == ("payment.transaction", 1)
+    assert (first["partition"], first["sequence_number"]) == (2, 10)
+    assert first["enqueued_time"] == ENQUEUED and first["ingested_at"] == INGESTED
+    assert first["card_number"] == P.pseudonym(card(1))
+    assert first["card_last4"] == card(1)[-4:]
+    assert first["event_date"] == dt.date(2024, 5, 1)
+    assert card(1) not in json.dumps(table.to_pylist(), default=str)
+
+
+def test_event_time_falls_back_to_the_enqueued_time_and_is_utc() -> None:
+    without = telemetry()
+    del without["time"]
+    offset = telemetry()
+    offset["time"] = "2024-05-01T23:30:00-02:00"
+    events = [DECODER.decode(encoded(e)) for e in (without, offset)]
+    rows = ContractRows(IOT_TELEMETRY, P).table(events, [0, 1], [ENQUEUED] * 2, 0, INGESTED)
+    times = rows.column("event_time").to_pylist()
+    assert times[0] == ENQUEUED
+    assert times[1] == dt.datetime(2024, 5, 2, 1, 30, tzinfo=dt.UTC)
+    assert rows.column("event_date").to_pylist() == [dt.date(2024, 5, 3), dt.date(2024, 5, 2)]
+
+
+def test_extras_are_kept_with_card_numbers_pseudonymized() -> None:
+    event = payment(1, note=f"paid with {card(9)}", tip=2)
+    event["traceid"] = "abc"
+    decoded = DECODER.decode(encoded(event))
+    row = ContractRows(PAYMENT_TRANSACTION, P).table([decoded], [0], [ENQUEUED], 0, INGESTED)
+    extras = json.loads(row.column("extras")[0].as_py())
+    assert extras["tip"] == 2 and card(9) not in extras["note"]
+    assert json.loads(row.column("extensions")[0].as_py()) == {"traceid": "abc"}
+
+
+def rejected(body: bytes) -> Rejection:
+    try:
+        DECODER.decode(body)
+    except EventRejected as error:
+        return Rejection(error, body, 7, 700, ENQUEUED)
+    raise AssertionError("the event was valid")
+
+
+def test_dead_letters_keep_the_reason_and_position_without_raw_cards() -> None:
+    bad_card = "4111111111111112"  # fails Luhn, and is still never stored raw
+    bodies = [
+        encoded(payment(1, card_number=bad_card)),
+        encoded(payment(2, currency="ZZZ", note=card(2))),
+        f"not json {card(3)}".encode(),
+        b"\xff\xfe" + card(4).encode(),
+    ]
+    table = DeadLetterRows(DECODER.registry, P).table(
+        [rejected(b) for b in bodies], POSITION, INGESTED
+    )
+    assert table.schema == DEADLETTER_SCHEMA
+    rows = table.to_pylist()
+    assert [r["reason"] for r in rows] == [
+        Reason.INVALID_DATA,
+        Reason.INVALID_DATA,
+        Reason.MALFORMED_JSON,
+        Reason.MALFORMED_JSON,
+    ]
+    assert rows[0]["event_type"] == "payment.transaction"
+    assert json.loads(rows[0]["payload"])["data"]["card_number"] == P.pseudonym(bad_card)
+    assert (rows[0]["hub"], rows[0]["partition"], rows[0]["sequence_number"]) == ("events", 2, 7)
+    assert rows[0]["event_date"] == ENQUEUED.date()
+    dumped = json.dumps(rows, default=str)
+    for raw in (bad_card, card(2), card(3), card(4)):
+        assert raw not in dumped

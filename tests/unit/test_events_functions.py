@@ -1,0 +1,99 @@
+"""The events and ingest triggers, called as the worker would, on a platform of temp folders."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions import meta
+from deltalake import DeltaTable
+
+import functions.events as events_function
+import functions.ingest as ingest_function
+from shared.bootstrap import Platform
+from shared.config import load_settings
+from shared.events.ingest import MissingHubPosition
+from shared.events.services import build_event_services
+from shared.lakehouse.access import StaticAccess
+from tests.eventdata import encoded, payment
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
+    settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path)})
+    events = build_event_services(settings, StaticAccess(), {})
+    platform = Platform(settings=settings, probes=(), events=events)
+    monkeypatch.setattr(events_function, "platform", lambda: platform)
+    monkeypatch.setattr(ingest_function, "platform", lambda: platform)
+    yield platform
+
+
+def user_function(module: Any) -> Any:
+    return next(iter(module.bp._function_builders)).build().get_user_function()
+
+
+def request(body: bytes, content_type: str) -> func.HttpRequest:
+    return func.HttpRequest(
+        method="POST",
+        url="http://localhost/api/events",
+        headers={"content-type": content_type},
+        body=body,
+    )
+
+
+async def test_post_events_answers_202_with_the_rejections(services: Platform) -> None:
+    body = json.dumps([payment(1), payment(2, channel="fax")]).encode()
+    response = await user_function(events_function)(
+        request(body, "application/cloudevents-batch+json")
+    )
+    assert response.status_code == 202
+    assert response.mimetype == "application/json"
+    answer = json.loads(response.get_body())
+    assert answer["accepted"] == 1 and answer["rejected"][0]["index"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [(b"{", "application/cloudevents+json", 400), (b"{}", "text/csv", 415)],
+)
+async def test_post_events_maps_bad_requests(
+    services: Platform, body: bytes, content_type: str, status: int
+) -> None:
+    response = await user_function(events_function)(request(body, content_type))
+    assert response.status_code == status
+    assert json.loads(response.get_body())["error"]
+
+
+def hub_events(bodies: list[bytes]) -> list[func.EventHubEvent]:
+    context = {
+        "FullyQualifiedNamespace": "local",
+        "EventHubName": "events",
+        "ConsumerGroup": "$Default",
+        "PartitionId": "0",
+    }
+    metadata = {"PartitionContext": meta.Datum(json.dumps(context), "json")}
+    return [
+        func.EventHubEvent(body=b, trigger_metadata=metadata, sequence_number=i, offset=str(i))
+        for i, b in enumerate(bodies)
+    ]
+
+
+def test_ingest_lands_a_batch_once(services: Platform, tmp_path: Path) -> None:
+    ingest = user_function(ingest_function)
+    batch = hub_events([encoded(payment(n)) for n in range(3)])
+    ingest(batch)
+    ingest(batch)
+    table = DeltaTable(str(tmp_path / "lake" / "bronze" / "payment_transaction"))
+    assert table.to_pyarrow_table().num_rows == 3
+
+
+def test_ingest_refuses_a_batch_without_its_position(services: Platform) -> None:
+    event = func.EventHubEvent(body=encoded(payment()), sequence_number=0)
+    with pytest.raises(MissingHubPosition):
+        user_function(ingest_function)([event])

@@ -1,0 +1,174 @@
+"""The intake behind POST /api/events: modes, limits, mixed batches and partition keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from devhost.eventhubs.log import EventLog
+from shared.events.envelope import EventDecoder
+from shared.events.errors import PublishFailed, RequestRejected
+from shared.events.intake import BATCH, MAX_BODY_BYTES, SINGLE, EventIntake
+from shared.events.publisher import (
+    EVENTS_HUB,
+    LocalEventPublisher,
+    LocalEventsProbe,
+    OutgoingEvent,
+)
+from tests.eventdata import encoded, interaction, payment, telemetry
+
+pytestmark = pytest.mark.unit
+
+
+class FakePublisher:
+    """The publishing port in memory; `fail` makes it refuse like an unavailable hub."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.published: list[tuple[str, list[OutgoingEvent]]] = []
+        self.fail = fail
+
+    async def publish(self, hub: str, events: Sequence[OutgoingEvent]) -> None:
+        if self.fail:
+            raise PublishFailed("hub unavailable")
+        self.published.append((hub, list(events)))
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+@pytest.fixture
+def intake(publisher: FakePublisher) -> EventIntake:
+    return EventIntake(EventDecoder(), publisher)
+
+
+async def test_a_single_event_is_published(intake: EventIntake, publisher: FakePublisher) -> None:
+    body = encoded(payment(3))
+    result = await intake.submit(body, SINGLE)
+    assert (result.status, result.to_json()) == (202, {"accepted": 1, "rejected": []})
+    hub, events = publisher.published[0]
+    assert hub == EVENTS_HUB and events == [OutgoingEvent(body, "acct-3")]
+
+
+async def test_a_mixed_batch_accepts_the_valid_events(
+    intake: EventIntake, publisher: FakePublisher
+) -> None:
+    good = [payment(1), {**telemetry(2), "subject": "line-7"}, interaction(3)]
+    bad = payment(4, currency="ZZZ")
+    body = json.dumps([good[0], bad, good[1], 17, good[2]]).encode()
+    result = await intake.submit(body, BATCH)
+    assert result.status == 202
+    answer = result.to_json()
+    assert answer["accepted"] == 3
+    assert [(r["index"], r["id"], r["reason"]) for r in answer["rejected"]] == [
+        (1, bad["id"], "invalid_data"),
+        (3, None, "not_an_event"),
+    ]
+    assert "currency" in answer["rejected"][0]["error"]
+    published = publisher.published[0][1]
+    assert [json.loads(e.body)["id"] for e in published] == [g["id"] for g in good]
+    assert [e.partition_key for e in published] == ["acct-1", "line-7", "u-3"]
+
+
+async def test_an_invalid_single_event_is_a_400_with_the_reason(
+    intake: EventIntake, publisher: FakePublisher
+) -> None:
+    result = await intake.submit(encoded(payment(card_number="4111111111111112")), SINGLE)
+    assert result.status == 400
+    assert "Luhn" in result.to_json()["error"]
+    assert publisher.published == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"", SINGLE, 400),
+        (b"   ", BATCH, 400),
+        (b"not json", SINGLE, 400),
+        (b"\xff\xfe{}", SINGLE, 400),
+        (b"[1,", BATCH, 400),
+        (b"[\xff]", BATCH, 400),
+        (b"[" * 100_000 + b"]" * 100_000, BATCH, 400),
+        (b"17", SINGLE, 400),
+        (b"[]", SINGLE, 400),
+        (b"{}", BATCH, 400),
+        (b"{}", "text/plain", 415),
+        (b"{}", None, 415),
+        (b"{}", SINGLE + "; charset=latin-1", 415),
+        (b"[" + b" " * MAX_BODY_BYTES + b"]", BATCH, 413),
+    ],
+)
+async def test_unusable_bodies(
+    intake: EventIntake, body: bytes, content_type: str | None, status: int
+) -> None:
+    with pytest.raises(RequestRejected) as caught:
+        await intake.submit(body, content_type)
+    assert caught.value.status == status
+    assert caught.value.message
+
+
+async def test_plain_json_and_charset_are_accepted(intake: EventIntake) -> None:
+    assert (await intake.submit(encoded(payment()), "application/json")).accepted == 1
+    batch = json.dumps([payment(), payment()]).encode()
+    assert (await intake.submit(batch, "Application/JSON; charset=UTF-8")).accepted == 2
+
+
+async def test_an_empty_batch_is_accepted_as_nothing(
+    intake: EventIntake, publisher: FakePublisher
+) -> None:
+    assert (await intake.submit(b"[]", BATCH)).to_json() == {"accepted": 0, "rejected": []}
+    assert publisher.published == []
+
+
+async def test_a_failing_hub_accepts_nothing() -> None:
+    intake = EventIntake(EventDecoder(), FakePublisher(fail=True))
+    with pytest.raises(PublishFailed):
+        await intake.submit(encoded(payment()), SINGLE)
+
+
+async def test_long_partition_keys_are_cut_to_the_event_hubs_limit(
+    intake: EventIntake, publisher: FakePublisher
+) -> None:
+    await intake.submit(encoded({**payment(), "subject": "s" * 500}), SINGLE)
+    assert publisher.published[0][1][0].partition_key == "s" * 128
+
+
+async def test_the_local_publisher_makes_events_durable_in_the_log(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "local.sqlite3")
+    intake = EventIntake(EventDecoder(), LocalEventPublisher(lambda: log))
+    bodies = [payment(n) for n in range(5)]
+    await intake.submit(json.dumps(bodies).encode(), BATCH)
+    with EventLog(tmp_path / "local.sqlite3") as reopened:  # as another process would
+        stored = [
+            e for p in range(reopened.ensure_hub(EVENTS_HUB)) for e in reopened.read("events", p)
+        ]
+    assert sorted(json.loads(e.body)["id"] for e in stored) == sorted(b["id"] for b in bodies)
+    by_key = {e.partition_key: e.partition for e in stored}
+    assert len(by_key) == len({b["data"]["account_id"] for b in bodies})
+    log.close()
+
+
+def test_the_events_probe_reports_the_local_log(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    broken = LocalEventPublisher.for_settings(blocker, {}, "EventHubConnection")
+    assert not LocalEventsProbe(broken).check().ready
+    working = LocalEventPublisher.for_settings(tmp_path / "data", {}, "EventHubConnection")
+    readiness = LocalEventsProbe(working).check()
+    assert readiness.ready and "4 partitions" in readiness.detail
+    working.log.close()
+
+
+async def test_an_unusable_log_is_a_publish_failure(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    publisher = LocalEventPublisher.for_settings(blocker, {}, "EventHubConnection")
+    with pytest.raises(PublishFailed):
+        await EventIntake(EventDecoder(), publisher).submit(encoded(payment()), SINGLE)
