@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 7071
+SIMULATE_RATE ?= 5
 PYTEST_ARGS ?=
 
 .PHONY: run test test-fast lint format clean
@@ -14,7 +15,16 @@ $(STAMP): requirements.txt requirements-dev.txt $(wildcard package.json)
 	if [ -f package.json ]; then npm install --no-audit --no-fund --loglevel=error; fi
 	touch $(STAMP)
 
+# The devhost in the foreground; the traffic simulator posts gently in the background once
+# /api/health answers, and stops with it. SIMULATE_RATE=0 leaves it out.
 run: $(STAMP)
+	@set -e; \
+	if [ "$(SIMULATE_RATE)" != "0" ]; then \
+	  $(PY) -m benchmarks.simulate --rate $(SIMULATE_RATE) --wait 300 \
+	    --url http://127.0.0.1:$(PORT)/api/events & SIMULATOR=$$!; \
+	  trap 'kill $$SIMULATOR 2>/dev/null || true' EXIT INT TERM; \
+	  echo "traffic simulator: $(SIMULATE_RATE) events/s to http://127.0.0.1:$(PORT)/api/events"; \
+	fi; \
 	$(PY) -m devhost start --port $(PORT)
 
 test: $(STAMP)

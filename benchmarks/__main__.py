@@ -1,4 +1,7 @@
-"""Run one benchmark: `python -m benchmarks NAME` calls `benchmarks.NAME.main()`."""
+"""Run one benchmark: `python -m benchmarks NAME [ARGS]` calls `benchmarks.NAME.main()`.
+
+The remaining arguments are left in `sys.argv` for the benchmark's own parser.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or not argv[0].isidentifier():
-        print("usage: python -m benchmarks NAME   (e.g. durable)", file=sys.stderr)
+    if not argv or not argv[0].isidentifier():
+        print("usage: python -m benchmarks NAME [ARGS]   (e.g. durable)", file=sys.stderr)
         return 2
     try:
         module = importlib.import_module(f"benchmarks.{argv[0]}")
@@ -17,6 +20,7 @@ def main(argv: list[str]) -> int:
             raise
         print(f"no benchmark named {argv[0]!r}", file=sys.stderr)
         return 2
+    sys.argv = [f"python -m benchmarks {argv[0]}", *argv[1:]]
     result = module.main()
     return int(result or 0)
 

@@ -41,6 +41,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--start", help="ISO time of the first event (default: now, live)")
     parser.add_argument("--print", type=int, metavar="N", help="print N events, post nothing")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for the host's /api/health to answer 200 before posting",
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.batch <= 0:
         parser.error("--rate and --batch must be positive")
@@ -84,6 +91,20 @@ class Poster:
         self.rejected += len(answer["rejected"])
 
 
+def wait_for_host(events_url: str, timeout_s: float) -> bool:
+    """Poll `<base>/api/health` next to the events URL until it answers 200."""
+    health = events_url.rsplit("/", 1)[0] + "/health"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(health, timeout=2).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 def progress(message: str) -> None:
     print(f"[simulate] {message}", file=sys.stderr, flush=True)
 
@@ -100,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
         for event in itertools.islice(events, args.print):
             print(json.dumps(event))
         return 0
+    if args.wait and not wait_for_host(args.url, args.wait):
+        progress(f"the host did not become healthy within {args.wait:g} s")
+        return 1
     poster = Poster(args.url, function_key(args))
     began = time.monotonic()
     due = 0.0
@@ -127,8 +151,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # also run as `python -m benchmarks simulate`
-        argv = [a for a in sys.argv[1:] if a != "simulate"]
     try:
         return run(parse_args(argv))
     except KeyboardInterrupt:
