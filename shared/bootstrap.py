@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,9 +34,19 @@ def _lake_probe(settings: Settings, access: LakeAccess) -> ReadinessProbe:
     return AdlsLakeProbe(settings.lake.uri, access)
 
 
+PLATFORM_LOGGERS = ("shared", "functions", "orchestrations")
+
+
+def _set_log_level(level: str) -> None:
+    """PLATFORM_LOG_LEVEL sets the platform's own loggers; the host's levels are its own."""
+    for name in PLATFORM_LOGGERS:
+        logging.getLogger(name).setLevel(level.upper())
+
+
 def bootstrap(settings: Settings | None = None) -> Platform:
     """Build the platform from settings (loaded from the environment when not given)."""
     settings = settings or load_settings()
+    _set_log_level(settings.log_level)
     access = lake_access(settings.lake)
     events = build_event_services(settings, access, os.environ)
     probes: list[ReadinessProbe] = [_lake_probe(settings, access), events.probe]

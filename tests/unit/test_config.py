@@ -56,3 +56,14 @@ def test_malformed_setting_is_named(name: str, value: str, fragment: str) -> Non
 
 def test_blank_values_take_the_default() -> None:
     assert load_settings({"PLATFORM_ENVIRONMENT": "  "}).environment == "local"
+
+
+def test_log_level_sets_the_platform_loggers(tmp_path: Path) -> None:
+    import logging
+
+    from shared.bootstrap import PLATFORM_LOGGERS, bootstrap
+
+    bootstrap(load_settings({"PLATFORM_DATA_DIR": str(tmp_path), "PLATFORM_LOG_LEVEL": "warning"}))
+    assert {logging.getLogger(n).level for n in PLATFORM_LOGGERS} == {logging.WARNING}
+    bootstrap(load_settings({"PLATFORM_DATA_DIR": str(tmp_path)}))
+    assert {logging.getLogger(n).level for n in PLATFORM_LOGGERS} == {logging.INFO}
