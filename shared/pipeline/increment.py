@@ -1,24 +1,41 @@
-"""The bronze rows a run has not seen: the data files added after the watermark's Delta version.
+"""The bronze rows a run has not seen since the watermark's Delta version.
 
-Bronze is append-only, so the files of the current version that were not in the watermark's
-version hold exactly the new rows. Should the old version be gone (log cleaned up) or the table
-be compacted, the increment grows to files seen before; silver's MERGE makes that harmless.
+Where the bronze table has the change data feed on (`delta.enableChangeDataFeed`), the increment
+is the feed's inserts after the watermark: compaction commits carry `dataChange=false` and add
+nothing to the feed, so compacting bronze never makes silver reread rows. Otherwise (or when the
+feed's files are gone, vacuumed) it is the data files of the current version that were not in the
+watermark's version; compaction then makes the increment grow to rows seen before, which
+silver's MERGE makes harmless.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
+CHANGE_FEED = "delta.enableChangeDataFeed"
+CHANGE_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
+
+
+class Increment(Protocol):
+    """New bronze data between two versions (`from_version` exclusive, None: from the start)."""
+
+    @property
+    def to_version(self) -> int: ...
+
+    def chunks(self, max_rows: int) -> Iterator[pa.Table]: ...
+
 
 @dataclass(frozen=True)
-class Increment:
-    """New bronze data between two versions (`from_version` exclusive, None: from the start)."""
+class FileIncrement:
+    """The data files added since the watermark's version (bronze is append-only)."""
 
     from_version: int | None
     to_version: int
@@ -63,11 +80,74 @@ def _paths(table: DeltaTable) -> dict[str, int]:
     )
 
 
+@dataclass(frozen=True)
+class ChangeFeedIncrement:
+    """The change data feed's inserts in versions `from_version + 1` to `to_version`."""
+
+    table: DeltaTable
+    from_version: int
+    to_version: int
+
+    def chunks(self, max_rows: int) -> Iterator[pa.Table]:
+        """The new rows in tables of about `max_rows`, without the feed's own columns."""
+        if self.from_version >= self.to_version:
+            return
+        reader = pa.RecordBatchReader.from_stream(
+            self.table.load_cdf(
+                starting_version=self.from_version + 1, ending_version=self.to_version
+            )
+        )
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in reader:
+            inserted = _without_views(pa.Table.from_batches([batch]))
+            inserted = inserted.filter(pc.equal(inserted.column("_change_type"), "insert"))
+            inserted = inserted.drop_columns(list(CHANGE_COLUMNS))
+            pending.extend(inserted.to_batches())
+            rows += inserted.num_rows
+            if rows >= max_rows:
+                yield pa.Table.from_batches(pending)
+                pending, rows = [], 0
+        if rows:
+            yield pa.Table.from_batches(pending)
+
+
+def _without_views(table: pa.Table) -> pa.Table:
+    """The feed reads strings as Arrow views; silver expects the data files' plain types."""
+    fields = []
+    for field in table.schema:
+        if pa.types.is_string_view(field.type):
+            field = field.with_type(pa.string())
+        elif pa.types.is_binary_view(field.type):
+            field = field.with_type(pa.binary())
+        fields.append(field)
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
+def _change_feed(table: DeltaTable, since_version: int) -> ChangeFeedIncrement | None:
+    """The feed increment, if the feed is on and its files since the watermark are readable."""
+    if table.metadata().configuration.get(CHANGE_FEED, "").lower() != "true":
+        return None
+    increment = ChangeFeedIncrement(table, since_version, table.version())
+    if since_version >= increment.to_version:
+        return increment
+    try:
+        # Opening the feed checks the log; a feed enabled after the watermark raises here.
+        table.load_cdf(starting_version=since_version + 1, ending_version=increment.to_version)
+    except (DeltaError, OSError):
+        return None
+    return increment
+
+
 def bronze_increment(
     uri: str, since_version: int | None, storage_options: dict[str, str] | None = None
 ) -> Increment:
-    """The files added to the table at `uri` after `since_version`, as of its latest version."""
+    """The rows added to the table at `uri` after `since_version`, as of its latest version."""
     table = DeltaTable(uri, storage_options=storage_options)
+    if since_version is not None:
+        feed = _change_feed(table, since_version)
+        if feed is not None:
+            return feed
     current = _paths(table)
     seen: dict[str, int] = {}
     if since_version is not None:
@@ -81,7 +161,7 @@ def bronze_increment(
         for fragment in dataset.get_fragments()
         if fragment.path in current and fragment.path not in seen
     )
-    return Increment(
+    return FileIncrement(
         from_version=since_version,
         to_version=table.version(),
         dataset=dataset,
