@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import logging
 import sys
 import typing
 from collections.abc import Callable, Mapping
@@ -14,6 +15,15 @@ from typing import Any
 
 from devhost.appsettings import AppSettings, UnresolvedSetting
 from devhost.errors import StartupError
+from devhost.retry import (
+    RETRY_POLICY_SETTING,
+    RETRY_TRIGGERS,
+    RetryPolicy,
+    RetryPolicyError,
+    parse_retry_policy,
+)
+
+log = logging.getLogger("devhost.indexing")
 
 DEFAULT_SCRIPT_FILE = "function_app.py"
 
@@ -49,6 +59,7 @@ class FunctionSpec:
     user_function: Callable[..., Any]
     parameters: Mapping[str, inspect.Parameter]
     annotations: Mapping[str, Any]
+    retry: RetryPolicy | None = None
 
     @property
     def is_async(self) -> bool:
@@ -129,7 +140,27 @@ def _index_function(function: Any, settings: AppSettings) -> FunctionSpec:
         user_function=user_function,
         parameters=parameters,
         annotations=_annotations(user_function),
+        retry=_retry_policy(name, function, triggers[0]),
     )
+
+
+def _retry_policy(name: str, function: Any, trigger: BindingSpec) -> RetryPolicy | None:
+    # The worker parses every function's policy at indexing, so a bad one fails any trigger.
+    settings = getattr(function, "get_settings_dict", None)
+    setting = settings(RETRY_POLICY_SETTING) if callable(settings) else None
+    try:
+        policy = parse_retry_policy(setting)
+    except RetryPolicyError as error:
+        raise IndexingError(f"function {name!r}: retry policy: {error}") from error
+    if policy is not None and trigger.type.lower() not in RETRY_TRIGGERS:
+        log.warning(
+            "function %s: retry policies apply to timer, Event Hubs, Kafka and Cosmos DB "
+            "triggers only; the policy on this %s is ignored, as in Azure",
+            name,
+            trigger.type,
+        )
+        return None
+    return policy
 
 
 def _index_binding(function_name: str, raw: str, settings: AppSettings) -> BindingSpec:

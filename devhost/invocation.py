@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -74,10 +75,36 @@ class _TraceContext(functions_abc.TraceContext):
         return {}
 
 
+class _RpcException(functions_abc.RpcException):
+    """The previous attempt's failure, as the host reports it; empty on a first attempt."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self._error = error
+
+    @property
+    def source(self) -> str:
+        return type(self._error).__module__ if self._error is not None else ""
+
+    @property
+    def stack_trace(self) -> str:
+        if self._error is None:
+            return ""
+        return "".join(traceback.format_exception(self._error)).rstrip()
+
+    @property
+    def message(self) -> str:
+        if self._error is None:
+            return ""
+        return f"{type(self._error).__name__}: {self._error}"
+
+
 class _RetryContext(functions_abc.RetryContext):
-    def __init__(self, retry_count: int, max_retry_count: int) -> None:
+    def __init__(
+        self, retry_count: int, max_retry_count: int, error: BaseException | None = None
+    ) -> None:
         self._retry_count = retry_count
         self._max_retry_count = max_retry_count
+        self._exception = _RpcException(error)
 
     @property
     def retry_count(self) -> int:
@@ -89,18 +116,23 @@ class _RetryContext(functions_abc.RetryContext):
 
     @property
     def exception(self) -> functions_abc.RpcException:
-        raise AttributeError("no exception recorded")
+        return self._exception
 
 
 class InvocationContext(func.Context):
     """The `context: func.Context` argument."""
 
-    def __init__(self, invocation_id: str, function: FunctionSpec, retry_count: int = 0) -> None:
+    def __init__(
+        self,
+        invocation_id: str,
+        function: FunctionSpec,
+        retry: functions_abc.RetryContext | None = None,
+    ) -> None:
         self._invocation_id = invocation_id
         self._function = function
         self._thread_local = threading.local()
         self._trace = _TraceContext(f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")
-        self._retry = _RetryContext(retry_count, 0)
+        self._retry = retry or _RetryContext(0, 0)
 
     @property
     def invocation_id(self) -> str:
@@ -178,10 +210,15 @@ class Invoker:
         *,
         invocation_id: str | None = None,
         retry_count: int = 0,
+        max_retry_count: int = 0,
+        retry_error: BaseException | None = None,
         extra_inputs: Mapping[str, Any] | None = None,
         log_fields: Mapping[str, Any] | None = None,
     ) -> Invocation:
         """Call the function with its trigger value bound to the trigger's parameter.
+
+        `retry_count`, `max_retry_count` and `retry_error` (the previous attempt's failure)
+        fill `context.retry_context`, as the host's retry context does.
 
         Raises FunctionFailed if the function raises, HostShuttingDown if the host is stopping.
         """
@@ -193,8 +230,9 @@ class Invoker:
         started = time.perf_counter()
         outcome, error_text = "Succeeded", None
         try:
+            retry = _RetryContext(retry_count, max_retry_count, retry_error)
             kwargs, outs = self._arguments(
-                function, trigger_value, invocation_id, retry_count, extra_inputs or {}
+                function, trigger_value, invocation_id, retry, extra_inputs or {}
             )
             result = await self._call(function, kwargs)
             outputs = {name: out.get() for name, out in outs.items() if out.was_set}
@@ -240,7 +278,7 @@ class Invoker:
         function: FunctionSpec,
         trigger_value: Any,
         invocation_id: str,
-        retry_count: int,
+        retry: _RetryContext,
         extra_inputs: Mapping[str, Any],
     ) -> tuple[dict[str, Any], dict[str, OutValue[Any]]]:
         kwargs: dict[str, Any] = {}
@@ -263,7 +301,7 @@ class Invoker:
                     )
                 kwargs[name] = provider(binding, function)
             elif name == "context" or function.annotations.get(name) is func.Context:
-                kwargs[name] = InvocationContext(invocation_id, function, retry_count)
+                kwargs[name] = InvocationContext(invocation_id, function, retry)
         return kwargs, outs
 
     async def _call(self, function: FunctionSpec, kwargs: dict[str, Any]) -> Any:

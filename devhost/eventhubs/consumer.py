@@ -2,8 +2,11 @@
 
 Delivery is at-least-once, as in Azure: the checkpoint moves only after the function has
 returned, so a crash replays from the last checkpoint. A function that raises does not
-stop the partition: Azure's trigger checkpoints past a failed batch too (unless a retry
-policy is set), so those events are not delivered to that function again.
+stop the partition: Azure's trigger checkpoints past a failed batch too, so those events
+are not delivered to that function again. With a retry policy (`@app.retry`) the same
+batch is run again first, and the partition waits behind it, until it succeeds or the
+retries run out; if the host stops during retries, the checkpoint stays where it was, so
+the batch is delivered again after a restart.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from devhost.eventhubs.log import EventLog, EventLogError, StoredEvent
 from devhost.eventhubs.options import EventHubsOptions, TriggerBinding
 from devhost.indexing import FunctionSpec
 from devhost.invocation import FunctionFailed, HostShuttingDown, Invoker
+from devhost.retry import Attempt, RetryOutcome, run_with_retries
 
 log = logging.getLogger("devhost.eventhubs")
 
@@ -32,7 +36,8 @@ class PartitionConsumer:
 
     `wake` is set when new events may be there (an append in this process, or the poller
     seeing the partition grow). `stop()` stops reading; a batch in flight still finishes
-    and is checkpointed, synchronously, before the host's drain can complete.
+    and is checkpointed, synchronously, before the host's drain can complete. A batch
+    waiting to be retried is abandoned at once, unacknowledged.
     """
 
     def __init__(
@@ -57,7 +62,8 @@ class PartitionConsumer:
         self._invoker = invoker
         self._io = io
         self._stopping = False
-        self._busy = False
+        self._stop_requested = asyncio.Event()
+        self._invoking = False
         self._done: StoredEvent | None = None
         self._unsaved_batches = 0
 
@@ -112,11 +118,7 @@ class PartitionConsumer:
                 await self._fill(events)
                 if self._stopping:
                     return
-            self._busy = True
-            try:
-                finished = await self._dispatch(events)
-            finally:
-                self._busy = False
+            finished = await self._dispatch(events)
             if not finished:
                 # The host stopped taking work: nothing more will run in this process.
                 self._stopping = True
@@ -147,12 +149,16 @@ class PartitionConsumer:
         """Invoke the function on a batch; False if the host stopped before it all ran."""
         done: StoredEvent | None = None
         if self.binding.many:
-            batch = to_event_list(events, self.source, as_string=self.binding.as_string)
+            batch = functools.partial(
+                to_event_list, events, self.source, as_string=self.binding.as_string
+            )
             if await self._invoke(batch, events[0], events[-1]):
                 done = events[-1]
         else:
             for event in events:
-                single = to_single_event(event, self.source, as_string=self.binding.as_string)
+                single = functools.partial(
+                    to_single_event, event, self.source, as_string=self.binding.as_string
+                )
                 if not await self._invoke(single, event, event):
                     break
                 done = event
@@ -160,7 +166,14 @@ class PartitionConsumer:
             await self._completed(done)
         return done is events[-1]
 
-    async def _invoke(self, value: Any, first: StoredEvent, last: StoredEvent) -> bool:
+    async def _invoke(
+        self, value: Callable[[], Any], first: StoredEvent, last: StoredEvent
+    ) -> bool:
+        """Run one execution (with its retries); False if the host stopped it unfinished.
+
+        `value` builds the trigger value afresh for each attempt, as the worker converts the
+        same binding data again for each.
+        """
         fields = {
             "hub": self.source.hub,
             "consumer_group": self.binding.consumer_group,
@@ -168,14 +181,38 @@ class PartitionConsumer:
             "sequence_numbers": f"{first.sequence_number}-{last.sequence_number}",
             "events": last.sequence_number - first.sequence_number + 1,
         }
+
+        async def attempt(state: Attempt) -> BaseException | None:
+            retry = {"retry_count": state.retry_count} if state.retry_count else {}
+            self._invoking = True
+            try:
+                await self._invoker.invoke(
+                    self.function,
+                    value(),
+                    retry_count=state.retry_count,
+                    max_retry_count=state.max_retry_count,
+                    retry_error=state.error,
+                    log_fields={**fields, **retry},
+                )
+            except FunctionFailed as failure:
+                # Already logged by the invoker. Without retries left, Azure moves past the
+                # batch; so do we.
+                return failure.error
+            finally:
+                self._invoking = False
+            return None
+
         try:
-            await self._invoker.invoke(self.function, value, log_fields=fields)
-        except FunctionFailed:
-            # Already logged by the invoker. Azure moves past the batch; so do we.
-            pass
+            outcome = await run_with_retries(
+                self.function.retry,
+                attempt,
+                function=self.function.name,
+                stopping=self._stop_requested,
+                log_fields=fields,
+            )
         except HostShuttingDown:
             return False
-        return True
+        return outcome is not RetryOutcome.STOPPED
 
     async def _completed(self, event: StoredEvent) -> None:
         self.position = event.sequence_number
@@ -208,8 +245,10 @@ class PartitionConsumer:
             )
 
     def stop(self) -> None:
-        """Stop reading. An idle consumer saves pending progress now; a busy one when done."""
+        """Stop reading and retrying. Progress pending is saved now unless a function is
+        running; then it is saved when the function returns."""
         self._stopping = True
+        self._stop_requested.set()
         self.wake.set()
-        if not self._busy and self._unsaved_batches:
+        if not self._invoking and self._unsaved_batches:
             self.save_checkpoint()

@@ -4,8 +4,8 @@ The Functions host sends Event Hubs binding data (`PartitionContext`, `SequenceN
 `SystemPropertiesArray`, ... for cardinality many; `SequenceNumber`, `SystemProperties`,
 ... for one) and the worker turns it into `EventHubEvent` objects. The devhost builds the
 same objects directly, because the worker's converter parses each enqueued time with
-`strptime` (about 70 µs an event). The metadata mapping is built lazily, on first use of
-`event.metadata`, as a mapping of `meta.Datum` exactly like the worker's.
+`strptime` (about 70 µs an event). The metadata is a mapping of `meta.Datum` exactly like
+the worker's, each entry built lazily on its first read.
 """
 
 from __future__ import annotations
@@ -42,26 +42,39 @@ class _Collection:
         self.__dict__.update(values)
 
 
-class LazyMetadata(Mapping[str, meta.Datum]):
-    """Trigger metadata built on first access: most functions never read it."""
+Field = Callable[[Any, PartitionSource], meta.Datum]
 
-    def __init__(self, build: Callable[[], dict[str, meta.Datum]]) -> None:
-        self._build: Callable[[], dict[str, meta.Datum]] | None = build
+
+class LazyMetadata(Mapping[str, meta.Datum]):
+    """Trigger metadata whose entries are each built on first access, one key at a time.
+
+    Most functions read none of it, and ingestion reads only `PartitionContext`: building
+    every per-event array for that cost a quarter of a batch's time. `fields` maps each key
+    to a function of (`subject`, `source`), where `subject` is the batch or the event.
+    """
+
+    __slots__ = ("_fields", "_subject", "_source", "_values")
+
+    def __init__(self, fields: Mapping[str, Field], subject: Any, source: PartitionSource) -> None:
+        self._fields = fields
+        self._subject = subject
+        self._source = source
         self._values: dict[str, meta.Datum] = {}
 
-    def _data(self) -> dict[str, meta.Datum]:
-        if self._build is not None:
-            self._values, self._build = self._build(), None
-        return self._values
-
     def __getitem__(self, key: str) -> meta.Datum:
-        return self._data()[key]
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = self._fields[key](self._subject, self._source)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fields
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._data())
+        return iter(self._fields)
 
     def __len__(self) -> int:
-        return len(self._data())
+        return len(self._fields)
 
 
 def _iso(moment: datetime) -> str:
@@ -95,51 +108,76 @@ def _system_properties(event: StoredEvent) -> dict[str, Any]:
     return properties
 
 
-def _common(source: PartitionSource) -> dict[str, meta.Datum]:
-    return {
-        "PartitionContext": _json(
-            {
-                "FullyQualifiedNamespace": source.namespace,
-                "EventHubName": source.hub,
-                "ConsumerGroup": source.consumer_group,
-                "PartitionId": str(source.partition),
-            }
-        ),
-        "sys": _json(
-            {
-                "MethodName": source.function_name,
-                "UtcNow": _iso(datetime.now(UTC)),
-                "RandGuid": str(uuid.uuid4()),
-            }
-        ),
-    }
+def _partition_context(_: Any, source: PartitionSource) -> meta.Datum:
+    return _json(
+        {
+            "FullyQualifiedNamespace": source.namespace,
+            "EventHubName": source.hub,
+            "ConsumerGroup": source.consumer_group,
+            "PartitionId": str(source.partition),
+        }
+    )
+
+
+def _sys(_: Any, source: PartitionSource) -> meta.Datum:
+    return _json(
+        {
+            "MethodName": source.function_name,
+            "UtcNow": _iso(datetime.now(UTC)),
+            "RandGuid": str(uuid.uuid4()),
+        }
+    )
+
+
+def _collection(kind: str, **values: list[Any]) -> meta.Datum:
+    return meta.Datum(_Collection(**values), kind)
+
+
+# Keys in the order the host sends them; each entry is built only when it is read.
+_MANY_FIELDS: dict[str, Field] = {
+    "PartitionContext": _partition_context,
+    "sys": _sys,
+    "PartitionKeyArray": lambda events, _: _json([e.partition_key for e in events]),
+    "OffsetArray": lambda events, _: _collection(
+        "collection_string", string=[str(e.offset) for e in events]
+    ),
+    "SequenceNumberArray": lambda events, _: _collection(
+        "collection_sint64", sint64=[e.sequence_number for e in events]
+    ),
+    "EnqueuedTimeUtcArray": lambda events, _: _json([_iso(e.enqueued_time) for e in events]),
+    "PropertiesArray": lambda events, _: _json([_properties(e) for e in events]),
+    "SystemPropertiesArray": lambda events, _: _json([_system_properties(e) for e in events]),
+}
+_ONE_FIELDS_UNKEYED: dict[str, Field] = {
+    "PartitionContext": _partition_context,
+    "sys": _sys,
+    "Offset": lambda event, _: meta.Datum(str(event.offset), "string"),
+    "SequenceNumber": lambda event, _: meta.Datum(event.sequence_number, "int"),
+    "EnqueuedTimeUtc": lambda event, _: meta.Datum(_iso(event.enqueued_time), "string"),
+    "Properties": lambda event, _: _json(_properties(event)),
+    "SystemProperties": lambda event, _: _json(_system_properties(event)),
+}
+# An event without a partition key has no PartitionKey entry at all.
+_ONE_FIELDS_KEYED: dict[str, Field] = {
+    "PartitionContext": _partition_context,
+    "sys": _sys,
+    "PartitionKey": lambda event, _: meta.Datum(event.partition_key, "string"),
+    **_ONE_FIELDS_UNKEYED,
+}
+
+
+def _one_fields(event: StoredEvent) -> dict[str, Field]:
+    return _ONE_FIELDS_UNKEYED if event.partition_key is None else _ONE_FIELDS_KEYED
 
 
 def _many_metadata(events: Sequence[StoredEvent], source: PartitionSource) -> dict[str, meta.Datum]:
-    metadata = _common(source)
-    metadata["PartitionKeyArray"] = _json([e.partition_key for e in events])
-    metadata["OffsetArray"] = meta.Datum(
-        _Collection(string=[str(e.offset) for e in events]), "collection_string"
-    )
-    metadata["SequenceNumberArray"] = meta.Datum(
-        _Collection(sint64=[e.sequence_number for e in events]), "collection_sint64"
-    )
-    metadata["EnqueuedTimeUtcArray"] = _json([_iso(e.enqueued_time) for e in events])
-    metadata["PropertiesArray"] = _json([_properties(e) for e in events])
-    metadata["SystemPropertiesArray"] = _json([_system_properties(e) for e in events])
-    return metadata
+    """Every metadata entry of a batch, built at once (what `LazyMetadata` defers)."""
+    return dict(LazyMetadata(_MANY_FIELDS, events, source).items())
 
 
 def _one_metadata(event: StoredEvent, source: PartitionSource) -> dict[str, meta.Datum]:
-    metadata = _common(source)
-    if event.partition_key is not None:
-        metadata["PartitionKey"] = meta.Datum(event.partition_key, "string")
-    metadata["Offset"] = meta.Datum(str(event.offset), "string")
-    metadata["SequenceNumber"] = meta.Datum(event.sequence_number, "int")
-    metadata["EnqueuedTimeUtc"] = meta.Datum(_iso(event.enqueued_time), "string")
-    metadata["Properties"] = _json(_properties(event))
-    metadata["SystemProperties"] = _json(_system_properties(event))
-    return metadata
+    """Every metadata entry of one event, built at once."""
+    return dict(LazyMetadata(_one_fields(event), event, source).items())
 
 
 def _text_body(event: StoredEvent) -> bytes:
@@ -154,7 +192,7 @@ def to_event_list(
 
     As the worker does for many, `offset` is an int (for one it is a string).
     """
-    metadata = LazyMetadata(lambda: _many_metadata(events, source))
+    metadata = LazyMetadata(_MANY_FIELDS, events, source)
     return [
         func.EventHubEvent(
             body=_text_body(event) if as_string else event.body,
@@ -175,7 +213,7 @@ def to_single_event(
     """The event for a cardinality-one trigger."""
     return func.EventHubEvent(
         body=_text_body(event) if as_string else event.body,
-        trigger_metadata=LazyMetadata(lambda: _one_metadata(event, source)),
+        trigger_metadata=LazyMetadata(_one_fields(event), event, source),
         enqueued_time=event.enqueued_time,
         partition_key=event.partition_key,
         sequence_number=event.sequence_number,

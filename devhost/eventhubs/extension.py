@@ -95,10 +95,11 @@ class EventHubExtension:
         groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
         for function, binding, namespace in self._triggers:
             cardinality = "many" if binding.many else "one"
+            retry = f", {function.retry.describe()}" if function.retry is not None else ""
             lines.append(
                 f"{function.name}: eventHubTrigger {namespace}/{binding.hub} "
                 f"[{binding.consumer_group}, cardinality {cardinality}, "
-                f"batches of up to {self._options.max_batch_size}]"
+                f"batches of up to {self._options.max_batch_size}{retry}]"
             )
             key = (namespace, binding.hub.lower(), binding.consumer_group.lower())
             groups[key].append(function.name)

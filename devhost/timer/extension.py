@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -14,6 +15,7 @@ from azure.functions.timer import TimerRequest
 from devhost.extension import HostContext
 from devhost.indexing import FunctionSpec, IndexingError
 from devhost.invocation import FunctionFailed, HostShuttingDown
+from devhost.retry import Attempt, run_with_retries
 from devhost.timer.ncrontab import ScheduleError
 from devhost.timer.schedule import (
     TIME_ZONE_SETTING,
@@ -115,6 +117,8 @@ class TimerExtension:
                 text += ", runOnStartup: running now"
             if self._zone is not UTC:
                 text += f" ({TIME_ZONE_SETTING}={self._zone})"
+            if timer.function.retry is not None:
+                text += f", {timer.function.retry.describe()}"
             lines.append(text)
         return lines
 
@@ -213,9 +217,15 @@ class TimerExtension:
             fields["reason"] = reason
         timer.running = True
         try:
-            await self._context.invoker.invoke(timer.function, request, log_fields=fields)
-        except FunctionFailed:
-            pass  # the Invoker has logged it; as in Azure, the schedule goes on
+            # Retries (`@app.retry`) run the same request again; as in Azure, the schedule
+            # goes on whatever the outcome, and a stopping host ends the retries.
+            await run_with_retries(
+                timer.function.retry,
+                functools.partial(self._attempt, timer.function, request, fields),
+                function=timer.function.name,
+                stopping=self._stopping,
+                log_fields={"schedule": timer.schedule.expression},
+            )
         finally:
             timer.running = False
         # A timer woken a little early must not compute the same Next again.
@@ -225,6 +235,23 @@ class TimerExtension:
         timer.status = ScheduleStatus(ran_at, timer.schedule.next_after(ran_at), ran_at)
         if timer.monitored:
             self._save(timer)
+
+    async def _attempt(
+        self, function: FunctionSpec, request: TimerRequest, fields: dict[str, Any], state: Attempt
+    ) -> BaseException | None:
+        retry = {"retry_count": state.retry_count} if state.retry_count else {}
+        try:
+            await self._context.invoker.invoke(
+                function,
+                request,
+                retry_count=state.retry_count,
+                max_retry_count=state.max_retry_count,
+                retry_error=state.error,
+                log_fields={**fields, **retry},
+            )
+        except FunctionFailed as failure:
+            return failure.error  # the Invoker has logged it
+        return None
 
     def _save(self, timer: Timer) -> None:
         # Written synchronously: the file is tiny, and after the last invocation the host may
