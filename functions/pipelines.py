@@ -6,16 +6,21 @@
 - `POST /api/pipelines/medallion/runs/{id}/cancel` cancels its remote gold runs: 200 with the
   models signalled.
 - Timers: a run every hour, and table maintenance (compaction, Z-order, vacuum) at 02:30 UTC.
+- The run reaper (`PIPELINE_REAPER_SCHEDULE`, every minute by default) cancels the remote runs
+  whose orchestration was terminated, failed or purged, and logs what it did.
 Any other pipeline name is 404.
 """
 
 import json
+import logging
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from orchestrations.medallion import MEDALLION
 from orchestrations.medallion_runs import cancel_run, list_runs, start_maintenance, start_run
+from shared.config import reaper_schedule
+from shared.pipeline.reaper import DurableStatuses, run_reaper
 
 bp = df.Blueprint()
 
@@ -82,3 +87,13 @@ async def nightly_table_maintenance(
     timer: func.TimerRequest, client: df.DurableOrchestrationClient
 ) -> None:
     await start_maintenance(client)
+
+
+@bp.timer_trigger(schedule=reaper_schedule(), arg_name="timer")
+@bp.durable_client_input(client_name="client")
+async def pipeline_run_reaper(
+    timer: func.TimerRequest, client: df.DurableOrchestrationClient
+) -> None:
+    report = await run_reaper().sweep(DurableStatuses(client))
+    if report.acted:
+        logging.getLogger(__name__).info("run reaper: %s", json.dumps(report.to_json()))

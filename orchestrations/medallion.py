@@ -183,8 +183,12 @@ def medallion_gold_model(context: df.DurableOrchestrationContext) -> Orchestrati
     """Submit one model, then watch its run until it ends, times out or is cancelled."""
     request = context.get_input()
     model = request["model"]
+    # The ledger records the run under this instance and its parent, for the reaper.
+    owner = {"instance_id": context.instance_id, "parent_instance_id": context.parent_instance_id}
     try:
-        submission = yield context.call_activity_with_retry(SUBMIT_GOLD, RETRY, request)
+        submission = yield context.call_activity_with_retry(
+            SUBMIT_GOLD, RETRY, {**request, **owner}
+        )
     except Exception as error:
         return {"model": model, "status": "failed", "message": _error(error)}
     if "error" in submission:

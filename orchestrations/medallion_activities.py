@@ -15,6 +15,7 @@ import azure.durable_functions as df
 from shared.batch.engine import BatchError
 from shared.batch.sql import ModelSqlError
 from shared.config import SettingsError
+from shared.pipeline.run_ledger import RunOwner
 from shared.pipeline.service import UnknownTable, medallion
 from shared.pipeline.state import StateConflict
 
@@ -59,9 +60,13 @@ def medallion_build_silver(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request", activity=SUBMIT_GOLD)
 def medallion_submit_gold(request: dict[str, Any]) -> dict[str, Any]:
-    """`{"model", "run_key"}` -> the submission: its input versions and the engine's run, or no
-    run when the inputs have not changed since the last build."""
-    return _guarded(lambda: medallion().submit_gold(request["model"], request["run_key"]))
+    """`{"model", "run_key", "instance_id", "parent_instance_id"}` -> the submission: its input
+    versions and the engine's run (recorded in the run ledger under the submitting instance), or
+    no run when the inputs have not changed since the last build."""
+    owner = None
+    if request.get("instance_id"):  # absent in inputs scheduled before the ledger existed
+        owner = RunOwner(request["instance_id"], request.get("parent_instance_id"))
+    return _guarded(lambda: medallion().submit_gold(request["model"], request["run_key"], owner))
 
 
 @bp.activity_trigger(input_name="request", activity=GOLD_STATE)

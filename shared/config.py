@@ -237,6 +237,24 @@ def _batch(source: Mapping[str, str]) -> BatchSettings:
     )
 
 
+REAPER_SCHEDULE = "0 * * * * *"
+_NCRONTAB_FIELD = r"[0-9A-Za-z*/,\-]+"
+
+
+def reaper_schedule(environ: Mapping[str, str] | None = None) -> str:
+    """`PIPELINE_REAPER_SCHEDULE`: the NCRONTAB (six fields, seconds first) on which orphaned
+    remote runs are cancelled; every minute unless set. Read when the app is indexed, because a
+    `%Setting%` in a binding has no default and would stop the app where it is not set."""
+    source = os.environ if environ is None else environ
+    value = " ".join(_text(source, "PIPELINE_REAPER_SCHEDULE", REAPER_SCHEDULE).split())
+    if not re.fullmatch(rf"{_NCRONTAB_FIELD}( {_NCRONTAB_FIELD}){{5}}", value):
+        raise SettingsError(
+            "PIPELINE_REAPER_SCHEDULE",
+            f"must be an NCRONTAB expression of six fields, seconds first, not {value!r}",
+        )
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the environment; raises SettingsError naming the bad setting."""
     source = os.environ if environ is None else environ

@@ -1,8 +1,16 @@
-"""SynapseEngine: the gold SQL, transpiled to Spark SQL, as a run of a Synapse pipeline."""
+"""SynapseEngine: the gold SQL, transpiled to Spark SQL, as a run of a Synapse pipeline.
+
+`createRun` takes no idempotency token, so each run carries the job's idempotency key as the
+pipeline parameter `idempotency_key`, and a submit first looks for a recent run of the pipeline
+with that key (`queryPipelineRuns`) and reuses it: an activity retried after a crash does not
+start the pipeline twice.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,6 +22,16 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.synapse.artifacts import ArtifactsClient
+from azure.synapse.artifacts.models import (
+    PipelineRun,
+    RunFilterParameters,
+    RunQueryFilter,
+    RunQueryFilterOperand,
+    RunQueryFilterOperator,
+    RunQueryOrder,
+    RunQueryOrderBy,
+    RunQueryOrderByField,
+)
 
 from shared.batch.engine import BatchError, RunState, RunStatus, SqlJob, UnknownRun
 from shared.batch.sql import ModelSqlError, encode_job, spark_statements
@@ -27,17 +45,38 @@ _STATUS = {
     "Failed": RunStatus.FAILED,
     "Cancelled": RunStatus.CANCELLED,
 }
+IDEMPOTENCY_PARAMETER = "idempotency_key"
+# How far back a submit looks for a run with its key: far longer than an activity's retries.
+LOOKBACK = dt.timedelta(days=1)
+CLOCK_SKEW = dt.timedelta(minutes=5)
+MAX_PAGES = 100  # a bound on the lookup, should a workspace keep answering continuation tokens
+
+
+def idempotency_key(job: SqlJob, statements: list[str]) -> str:
+    """The same logical run (model, run key, statements) always gets the same key."""
+    digest = hashlib.sha256("\n".join([job.model, job.run_key, *statements]).encode())
+    return digest.hexdigest()
 
 
 class SynapseEngine:
-    """Starts the configured pipeline with parameters `model` and `job` (the encoded Spark SQL);
-    the pipeline's Spark job runs `spark_runner.py` with `job` as its argument."""
+    """Starts the configured pipeline with parameters `model`, `job` (the encoded Spark SQL) and
+    `idempotency_key`; the pipeline's Spark job runs `spark_runner.py` with `job` as its argument.
+    The pipeline must declare the three as string parameters."""
 
     name = "synapse"
 
-    def __init__(self, client: ArtifactsClient, *, pipeline: str) -> None:
+    def __init__(
+        self,
+        client: ArtifactsClient,
+        *,
+        pipeline: str,
+        lookback: dt.timedelta = LOOKBACK,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self._client = client
         self._pipeline = pipeline
+        self._lookback = lookback
+        self._clock = clock
 
     @classmethod
     def from_settings(
@@ -56,8 +95,17 @@ class SynapseEngine:
             statements = spark_statements(job.sql, job.inputs, job.output, job.empty_inputs)
         except ModelSqlError as error:
             raise BatchError(f"{job.model}: {error}") from error
-        parameters: dict[str, Any] = {"model": job.model, "job": encode_job(job.model, statements)}
+        key = idempotency_key(job, statements)
+        parameters: dict[str, Any] = {
+            "model": job.model,
+            "job": encode_job(job.model, statements),
+            IDEMPOTENCY_PARAMETER: key,
+        }
         try:
+            # A failed lookup raises: creating a run blind could start a second one.
+            existing = self.find_run(key)
+            if existing is not None:
+                return self._state_of(existing)
             with _translated(f"pipeline {self._pipeline}"):
                 response = self._client.pipeline.create_pipeline_run(
                     self._pipeline, parameters=parameters
@@ -66,9 +114,48 @@ class SynapseEngine:
             raise BatchError(str(error)) from error  # the pipeline is missing: a deployment fault
         return RunState(self.name, str(response.run_id), RunStatus.PENDING)
 
+    def find_run(self, key: str) -> PipelineRun | None:
+        """The newest run of the pipeline updated within the lookback that carries this key."""
+        now = self._clock()
+        query = RunFilterParameters(
+            last_updated_after=now - self._lookback,
+            last_updated_before=now + CLOCK_SKEW,
+            filters=[
+                RunQueryFilter(
+                    operand=RunQueryFilterOperand.PIPELINE_NAME,
+                    operator=RunQueryFilterOperator.EQUALS,
+                    values=[self._pipeline],
+                )
+            ],
+            order_by=[
+                RunQueryOrderBy(order_by=RunQueryOrderByField.RUN_START, order=RunQueryOrder.DESC)
+            ],
+        )
+        seen_tokens: set[str] = set()
+        for _ in range(MAX_PAGES):
+            with _translated(f"runs of pipeline {self._pipeline}"):
+                page = self._client.pipeline_run.query_pipeline_runs_by_workspace(query)
+            for run in page.value or []:
+                parameters: dict[str, str] = run.parameters or {}
+                if parameters.get(IDEMPOTENCY_PARAMETER) == key:
+                    return run
+            token = page.continuation_token
+            if not token or token in seen_tokens:
+                return None
+            seen_tokens.add(token)
+            query.continuation_token = token
+        raise BatchError(
+            f"Synapse: runs of pipeline {self._pipeline} span more than {MAX_PAGES} pages; "
+            "cannot tell whether this job already runs"
+        )
+
     def state(self, run_id: str) -> RunState:
         with _translated(f"run {run_id}"):
             run = self._client.pipeline_run.get_pipeline_run(run_id)
+        return self._state_of(run, run_id)
+
+    def _state_of(self, run: PipelineRun, run_id: str | None = None) -> RunState:
+        run_id = run_id or str(run.run_id)
         status = _STATUS.get(str(run.status))
         if status is None:
             return RunState(self.name, run_id, RunStatus.FAILED, f"unknown status {run.status!r}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from shared.lakehouse.access import lake_access
 from shared.pipeline.gold import GoldRunner, GoldSubmission
 from shared.pipeline.lake import Lake
 from shared.pipeline.maintenance import MaintenanceTarget, maintain, maintenance_targets
+from shared.pipeline.run_ledger import RemoteRun, RunLedger, RunOwner, SqliteRunLedger, settle
 from shared.pipeline.silver import SilverBuilder
 from shared.pipeline.specs import SILVER_SPECS, SilverSpec
 from shared.pipeline.state import PipelineStateStore, SqliteStateStore
@@ -40,6 +42,9 @@ class Medallion:
     poll_max_s: float = 60.0
     run_timeout_s: float = 3600.0
     specs: Mapping[str, SilverSpec] = field(default_factory=lambda: dict(SILVER_SPECS))
+    # Remote runs still going are recorded here so the reaper can cancel orphans; None: untracked.
+    runs: RunLedger | None = None
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
     @classmethod
     def build(
@@ -51,6 +56,7 @@ class Medallion:
         vacuum_retention_hours: int = 168,
         chunk_rows: int = 250_000,
         poll: tuple[float, float, float] = (5.0, 60.0, 3600.0),
+        runs: RunLedger | None = None,
     ) -> Medallion:
         return cls(
             lake=lake,
@@ -62,6 +68,7 @@ class Medallion:
             poll_first_s=poll[0],
             poll_max_s=poll[1],
             run_timeout_s=poll[2],
+            runs=runs,
         )
 
     def plan(self) -> dict[str, list[str]]:
@@ -90,16 +97,29 @@ class Medallion:
             raise UnknownTable(f"no silver table {table!r}")
         return self.silver.build(spec, run_id).to_json()
 
-    def submit_gold(self, model: str, run_key: str) -> dict[str, Any]:
+    def submit_gold(
+        self, model: str, run_key: str, owner: RunOwner | None = None
+    ) -> dict[str, Any]:
+        """Submit the model; a run still going is recorded in the ledger under its `owner`."""
         if model not in self.gold.models:
             raise UnknownTable(f"no gold model {model!r}")
-        return self.gold.submit(model, run_key).to_json()
+        submission = self.gold.submit(model, run_key)
+        run = submission.run
+        if run is not None and not run.status.terminal and self.runs is not None and owner:
+            self.runs.record(RemoteRun.submitted(run, model, owner, self.clock()))
+        return submission.to_json()
 
     def gold_state(self, run_id: str) -> dict[str, Any]:
-        return self.gold.state(run_id).to_json()
+        return self._seen(self.gold.state(run_id)).to_json()
 
     def cancel_gold(self, run_id: str) -> dict[str, Any]:
-        return self.gold.cancel(run_id).to_json()
+        return self._seen(self.gold.cancel(run_id)).to_json()
+
+    def _seen(self, state: RunState) -> RunState:
+        """Close the run's ledger entry once its monitor sees it end."""
+        if state.status.terminal and self.runs is not None:
+            settle(self.runs, state, by="monitor", note=state.message, now=self.clock())
+        return state
 
     def finish_gold(self, submission: Mapping[str, Any], final: Mapping[str, Any]) -> None:
         self.gold.record_success(GoldSubmission.from_json(submission), RunState.from_json(final))
@@ -119,8 +139,10 @@ class Medallion:
 
 def build_medallion(settings: Settings) -> Medallion:
     """The pipeline for these settings: the lake (reached as ingestion reaches it: Azurite or
-    an Entra ID token on `abfss://`), SQLite state under the data dir, and the batch engine."""
-    state = SqliteStateStore(settings.data_dir / "pipeline" / "state.sqlite")
+    an Entra ID token on `abfss://`), SQLite state and run ledger under the data dir, and the
+    batch engine."""
+    state_path = settings.data_dir / "pipeline" / "state.sqlite"
+    state = SqliteStateStore(state_path)
     batch = settings.batch
     return Medallion.build(
         Lake(settings.lake.uri, access=lake_access(settings.lake)),
@@ -128,6 +150,7 @@ def build_medallion(settings: Settings) -> Medallion:
         build_engine(settings),
         vacuum_retention_hours=settings.batch.vacuum_retention_hours,
         poll=(batch.poll_first_s, batch.poll_max_s, batch.run_timeout_s),
+        runs=SqliteRunLedger(state_path),
     )
 
 

@@ -45,6 +45,17 @@ class FakeRun:
             return Phase.RUNNING
         return Phase.SUCCEEDED if self.succeeds else Phase.FAILED
 
+    def last_change(self, now: float) -> float:
+        """When the run last changed phase (what a service reports as `lastUpdated`)."""
+        phase = self.phase(now)
+        if phase is Phase.PENDING:
+            return self.submitted
+        if phase is Phase.RUNNING:
+            return self.submitted + self.pending_s
+        if phase is Phase.CANCELLING:
+            return self.cancel_requested or now
+        return self.end_time(now) or now
+
     def end_time(self, now: float) -> float | None:
         phase = self.phase(now)
         if phase is Phase.CANCELLED:

@@ -1,5 +1,7 @@
 """A loopback Synapse workspace (dev endpoint, api-version 2020-12-01) over TLS:
-`POST pipelines/{name}/createRun`, `GET pipelineruns/{runId}`, `POST pipelineruns/{runId}/cancel`.
+`POST pipelines/{name}/createRun`, `GET pipelineruns/{runId}`, `POST pipelineruns/{runId}/cancel`,
+and `POST queryPipelineRuns` (a `lastUpdatedAfter`/`lastUpdatedBefore` window, `filters` on
+PipelineName, Status or RunGroupId, `orderBy`, and pages joined by `continuationToken`).
 
 Runs go Queued -> InProgress -> Succeeded or Failed, or Canceling -> Cancelled, on the clock.
 The SDK needs a credential and refuses bearer tokens over plain HTTP, hence TLS and FakeCredential.
@@ -7,7 +9,9 @@ The SDK needs a credential and refuses bearer tokens over plain HTTP, hence TLS 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +32,19 @@ _STATUS = {
     Phase.FAILED: "Failed",
     Phase.CANCELLING: "Canceling",
     Phase.CANCELLED: "Cancelled",
+}
+_FILTERABLE = {"PipelineName": "pipelineName", "Status": "status", "RunGroupId": "runGroupId"}
+_ORDERABLE = {
+    "RunStart": "runStart",
+    "RunEnd": "runEnd",
+    "PipelineName": "pipelineName",
+    "Status": "status",
+}
+_OPERATORS = {
+    "Equals": lambda value, values: value in values[:1],
+    "NotEquals": lambda value, values: value not in values[:1],
+    "In": lambda value, values: value in values,
+    "NotIn": lambda value, values: value not in values,
 }
 
 
@@ -65,8 +82,11 @@ class FakeSynapse:
         pending_s: float = 0.05,
         running_s: float | None = 0.2,
         outcome: Callable[[Any], tuple[bool, str]] | None = None,
+        page_size: int = 100,
     ) -> None:
         self.pipelines = pipelines
+        self.page_size = page_size
+        self.query_failures = 0  # answer this many run queries with 503, as a busy workspace does
         self.fail_models: set[str] = set()
         self.runs = RunBook(
             outcome or (lambda payload: model_outcome(payload, frozenset(self.fail_models))),
@@ -77,6 +97,7 @@ class FakeSynapse:
         self.server.route("POST", r"/pipelines/(?P<name>[^/]+)/createRun", self._create_run)
         self.server.route("GET", r"/pipelineruns/(?P<run_id>[^/]+)", self._get_run)
         self.server.route("POST", r"/pipelineruns/(?P<run_id>[^/]+)/cancel", self._cancel)
+        self.server.route("POST", r"/queryPipelineRuns", self._query_runs)
         self.url = self.server.url
         assert self.server.cert_path is not None
         self.cert_path: Path = self.server.cert_path
@@ -120,6 +141,39 @@ class FakeSynapse:
             return _error(404, "PipelineRunNotFound", "Pipeline run not found.")
         return Response(200)
 
+    def created_runs(self) -> list[FakeRun]:
+        """Every run `createRun` started, oldest first."""
+        return sorted(self.runs.all(), key=lambda run: run.submitted)
+
+    def _query_runs(self, request: Request) -> Response:
+        if problem := self._check(request):
+            return problem
+        if self.query_failures > 0:
+            self.query_failures -= 1
+            return _error(503, "ServiceUnavailable", "The service is temporarily unavailable.")
+        body = request.body if isinstance(request.body, dict) else {}
+        try:
+            after, before = _parse_time(body, "lastUpdatedAfter", "lastUpdatedBefore")
+            offset = _offset(body.get("continuationToken"))
+            keep = _filters(body.get("filters") or [])
+            order = _order(body.get("orderBy") or [])
+        except ValueError as error:
+            return _error(400, "BadRequest", str(error))
+        now = self.runs.clock()
+        runs = [
+            self._describe(run)
+            for run in self.created_runs()
+            if after <= run.last_change(now) <= before
+        ]
+        runs = [run for run in runs if keep(run)]
+        for field, descending in reversed(order):  # stable sorts, last key first
+            runs.sort(key=functools.partial(_sort_value, field), reverse=descending)
+        page = runs[offset : offset + self.page_size]
+        answer: dict[str, Any] = {"value": page}
+        if offset + self.page_size < len(runs):
+            answer["continuationToken"] = _token(offset + self.page_size)
+        return Response(200, answer)
+
     def _describe(self, run: FakeRun) -> dict[str, Any]:
         now = self.runs.clock()
         phase = run.phase(now)
@@ -136,8 +190,73 @@ class FakeSynapse:
             "durationInMs": int((end - run.submitted) * 1000) if end else None,
             "status": _STATUS[phase],
             "message": run.message if phase is Phase.FAILED else "",
-            "lastUpdated": _iso(now),
+            "lastUpdated": _iso(run.last_change(now)),
         }
+
+
+def _sort_value(field: str, run: dict[str, Any]) -> str:
+    return str(run[field] or "")
+
+
+def _parse_time(body: dict[str, Any], *names: str) -> tuple[float, ...]:
+    times = []
+    for name in names:
+        value = body.get(name)
+        if not isinstance(value, str):
+            raise ValueError(f"{name} is required")
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{name} is not an ISO 8601 time: {value!r}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        times.append(parsed.timestamp())
+    return tuple(times)
+
+
+def _filters(filters: list[Any]) -> Callable[[dict[str, Any]], bool]:
+    checks = []
+    for item in filters:
+        if not isinstance(item, dict):
+            raise ValueError("each filter is an object with operand, operator and values")
+        field = _FILTERABLE.get(item.get("operand", ""))
+        test = _OPERATORS.get(item.get("operator", ""))
+        values = item.get("values")
+        if field is None:
+            raise ValueError(f"this workspace does not filter on {item.get('operand')!r}")
+        if test is None:
+            raise ValueError(f"unknown operator {item.get('operator')!r}")
+        if not isinstance(values, list) or not values:
+            raise ValueError("a filter needs at least one value")
+        checks.append((field, test, [str(v) for v in values]))
+    return lambda run: all(test(str(run[field]), values) for field, test, values in checks)
+
+
+def _order(order_by: list[Any]) -> list[tuple[str, bool]]:
+    order = []
+    for item in order_by:
+        field = _ORDERABLE.get((item or {}).get("orderBy", ""))
+        direction = (item or {}).get("order")
+        if field is None or direction not in ("ASC", "DESC"):
+            raise ValueError(f"cannot order by {item!r}")
+        order.append((field, direction == "DESC"))
+    return order
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _offset(token: Any) -> int:
+    if token is None:
+        return 0
+    try:
+        kind, _, number = base64.urlsafe_b64decode(str(token)).decode().partition(":")
+        if kind == "offset" and number.isdigit():
+            return int(number)
+    except ValueError:
+        pass
+    raise ValueError(f"invalid continuationToken {token!r}")
 
 
 def _iso(seconds: float) -> str:
