@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,12 +105,12 @@ class DatabricksEngine:
             ),
         )
         # The same job submitted twice (an activity retried after a crash) is one run.
-        token = hashlib.sha256("\n".join([job.model, job.run_key, *statements]).encode())
+        token = job.idempotency_key(statements)
         with _translated(job.model):
             waiter = self._client.jobs.submit(
                 run_name=f"gold {job.model}",
                 tasks=[task],
-                idempotency_token=token.hexdigest()[:64],
+                idempotency_token=token[:64],
                 # Databricks stops the run itself should the orchestration be terminated.
                 timeout_seconds=self._run_timeout_s,
             )

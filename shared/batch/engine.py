@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -48,6 +49,11 @@ class SqlJob:
     # Inputs that do not exist yet, read as no rows with these columns (name -> DuckDB type).
     empty_inputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     run_key: str = ""  # one logical run: a resubmission with the same key is the same remote run
+
+    def idempotency_key(self, statements: list[str]) -> str:
+        """The same logical run (model, run key, statements) always gets the same key."""
+        digest = hashlib.sha256("\n".join([self.model, self.run_key, *statements]).encode())
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True)

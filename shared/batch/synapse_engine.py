@@ -9,7 +9,6 @@ start the pipeline twice.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -52,12 +51,6 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_PAGES = 100  # a bound on the lookup, should a workspace keep answering continuation tokens
 
 
-def idempotency_key(job: SqlJob, statements: list[str]) -> str:
-    """The same logical run (model, run key, statements) always gets the same key."""
-    digest = hashlib.sha256("\n".join([job.model, job.run_key, *statements]).encode())
-    return digest.hexdigest()
-
-
 class SynapseEngine:
     """Starts the configured pipeline with parameters `model`, `job` (the encoded Spark SQL) and
     `idempotency_key`; the pipeline's Spark job runs `spark_runner.py` with `job` as its argument.
@@ -95,7 +88,7 @@ class SynapseEngine:
             statements = spark_statements(job.sql, job.inputs, job.output, job.empty_inputs)
         except ModelSqlError as error:
             raise BatchError(f"{job.model}: {error}") from error
-        key = idempotency_key(job, statements)
+        key = job.idempotency_key(statements)
         parameters: dict[str, Any] = {
             "model": job.model,
             "job": encode_job(job.model, statements),
