@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from devhost.durable.events import REPLAYED_TYPES
+from devhost.durable.events import REPLAYED_TYPES, EventType, event
 from devhost.durable.retry import RetryPolicy
 from devhost.durable.store import InboxRow, InstanceRecord
 
@@ -29,6 +30,26 @@ class ParentRef:
             return None
         instance_id, execution_id, task_id = json.loads(text)
         return cls(instance_id, execution_id, int(task_id))
+
+
+def execution_started(
+    record: InstanceRecord, parent: ParentRef | None, timestamp: datetime
+) -> dict[str, Any]:
+    """The ExecutionStarted event that opens the record's current execution."""
+    return event(
+        EventType.EXECUTION_STARTED,
+        timestamp,
+        Name=record.name,
+        Input=record.input,
+        Version=record.version,
+        OrchestrationInstance={
+            "InstanceId": record.instance_id,
+            "ExecutionId": record.execution_id,
+        },
+        ParentInstance={"InstanceId": parent.instance_id, "TaskScheduledId": parent.task_id}
+        if parent
+        else None,
+    )
 
 
 @dataclass

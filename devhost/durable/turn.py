@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,32 +18,24 @@ from devhost.durable.actions import (
     parse_state,
 )
 from devhost.durable.activities import HTTP_ACTIVITY
+from devhost.durable.commit import Commit
+from devhost.durable.determinism import divergence
 from devhost.durable.events import EventType, event, format_time, parse_time, utc_now
-from devhost.durable.instance import EngineState, InstanceState, ParentRef, RetryGroup
-from devhost.durable.retry import RetryOptionsError, RetryPolicy
-from devhost.durable.store import ActivityRow, InboxRow, Statement
+from devhost.durable.inbox_batch import take_batch
+from devhost.durable.instance import EngineState, InstanceState, ParentRef, execution_started
+from devhost.durable.retry import RetryOptionsError
+from devhost.durable.retry_groups import (
+    RETRY_TIMEOUT_REASON,
+    RetryAttempt,
+    RetryTimer,
+    next_retry_step,
+    open_group,
+)
+from devhost.durable.store import ActivityRow, InboxRow
 from devhost.invocation import FunctionFailed, HostShuttingDown
 
 if TYPE_CHECKING:
     from devhost.durable.engine import Engine
-
-RETRY_TIMEOUT_REASON = "the retry timeout of the retry options has expired"
-
-
-class NonDeterministicOrchestration(RuntimeError):
-    """A replay scheduled something other than what the history recorded."""
-
-
-@dataclass
-class Commit:
-    """What a turn writes in one transaction, and what the engine does once it is durable."""
-
-    statements: list[Statement] = field(default_factory=list)
-    messages: list[InboxRow] = field(default_factory=list)
-    activities: list[ActivityRow] = field(default_factory=list)
-    new_instances: list[InstanceState] = field(default_factory=list)
-    cancelled_timers: list[int] = field(default_factory=list)
-    finished: bool = False
 
 
 class Turn:
@@ -66,7 +56,7 @@ class Turn:
 
     async def run(self) -> Commit | None:
         """Process the instance's inbox; None when there was nothing to do or the host stops."""
-        batch = self._take_batch()
+        batch = take_batch(self.state, self.ids)
         if not batch:
             return None
         if messages.is_control(batch[0].message):
@@ -80,44 +70,6 @@ class Turn:
                     return None
         self._persist_consumed()
         return self.commit
-
-    def _take_batch(self) -> list[InboxRow]:
-        inbox = self.state.inbox
-        if not inbox:
-            return []
-        if self.state.record.status == "Suspended":
-            for row in inbox:
-                if row.message.get("kind") in (messages.RESUME, messages.TERMINATE):
-                    return [row]
-            return []
-        if not self.state.history:
-            starts = [row for row in inbox if messages.is_execution_started(row.message)]
-            controls = [row for row in inbox if messages.event_of(row.message) is None]
-            if controls and (not starts or controls[0].id < starts[0].id):
-                return [controls[0]]
-            if not starts:
-                return []
-            rest = [row for row in inbox if row is not starts[0]]
-            inbox = [starts[0], *rest]
-        batch: list[InboxRow] = []
-        for row in inbox:
-            if messages.is_control(row.message):
-                if not batch:
-                    batch.append(row)
-                break
-            if batch and self._is_retry_event(row.message):
-                break  # the SDK numbers retry timers as it meets them: one per turn, first
-            batch.append(row)
-        return batch
-
-    def _is_retry_event(self, message: dict[str, Any]) -> bool:
-        item = messages.event_of(message)
-        if item is None:
-            return False
-        kind = item["EventType"]
-        if kind in (EventType.TASK_FAILED, EventType.SUB_ORCHESTRATION_INSTANCE_FAILED):
-            return item.get("TaskScheduledId") in self.ids.task_groups
-        return kind == EventType.TIMER_FIRED and item.get("TimerId") in self.ids.retry_timers
 
     def _is_live(self, message: dict[str, Any]) -> bool:
         execution = message.get("execution_id")
@@ -168,39 +120,20 @@ class Turn:
         return True
 
     def _pre_allocate(self, first: dict[str, Any]) -> None:
-        """Number the retry timer or the next attempt the SDK creates for this event."""
-        kind = first["EventType"]
-        if kind in (EventType.TASK_FAILED, EventType.SUB_ORCHESTRATION_INSTANCE_FAILED):
-            group_id = self.ids.task_groups.get(first.get("TaskScheduledId", -1))
-            if group_id is None:
-                return
-            group = self.ids.groups[group_id]
-            elapsed_ms = (time.time() - group.started) * 1000
-            if group.attempts >= group.policy.max_attempts:
-                delay_ms = 0.0  # the SDK fails the task once this last timer fires
-            elif group.policy.timed_out(elapsed_ms):
-                group.timed_out = True
-                delay_ms = 0.0
-            else:
-                delay_ms = group.policy.delay_ms(group.attempts)
-            timer_id = self.ids.allocate()
-            self.ids.retry_timers[timer_id] = group_id
-            self._create_timer(timer_id, self.now + timedelta(milliseconds=delay_ms), retry=True)
-        elif kind == EventType.TIMER_FIRED and first.get("TimerId") in self.ids.retry_timers:
-            group_id = self.ids.retry_timers.pop(first["TimerId"])
-            group = self.ids.groups[group_id]
-            if group.attempts >= group.policy.max_attempts:
-                return
-            group.attempts += 1
-            task_id = self.ids.allocate()
-            self.ids.task_groups[task_id] = group_id
+        """Carry out the retry timer or the next attempt the SDK creates for this event."""
+        step = next_retry_step(self.ids, first)
+        if isinstance(step, RetryTimer):
+            fire_at = self.now + timedelta(milliseconds=step.delay_ms)
+            self._create_timer(step.timer_id, fire_at, retry=True)
+        elif isinstance(step, RetryAttempt):
+            group = step.group
             if group.timed_out:
-                self._fail_now(task_id, group.kind, RETRY_TIMEOUT_REASON)
+                self._fail_now(step.task_id, group.kind, RETRY_TIMEOUT_REASON)
             elif group.kind == "activity":
-                self._schedule_activity(task_id, group.name, group.input)
+                self._schedule_activity(step.task_id, group.name, group.input)
             else:
                 self._start_child(
-                    task_id, group.name, group.input, group.instance_id, group.version
+                    step.task_id, group.name, group.input, group.instance_id, group.version
                 )
 
     # actions
@@ -209,11 +142,9 @@ class Turn:
         error, details = result.error, result.details
         known = self.ids.signatures
         actions = result.actions
-        for index, action in enumerate(actions[: len(known)]):
-            if action.signature != known[index]:
-                error = self._nondeterminism(index, action, known[index])
-                details = None
-                break
+        mismatch = divergence(actions, known)
+        if mismatch is not None:
+            error, details = mismatch, None
         continue_input: str | None = None
         continued = False
         if error is None:
@@ -238,17 +169,6 @@ class Turn:
         else:
             self.events.append(event(EventType.ORCHESTRATOR_COMPLETED, self.now))
 
-    def _nondeterminism(self, index: int, action: Action, recorded: tuple[int, str]) -> str:
-        kind, name = recorded
-        label = ActionType(kind).name.title().replace("_", "")
-        before = f"{label} {name!r}" if name else label
-        return (
-            f"{NonDeterministicOrchestration.__name__}: Non-deterministic workflow detected: "
-            f"action #{index} is now {action.describe()} but the history recorded {before}. "
-            "Orchestrator code must be deterministic: no I/O, random values or wall-clock time; "
-            "use the context's APIs (current_utc_datetime, new_uuid) instead."
-        )
-
     def _schedule(self, action: Action) -> str | None:
         """Carry out one new action; returns the new input if it is continue-as-new."""
         raw = action.raw
@@ -261,7 +181,7 @@ class Turn:
         if kind in (ActionType.CALL_ACTIVITY, ActionType.CALL_ACTIVITY_WITH_RETRY):
             name = str(raw["functionName"])
             if kind is ActionType.CALL_ACTIVITY_WITH_RETRY:
-                self._new_group(task_id, "activity", name, raw)
+                open_group(self.ids, task_id, "activity", name, raw)
             self._schedule_activity(task_id, name, raw.get("input"))
         elif kind in (
             ActionType.CALL_SUB_ORCHESTRATOR,
@@ -269,7 +189,7 @@ class Turn:
         ):
             name = str(raw["functionName"])
             if kind is ActionType.CALL_SUB_ORCHESTRATOR_WITH_RETRY:
-                self._new_group(task_id, "sub", name, raw)
+                open_group(self.ids, task_id, "sub", name, raw)
             self._start_child(
                 task_id, name, raw.get("input"), raw.get("instanceId"), raw.get("version")
             )
@@ -285,18 +205,6 @@ class Turn:
             raise ValueError("durable entities are not supported by the devhost")
         return None
 
-    def _new_group(self, task_id: int, kind: str, name: str, raw: dict[str, Any]) -> None:
-        self.ids.groups[task_id] = RetryGroup(
-            kind=kind,
-            name=name,
-            input=raw.get("input"),
-            policy=RetryPolicy.from_json(raw.get("retryOptions")),
-            started=time.time(),
-            instance_id=raw.get("instanceId"),
-            version=raw.get("version"),
-        )
-        self.ids.task_groups[task_id] = task_id
-
     def _cancel_timers(self, actions: list[Action]) -> None:
         for index, action in enumerate(actions):
             if action.type is not ActionType.CREATE_TIMER or not action.is_cancelled:
@@ -304,8 +212,7 @@ class Turn:
             task_id = self.ids.action_ids[index] if index < len(self.ids.action_ids) else None
             inbox_id = self.ids.timers.pop(task_id, None) if task_id is not None else None
             if inbox_id is not None:
-                self.commit.statements.append(("DELETE FROM inbox WHERE id = ?", (inbox_id,)))
-                self.commit.cancelled_timers.append(inbox_id)
+                self.commit.cancel_timer(inbox_id)
 
     # work
 
@@ -321,14 +228,7 @@ class Turn:
             name,
             payload,
         )
-        self.commit.statements.append(
-            (
-                "INSERT INTO activities (id, instance_id, execution_id, task_id, name, input) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (row.id, row.instance_id, row.execution_id, row.task_id, row.name, row.input),
-            )
-        )
-        self.commit.activities.append(row)
+        self.commit.add_activity(row)
 
     def _create_timer(self, task_id: int, fire_at: datetime, retry: bool = False) -> None:
         fire_text = format_time(fire_at)
@@ -383,13 +283,7 @@ class Turn:
     ) -> InboxRow:
         """Queue a message to any instance as part of this turn's commit."""
         row = InboxRow(self.engine.new_inbox_id(), instance_id, visible_at or 0.0, message)
-        self.commit.statements.append(
-            (
-                "INSERT INTO inbox (id, instance_id, visible_at, message) VALUES (?, ?, ?, ?)",
-                (row.id, row.instance_id, row.visible_at, json.dumps(message)),
-            )
-        )
-        self.commit.messages.append(row)
+        self.commit.add_message(row)
         return row
 
     # endings
@@ -437,8 +331,7 @@ class Turn:
 
     def _continue_as_new(self, payload: str | None) -> None:
         for inbox_id in self.ids.timers.values():
-            self.commit.statements.append(("DELETE FROM inbox WHERE id = ?", (inbox_id,)))
-            self.commit.cancelled_timers.append(inbox_id)
+            self.commit.cancel_timer(inbox_id)
         self.record.execution_id = uuid.uuid4().hex
         self.record.input = payload
         self.ids = EngineState()
@@ -447,18 +340,7 @@ class Turn:
         self.commit.statements.append(
             ("DELETE FROM history WHERE instance_id = ?", (self.record.instance_id,))
         )
-        started = event(
-            EventType.EXECUTION_STARTED,
-            self.now,
-            Name=self.record.name,
-            Input=payload,
-            Version=self.record.version,
-            OrchestrationInstance={
-                "InstanceId": self.record.instance_id,
-                "ExecutionId": self.record.execution_id,
-            },
-            ParentInstance=None,
-        )
+        started = execution_started(self.record, None, self.now)
         self.send(
             self.record.instance_id, messages.event_message(started, self.record.execution_id)
         )
