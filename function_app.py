@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions import events, health, ingest, pipelines
+from functions import events, health, ingest, landing, pipelines
 from orchestrations import medallion, medallion_activities
 from shared.bootstrap import platform
 
@@ -13,6 +13,7 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
 app.register_functions(events.bp)
 app.register_functions(ingest.bp)
+app.register_functions(landing.bp)
 app.register_functions(pipelines.bp)
 app.register_functions(medallion.bp)
 app.register_functions(medallion_activities.bp)

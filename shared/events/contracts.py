@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 
 from shared.events.iso_codes import ISO_3166_COUNTRIES, ISO_4217_CURRENCIES
-from shared.events.validators import is_card_number
+from shared.events.validators import invalid_card_numbers, is_card_number
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 CardNumber = Annotated[str, msgspec.Meta(min_length=12, max_length=19)]
@@ -39,7 +39,9 @@ else:
     Mcc = Literal[MCC_CODES]
 
 
-class PaymentTransaction(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+# gc=False: events are decoded by the thousand and hold only scalars, so they can never be in a
+# reference cycle; untracked, they do not trigger garbage collections.
+class PaymentTransaction(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     """A card payment at a point of sale, online or at an ATM."""
 
     transaction_id: Id
@@ -53,7 +55,7 @@ class PaymentTransaction(msgspec.Struct, forbid_unknown_fields=True, frozen=True
     channel: Literal["pos", "ecommerce", "atm"]
 
 
-class IotTelemetry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class IotTelemetry(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     """One reading of a machine's sensors."""
 
     device_id: Id
@@ -63,7 +65,7 @@ class IotTelemetry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     rpm: NonNegative
 
 
-class AppInteraction(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class AppInteraction(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     """A user's action on an item in an app."""
 
     user_id: Id
@@ -87,11 +89,16 @@ class Pii:
 
 @dataclass(frozen=True)
 class FieldCheck:
-    """A rule msgspec's types cannot express; `problem` describes it without quoting the value."""
+    """A rule msgspec's types cannot express; `problem` describes it without quoting the value.
+
+    `rejects_many`, if given, does what `accepts` does for a whole column at once (the indexes
+    of the values refused), faster.
+    """
 
     field: str
     accepts: Callable[[Any], bool]
     problem: str
+    rejects_many: Callable[[Sequence[Any]], list[int]] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,12 +144,15 @@ class Contract:
         """`violation` for many, column by column: the index and message of each failure."""
         found: dict[int, str] = {}
         for check in self.checks:
-            results = list(map(check.accepts, map(attrgetter(check.field), datas)))
-            if False in results:
-                message = f"data.{check.field} {check.problem}"
-                for index, accepted in enumerate(results):
-                    if not accepted:
-                        found.setdefault(index, message)
+            values = list(map(attrgetter(check.field), datas))
+            if check.rejects_many is not None:
+                refused = check.rejects_many(values)
+            else:
+                results = list(map(check.accepts, values))
+                refused = [i for i, ok in enumerate(results) if not ok] if False in results else []
+            message = f"data.{check.field} {check.problem}"
+            for index in refused:
+                found.setdefault(index, message)
         return found
 
 
@@ -152,7 +162,14 @@ PAYMENT_TRANSACTION = Contract(
     data=PaymentTransaction,
     entity_key="account_id",
     pii={"card_number": Pii(keep_last=4, kept_as="card_last4")},
-    checks=(FieldCheck("card_number", is_card_number, "is not a valid card number (Luhn)"),),
+    checks=(
+        FieldCheck(
+            "card_number",
+            is_card_number,
+            "is not a valid card number (Luhn)",
+            rejects_many=invalid_card_numbers,
+        ),
+    ),
     description="Card payments: amount, currency, merchant, country and channel.",
 )
 IOT_TELEMETRY = Contract(

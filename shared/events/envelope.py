@@ -9,6 +9,8 @@ generically to keep extras and extensions, or to explain precisely why the event
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -40,6 +42,51 @@ class DecodedEvent(NamedTuple):
     extensions: dict[str, Any] | None = None
 
 
+@dataclass
+class DecodedGroup:
+    """The valid events of one contract in a batch, in batch order: their typed envelopes,
+    their indexes in the batch, and their extras and extensions (None when no event has any)."""
+
+    envelopes: list[Any]
+    indexes: list[int]
+    extras: list[dict[str, Any] | None] | None = None
+    extensions: list[dict[str, Any] | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.envelopes)
+
+    def add(self, index: int, event: DecodedEvent) -> None:
+        """Append one event (decoded on the slow path, so it may have extras)."""
+        if event.extras is not None and self.extras is None:
+            self.extras = [None] * len(self.envelopes)
+        if event.extensions is not None and self.extensions is None:
+            self.extensions = [None] * len(self.envelopes)
+        self.envelopes.append(event.envelope)
+        self.indexes.append(index)
+        if self.extras is not None:
+            self.extras.append(event.extras)
+        if self.extensions is not None:
+            self.extensions.append(event.extensions)
+
+    def select(self, positions: Sequence[int]) -> DecodedGroup:
+        """The events at these positions of the group."""
+        return DecodedGroup(
+            [self.envelopes[i] for i in positions],
+            [self.indexes[i] for i in positions],
+            None if self.extras is None else [self.extras[i] for i in positions],
+            None if self.extensions is None else [self.extensions[i] for i in positions],
+        )
+
+    def reorder(self) -> None:
+        """Put events added out of order back in batch order."""
+        indexes = self.indexes
+        if all(a < b for a, b in zip(indexes, indexes[1:], strict=False)):
+            return
+        ordered = self.select(sorted(range(len(indexes)), key=indexes.__getitem__))
+        self.envelopes, self.indexes = ordered.envelopes, ordered.indexes
+        self.extras, self.extensions = ordered.extras, ordered.extensions
+
+
 def envelope_type(contract: Contract) -> type[msgspec.Struct]:
     """The typed CloudEvents envelope of one contract, tagged by its `type`."""
     return msgspec.defstruct(
@@ -58,6 +105,7 @@ def envelope_type(contract: Contract) -> type[msgspec.Struct]:
         tag=contract.event_type,
         forbid_unknown_fields=True,
         frozen=True,
+        gc=False,  # holds scalars and the data Struct only: no cycles to collect
     )
 
 
@@ -94,6 +142,51 @@ class EventDecoder:
         if problem is not None:
             raise EventRejected(Reason.INVALID_DATA, problem, contract.event_type)
         return DecodedEvent(contract, envelope)
+
+    def decode_batch(
+        self, bodies: Sequence[bytes | memoryview]
+    ) -> tuple[dict[Contract, DecodedGroup], list[tuple[int, EventRejected]]]:
+        """Decode many events without their contracts' field checks (`Contract.violations`
+        runs them per column): the valid ones grouped by contract, in order, and the index
+        and reason of each rejected one."""
+        fast, contract_of = self._fast.decode, self._contract_of
+        by_type: dict[type, tuple[list[Any], list[int]]] = {}
+        slow: list[int] = []
+        for index, body in enumerate(bodies):
+            try:
+                envelope = fast(body)
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                slow.append(index)
+                continue
+            kind = type(envelope)
+            if envelope.dataschema is not None:
+                if envelope.dataschema != contract_of[kind].dataschema:
+                    slow.append(index)
+                    continue
+            group = by_type.get(kind)
+            if group is None:
+                group = by_type[kind] = ([], [])
+            group[0].append(envelope)
+            group[1].append(index)
+        groups = {
+            contract_of[kind]: DecodedGroup(envelopes, indexes)
+            for kind, (envelopes, indexes) in by_type.items()
+        }
+        rejected: list[tuple[int, EventRejected]] = []
+        for index in slow:
+            try:
+                event = self._decode_slow(bodies[index])
+            except EventRejected as error:
+                rejected.append((index, error))
+                continue
+            found = groups.get(event.contract)
+            if found is None:
+                found = groups[event.contract] = DecodedGroup([], [])
+            found.add(index, event)
+        if slow:
+            for decoded in groups.values():
+                decoded.reorder()
+        return groups, rejected
 
     def decode_document(self, document: Any) -> DecodedEvent:
         """Validate an already parsed JSON value as one event; raises EventRejected."""

@@ -17,6 +17,8 @@ class Reason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     UNKNOWN_VERSION = "unknown_version"
     INVALID_DATA = "invalid_data"
+    UNREADABLE_RECORD = "unreadable_record"  # a landing file's record that could not be read
+    UNSUPPORTED_FILE = "unsupported_file"  # a landing file of an unknown format, or unreadable
 
 
 def bounded(message: str) -> str:

@@ -12,8 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from shared.events.contracts import Contract
-from shared.events.envelope import DecodedEvent, EventDecoder
+from shared.events.envelope import DecodedGroup, EventDecoder
 from shared.events.errors import EventRejected, Reason
 from shared.events.pseudonymize import Pseudonymizer
 from shared.lakehouse.bronze import BronzeWriter, RowsAfter
@@ -28,6 +27,7 @@ from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, DEADLETTER_TABLE
 
 _SEQUENCE = attrgetter("sequence_number")
 _ENQUEUED = attrgetter("enqueued_time")
+_DATA = attrgetter("data")
 
 
 class MissingHubPosition(ValueError):
@@ -115,40 +115,38 @@ class Ingestor:
             raise MissingHubPosition("an event of the batch has no sequence number")
         report.first_sequence_number = sequence_numbers[0]
         report.last_sequence_number = last = max(sequence_numbers)
-        decode = self._decoder.decode
-        buckets: dict[Contract, tuple[list[DecodedEvent], list[HubMessage]]] = {}
-        rejected: list[tuple[EventRejected, HubMessage]] = []
-        for message in messages:
-            try:
-                event = decode(message.get_body(), check=False)
-            except EventRejected as error:
-                rejected.append((error, message))
-                continue
-            bucket = buckets.get(event.contract)
-            if bucket is None:
-                bucket = buckets[event.contract] = ([], [])
-            bucket[0].append(event)
-            bucket[1].append(message)
-        for contract, (events, held) in buckets.items():
+        groups, failed = self._decoder.decode_batch([m.get_body() for m in messages])
+        rejected = [(error, messages[index]) for index, error in failed]
+        for contract, group in list(groups.items()):
             # The field checks run per column, over the whole batch.
-            failures = contract.violations([e.envelope.data for e in events])
+            failures = contract.violations(list(map(_DATA, group.envelopes)))
             if failures:
-                for index, problem in failures.items():
-                    failed = EventRejected(Reason.INVALID_DATA, problem, contract.event_type)
-                    rejected.append((failed, held[index]))
-                events[:] = [e for i, e in enumerate(events) if i not in failures]
-                held[:] = [m for i, m in enumerate(held) if i not in failures]
+                for at, problem in failures.items():
+                    error = EventRejected(Reason.INVALID_DATA, problem, contract.event_type)
+                    rejected.append((error, messages[group.indexes[at]]))
+                keep = [i for i in range(len(group)) if i not in failures]
+                groups[contract] = group.select(keep)
         rejected.sort(key=lambda pair: _SEQUENCE(pair[1]))
         ingested_at = self._clock()
+        enqueued_times = list(map(_ENQUEUED, messages))
+        if None in enqueued_times:  # Event Hubs always sets it; a hand-made event may not
+            enqueued_times = [t or ingested_at for t in enqueued_times]
         key = app_id(position)
-        for contract, (events, held) in buckets.items():
-            if not events:
+        for contract, group in groups.items():
+            if not len(group):
                 continue
             builder = self._rows[contract]
-            rows_after = _contract_rows(builder, events, held, position.partition, ingested_at)
+            if len(group) == len(messages):  # the whole batch is of one contract
+                numbers, times = sequence_numbers, enqueued_times
+            else:
+                numbers = [sequence_numbers[i] for i in group.indexes]
+                times = [enqueued_times[i] for i in group.indexes]
+            rows_after = _contract_rows(
+                builder, group, numbers, times, position.partition, ingested_at
+            )
             landed = self._writer.land(contract.table, builder.schema, key, last, rows_after)
             report.landed[contract.table] = landed.rows
-            report.already_landed += len(events) - landed.rows
+            report.already_landed += len(group) - landed.rows
         if rejected:
             self._land_rejected(position, key, last, rejected, ingested_at, report)
         return report
@@ -200,24 +198,21 @@ class Ingestor:
 
 def _contract_rows(
     builder: ContractRows,
-    events: list[DecodedEvent],
-    held: list[HubMessage],
+    group: DecodedGroup,
+    numbers: list[int],
+    times: list[dt.datetime],
     partition: int,
     ingested_at: dt.datetime,
 ) -> RowsAfter:
-    numbers = list(map(_SEQUENCE, held))
-    times = list(map(_ENQUEUED, held))
-    if None in times:  # Event Hubs always sets it; a hand-made event may not
-        times = [t or ingested_at for t in times]
-
     def rows_after(landed: int | None) -> pa.Table | None:
         keep = _after(numbers, landed)
         if keep is None:
-            return builder.table(events, numbers, times, partition, ingested_at)
+            return _build(builder, group, numbers, times, partition, ingested_at)
         if not keep:
             return None
-        return builder.table(
-            [events[i] for i in keep],
+        return _build(
+            builder,
+            group.select(keep),
             [numbers[i] for i in keep],
             [times[i] for i in keep],
             partition,
@@ -225,6 +220,25 @@ def _contract_rows(
         )
 
     return rows_after
+
+
+def _build(
+    builder: ContractRows,
+    group: DecodedGroup,
+    numbers: list[int],
+    times: list[dt.datetime],
+    partition: int,
+    ingested_at: dt.datetime,
+) -> pa.Table:
+    return builder.build(
+        group.envelopes,
+        numbers,
+        times,
+        partition,
+        ingested_at,
+        extras=group.extras,
+        extensions=group.extensions,
+    )
 
 
 def _after(numbers: list[int], landed: int | None) -> list[int] | None:

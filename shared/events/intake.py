@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
 
-from shared.events.envelope import DecodedEvent, EventDecoder
+from shared.events.envelope import EventDecoder
 from shared.events.errors import EventRejected, Reason, RequestRejected
 from shared.events.publisher import (
     EVENTS_HUB,
@@ -29,6 +30,9 @@ BATCH = "application/cloudevents-batch+json"
 PLAIN_JSON = "application/json"
 _BODY_REASONS = (Reason.NOT_UTF8, Reason.MALFORMED_JSON, Reason.NOT_AN_EVENT)
 _split_batch = msgspec.json.Decoder(list[msgspec.Raw])
+_DATA = attrgetter("data")
+_SUBJECT = attrgetter("subject")
+_FIRST = itemgetter(0)
 
 
 class _IdOnly(msgspec.Struct):
@@ -71,13 +75,6 @@ class IntakeResult:
         return body
 
 
-def partition_key(event: DecodedEvent) -> str:
-    """`subject` if the event has one, else the value of its contract's entity key."""
-    envelope = event.envelope
-    key = envelope.subject or getattr(envelope.data, event.contract.entity_key)
-    return str(key)[:MAX_PARTITION_KEY_CHARS]
-
-
 class EventIntake:
     """Validates posted events and publishes the valid ones to the events hub."""
 
@@ -96,23 +93,46 @@ class EventIntake:
                 413, f"the body is {len(body)} bytes; the limit is {MAX_BODY_BYTES} (1 MB)"
             )
         batch, items = self._split(body, content_type)
-        outgoing: list[OutgoingEvent] = []
+        keys, failed = self._validate(items)
         rejected: list[RejectedEvent] = []
-        decode = self._decoder.decode
-        for index, item in enumerate(items):
-            try:
-                event = decode(item)
-            except EventRejected as error:
-                if not batch and error.reason in _BODY_REASONS:
-                    raise RequestRejected(400, error.message) from None
-                rejected.append(
-                    RejectedEvent(index, _event_id(item), error.reason.value, error.message)
-                )
-                continue
-            outgoing.append(OutgoingEvent(bytes(item), partition_key(event)))
+        for index, error in sorted(failed, key=_FIRST):
+            if not batch and error.reason in _BODY_REASONS:
+                raise RequestRejected(400, error.message) from None
+            item = items[index]
+            rejected.append(
+                RejectedEvent(index, _event_id(item), error.reason.value, error.message)
+            )
+        outgoing = [
+            OutgoingEvent(bytes(item), key)
+            for item, key in zip(items, keys, strict=True)
+            if key is not None
+        ]
         if outgoing:
             await self._publisher.publish(self._hub, outgoing)
         return IntakeResult(batch, len(outgoing), rejected)
+
+    def _validate(
+        self, items: Sequence[bytes]
+    ) -> tuple[list[str | None], list[tuple[int, EventRejected]]]:
+        """Each valid event's partition key (`subject`, else the contract's entity key; None
+        for an invalid event), and the index and reason of each invalid one."""
+        groups, failed = self._decoder.decode_batch(items)
+        keys: list[str | None] = [None] * len(items)
+        for contract, group in groups.items():
+            datas = list(map(_DATA, group.envelopes))
+            # The field checks run per column, over the whole request.
+            failures = contract.violations(datas)
+            for at, problem in failures.items():
+                error = EventRejected(Reason.INVALID_DATA, problem, contract.event_type)
+                failed.append((group.indexes[at], error))
+            entities = map(attrgetter(contract.entity_key), datas)
+            subjects = map(_SUBJECT, group.envelopes)
+            for at, (index, subject, entity) in enumerate(
+                zip(group.indexes, subjects, entities, strict=True)
+            ):
+                if at not in failures:
+                    keys[index] = str(subject or entity)[:MAX_PARTITION_KEY_CHARS]
+        return keys, failed
 
     def _split(self, body: bytes, content_type: str | None) -> tuple[bool, Sequence[Any]]:
         mode = _mode(content_type)

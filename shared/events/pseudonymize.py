@@ -48,7 +48,15 @@ class Pseudonymizer:
         return outer.hexdigest()
 
     def pseudonyms(self, values: Sequence[str]) -> list[str]:
-        """The pseudonyms of many values, in order."""
+        """The pseudonyms of many values, in order; a value repeated in `values` (a card used
+        several times in a batch) is hashed once."""
+        distinct = dict.fromkeys(values)
+        if len(distinct) == len(values):
+            return self._hash_all(values)
+        known = dict(zip(distinct, self._hash_all(list(distinct)), strict=True))
+        return list(map(known.__getitem__, values))
+
+    def _hash_all(self, values: Sequence[str]) -> list[str]:
         inner_state, outer_state = self._inner, self._outer
         result: list[str] = []
         append = result.append

@@ -1,4 +1,4 @@
-"""The event services a process needs, wired from settings: intake, publisher and ingestor."""
+"""The event services of a process, wired from settings: intake, publisher, ingestor, landing."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from shared.events.envelope import EventDecoder
 from shared.events.eventhubs import EventHubsProbe, EventHubsPublisher
 from shared.events.ingest import Ingestor
 from shared.events.intake import EventIntake
+from shared.events.landing import FileLanding
 from shared.events.pseudonymize import Pseudonymizer
 from shared.events.publisher import EventPublisher, LocalEventPublisher, LocalEventsProbe
 from shared.health import ReadinessProbe
@@ -26,6 +27,7 @@ DEVHOST_DATA_DIR = "DEVHOST_DATA_DIR"
 class EventServices:
     intake: EventIntake
     ingestor: Ingestor
+    landing: FileLanding
     publisher: EventPublisher
     probe: ReadinessProbe
 
@@ -50,6 +52,7 @@ def build_event_services(
     return EventServices(
         intake=EventIntake(decoder, publisher),
         ingestor=Ingestor(decoder, pseudonymizer, writer),
+        landing=FileLanding(decoder.registry, pseudonymizer, writer),
         publisher=publisher,
         probe=probe,
     )

@@ -7,16 +7,25 @@ from collections.abc import Iterator
 from typing import IO
 
 from shared.files.lines import bounded_lines
-from shared.files.records import MAX_RECORD_BYTES, FileChunk, FileRecord, FileReject
+from shared.files.records import (
+    MAX_CHUNK_BYTES,
+    MAX_RECORD_BYTES,
+    FileChunk,
+    FileRecord,
+    FileReject,
+)
 
 
 def read_csv(stream: IO[bytes], name: str, chunk_records: int) -> Iterator[FileChunk]:
-    """Chunks of at most `chunk_records` records and rejects; values stay text (the contract
-    converts them), and each keeps the line its row starts on."""
+    """Chunks of at most `chunk_records` records and rejects (or about MAX_CHUNK_BYTES of the
+    file); values stay text (the contract converts them), and each keeps the line its row
+    starts on."""
     bad_lines: list[FileReject] = []
+    consumed = [0]  # bytes of the file read so far
 
     def text() -> Iterator[str]:
         for number, raw, too_long in bounded_lines(stream):
+            consumed[0] += len(raw) + 1
             if too_long:
                 bad_lines.append(FileReject(number, "line longer than 1 MiB", raw))
                 yield "\n"
@@ -29,7 +38,7 @@ def read_csv(stream: IO[bytes], name: str, chunk_records: int) -> Iterator[FileC
 
     reader = csv.reader(text(), strict=True)
     header: list[str] | None = None
-    chunk = FileChunk(name)
+    chunk, chunk_start = FileChunk(name), 0
     while True:
         start = reader.line_num + 1
         try:
@@ -62,9 +71,9 @@ def read_csv(stream: IO[bytes], name: str, chunk_records: int) -> Iterator[FileC
                 for key, value in zip(header, row, strict=True)
             }
             chunk.records.append(FileRecord(start, data))
-        if len(chunk) >= chunk_records:
+        if len(chunk) >= chunk_records or consumed[0] - chunk_start >= MAX_CHUNK_BYTES:
             yield chunk
-            chunk = FileChunk(name)
+            chunk, chunk_start = FileChunk(name), consumed[0]
     if header is None and not chunk.rejects:
         chunk.rejects.append(FileReject(0, "the file has no header row"))
     if len(chunk):

@@ -14,7 +14,13 @@ from typing import IO, Any
 import msgspec
 
 from shared.files.lines import bounded_lines
-from shared.files.records import MAX_RECORD_BYTES, FileChunk, FileRecord, FileReject
+from shared.files.records import (
+    MAX_CHUNK_BYTES,
+    MAX_RECORD_BYTES,
+    FileChunk,
+    FileRecord,
+    FileReject,
+)
 
 _BLOCK = 64 * 1024
 _IN_STRING = re.compile(rb'["\\\n]')
@@ -36,6 +42,8 @@ def _decode(line: int, raw: bytes) -> FileRecord | FileReject:
         data: Any = msgspec.json.decode(raw)
     except msgspec.DecodeError as error:
         return FileReject(line, f"invalid JSON: {error}", raw)
+    except UnicodeDecodeError as error:
+        return FileReject(line, f"not UTF-8: {error.reason}", raw)
     except RecursionError:
         return FileReject(line, "JSON nested too deeply", raw)
     if not isinstance(data, dict):
@@ -152,21 +160,23 @@ def _finish(line: int, buffer: bytearray, tail: bytes, oversized: bool) -> tuple
 
 
 def read_json(stream: IO[bytes], name: str, chunk_records: int) -> Iterator[FileChunk]:
-    """Chunks of the objects in a JSON array (or the one object), each with its start line."""
-    chunk = FileChunk(name)
+    """Chunks of the objects in a JSON array (or the one object), each with its start line;
+    a chunk holds at most `chunk_records` of them, or about MAX_CHUNK_BYTES of the file."""
+    chunk, held = FileChunk(name), 0
     try:
         for line, raw in _elements(stream):
             if raw is None:
                 chunk.rejects.append(FileReject(line, "record larger than 1 MiB"))
             else:
+                held += len(raw)
                 outcome = _decode(line, raw)
                 if isinstance(outcome, FileRecord):
                     chunk.records.append(outcome)
                 else:
                     chunk.rejects.append(outcome)
-            if len(chunk) >= chunk_records:
+            if len(chunk) >= chunk_records or held >= MAX_CHUNK_BYTES:
                 yield chunk
-                chunk = FileChunk(name)
+                chunk, held = FileChunk(name), 0
     except _Structure as error:
         chunk.rejects.append(FileReject(error.line, f"malformed JSON file: {error}"))
     if len(chunk):
@@ -174,9 +184,11 @@ def read_json(stream: IO[bytes], name: str, chunk_records: int) -> Iterator[File
 
 
 def read_ndjson(stream: IO[bytes], name: str, chunk_records: int) -> Iterator[FileChunk]:
-    """Chunks of one JSON object per line; blank lines are skipped."""
-    chunk = FileChunk(name)
+    """Chunks of one JSON object per line (at most `chunk_records`, or about MAX_CHUNK_BYTES of
+    the file); blank lines are skipped."""
+    chunk, held = FileChunk(name), 0
     for number, raw, too_long in bounded_lines(stream):
+        held += len(raw)
         if too_long:
             chunk.rejects.append(FileReject(number, "line longer than 1 MiB", raw))
         elif raw.strip():
@@ -185,8 +197,8 @@ def read_ndjson(stream: IO[bytes], name: str, chunk_records: int) -> Iterator[Fi
                 chunk.records.append(outcome)
             else:
                 chunk.rejects.append(outcome)
-        if len(chunk) >= chunk_records:
+        if len(chunk) >= chunk_records or (held >= MAX_CHUNK_BYTES and len(chunk)):
             yield chunk
-            chunk = FileChunk(name)
+            chunk, held = FileChunk(name), 0
     if len(chunk):
         yield chunk

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_RECORD_BYTES = 1024 * 1024  # an event over 1 MiB is rejected, as over HTTP and Event Hubs
+# A chunk also ends after this much of the file, so that large records cannot make one chunk
+# (up to `chunk_records` of them, 1 MiB each) exhaust memory.
+MAX_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 class UnsupportedFileType(ValueError):

@@ -29,6 +29,8 @@ _SUBJECT = attrgetter("subject")
 _TIME = attrgetter("time")
 _EXTRAS = attrgetter("extras")
 _EXTENSIONS = attrgetter("extensions")
+_TZINFO = attrgetter("tzinfo")
+_MINUTE = dt.timedelta(minutes=1)
 _MAX_ATTRIBUTE_CHARS = 256
 
 
@@ -75,10 +77,12 @@ class ContractRows:
         self._pseudonymizer = pseudonymizer
         data_names = {f.name for f in self.schema} & set(contract.field_names)
         self._fields = [
-            (name, attrgetter(name), self.schema.field(name).type, contract.pii.get(name))
+            (attrgetter(name), self.schema.field(name).type, contract.pii.get(name))
             for name in contract.field_names
             if name in data_names
         ]
+        self._event_type = pa.scalar(contract.event_type, pa.string())
+        self._version = pa.scalar(contract.version, pa.int32())
 
     def table(
         self,
@@ -89,26 +93,50 @@ class ContractRows:
         ingested_at: dt.datetime,
     ) -> pa.Table:
         """The rows of `events` (all of this contract), in order."""
-        count = len(events)
-        envelopes = list(map(_ENVELOPE, events))
-        datas = list(map(_DATA, envelopes))
+        extras = list(map(_EXTRAS, events))
+        extensions = list(map(_EXTENSIONS, events))
+        return self.build(
+            list(map(_ENVELOPE, events)),
+            sequence_numbers,
+            enqueued_times,
+            partition,
+            ingested_at,
+            extras=extras if any(extras) else None,
+            extensions=extensions if any(extensions) else None,
+        )
+
+    def build(
+        self,
+        envelopes: Sequence[Any],
+        sequence_numbers: Sequence[int],
+        enqueued_times: Sequence[dt.datetime],
+        partition: int,
+        ingested_at: dt.datetime,
+        *,
+        extras: Sequence[dict[str, Any] | None] | None = None,
+        extensions: Sequence[dict[str, Any] | None] | None = None,
+    ) -> pa.Table:
+        """The rows of typed envelopes of this contract, with each one's extras and
+        extension attributes (None: no event has any), in order."""
+        count = len(envelopes)
         times = list(map(_TIME, envelopes))
         if None in times:  # CloudEvents `time` is optional: the hub's enqueued time stands in
             times = [t if t is not None else q for t, q in zip(times, enqueued_times, strict=True)]
-        event_time = pa.array(times, TIMESTAMP)
+        event_time = timestamps(times)
         columns: list[pa.Array] = [
             pa.array(list(map(_ID, envelopes)), pa.string()),
-            pa.repeat(pa.scalar(self.contract.event_type, pa.string()), count),
-            pa.repeat(pa.scalar(self.contract.version, pa.int32()), count),
+            pa.repeat(self._event_type, count),
+            pa.repeat(self._version, count),
             pa.array(list(map(_SOURCE, envelopes)), pa.string()),
             pa.array(list(map(_SUBJECT, envelopes)), pa.string()),
             event_time,
-            pa.array(enqueued_times, TIMESTAMP),
+            timestamps(enqueued_times),
             pa.repeat(pa.scalar(ingested_at, TIMESTAMP), count),
             pa.repeat(pa.scalar(partition, pa.int32()), count),
             pa.array(sequence_numbers, pa.int64()),
         ]
-        for _name, get, arrow_type, pii in self._fields:
+        datas = list(map(_DATA, envelopes))
+        for get, arrow_type, pii in self._fields:
             values = list(map(get, datas))
             if pii is None:
                 columns.append(pa.array(values, arrow_type))
@@ -117,19 +145,44 @@ class ContractRows:
             if pii.kept_as is not None:
                 raw = pa.array(values, pa.string())
                 columns.append(pc.utf8_slice_codeunits(raw, start=-pii.keep_last))
-        columns.append(self._json_column(list(map(_EXTRAS, events))))
-        columns.append(self._json_column(list(map(_EXTENSIONS, events))))
+        columns.append(self._json_column(extras, count))
+        columns.append(self._json_column(extensions, count))
         columns.append(pc.cast(event_time, pa.date32()))
         return pa.Table.from_arrays(columns, schema=self.schema)
 
-    def _json_column(self, values: list[dict[str, Any] | None]) -> pa.Array:
-        if not any(values):
-            return pa.nulls(len(values), pa.string())
+    def _json_column(self, values: Sequence[dict[str, Any] | None] | None, count: int) -> pa.Array:
+        if values is None or not any(values):
+            return pa.nulls(count, pa.string())
         scrub = self._pseudonymizer.scrub
         return pa.array(
             [None if v is None else msgspec.json.encode(scrub(v)).decode() for v in values],
             pa.string(),
         )
+
+
+def timestamps(values: Sequence[dt.datetime]) -> pa.Array:
+    """UTC timestamps of aware datetimes (naive ones are taken as UTC), fast for the usual
+    cases: one moment repeated (the enqueued time of a batch) or whole-minute UTC offsets
+    (any RFC 3339 time msgspec decoded)."""
+    count = len(values)
+    if not count:
+        return pa.array([], TIMESTAMP)
+    if values.count(values[0]) == count:  # == compares instants
+        return pa.repeat(pa.scalar(values[0], TIMESTAMP), count)
+    if all(map(_whole_minutes, set(map(_TZINFO, values)))):
+        # msgspec writes RFC 3339 in C and Arrow parses it in C: three times faster than
+        # Arrow converting datetime objects one by one.
+        text = msgspec.json.decode(msgspec.json.encode(values))
+        return pa.array(text, pa.string()).cast(TIMESTAMP)
+    return pa.array(values, TIMESTAMP)
+
+
+def _whole_minutes(zone: dt.tzinfo | None) -> bool:
+    if zone is dt.UTC:
+        return True
+    if not isinstance(zone, dt.timezone):  # naive, or zone rules RFC 3339 cannot spell
+        return False
+    return zone.utcoffset(None) % _MINUTE == dt.timedelta(0)
 
 
 class DeadLetterRows:

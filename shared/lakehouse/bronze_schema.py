@@ -36,6 +36,8 @@ TRAILER: tuple[pa.Field, ...] = (
 # Per-file statistics only where readers filter: each stats column costs on every commit.
 TABLE_CONFIGURATION = {
     "delta.dataSkippingStatsColumns": "event_time,enqueued_time,sequence_number",
+    # Silver reads bronze through the feed, so compaction never makes it reread rows.
+    "delta.enableChangeDataFeed": "true",
 }
 
 DEADLETTER_SCHEMA = pa.schema(

@@ -86,7 +86,8 @@ class Azurite:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(10)
+                # Azurite closes its services on SIGTERM but its node process lingers.
+                self.process.wait(2)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -7,13 +7,21 @@ import json
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.events.contracts import APP_INTERACTION, IOT_TELEMETRY, PAYMENT_TRANSACTION
 from shared.events.envelope import EventDecoder
 from shared.events.errors import EventRejected, Reason
 from shared.events.pseudonymize import Pseudonymizer
-from shared.lakehouse.bronze_rows import ContractRows, DeadLetterRows, Position, Rejection
-from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, LINEAGE, bronze_schema
+from shared.lakehouse.bronze_rows import (
+    ContractRows,
+    DeadLetterRows,
+    Position,
+    Rejection,
+    timestamps,
+)
+from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, LINEAGE, TIMESTAMP, bronze_schema
 from tests.eventdata import card, encoded, payment, telemetry
 
 pytestmark = pytest.mark.unit
@@ -110,3 +118,27 @@ def test_dead_letters_keep_the_reason_and_position_without_raw_cards() -> None:
     dumped = json.dumps(rows, default=str)
     for raw in (bad_card, card(2), card(3), card(4)):
         assert raw not in dumped
+
+
+MINUTE_OFFSETS = st.integers(-23 * 60 - 59, 23 * 60 + 59).map(
+    lambda minutes: dt.timezone(dt.timedelta(minutes=minutes))
+)
+ZONES: st.SearchStrategy[dt.tzinfo] = st.one_of(
+    MINUTE_OFFSETS,
+    st.just(dt.UTC),
+    st.integers(-86_399, 86_399).map(lambda s: dt.timezone(dt.timedelta(seconds=s))),
+)
+MOMENTS = st.one_of(
+    st.datetimes(min_value=dt.datetime.min, max_value=dt.datetime.max, timezones=ZONES),
+    st.datetimes(min_value=dt.datetime.min, max_value=dt.datetime.max),  # naive: taken as UTC
+)
+
+
+@given(st.lists(MOMENTS, max_size=40))
+def test_timestamps_are_the_utc_instants_arrow_computes(values: list[dt.datetime]) -> None:
+    assert timestamps(values).equals(pa.array(values, TIMESTAMP))
+
+
+@given(MOMENTS, st.integers(1, 50))
+def test_one_repeated_moment_is_one_timestamp(moment: dt.datetime, count: int) -> None:
+    assert timestamps([moment] * count).equals(pa.array([moment] * count, TIMESTAMP))

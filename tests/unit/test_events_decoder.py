@@ -250,3 +250,42 @@ def test_megabyte_strings_are_handled(field: str) -> None:
         assert len(error.message) <= 300
     else:
         assert decoded.extras == {"note": big}
+
+
+def test_a_batch_decodes_into_groups_in_order_with_the_rejections() -> None:
+    with_extras = payment(5, tip=1)
+    with_extras["traceid"] = "t-1"
+    bodies = [
+        encoded(payment(1)),
+        encoded(telemetry(2)),
+        b"{not json",
+        encoded(with_extras),
+        encoded({**payment(6), "dataschema": "urn:contract:payment.transaction:9"}),
+        encoded(payment(7, card_number="4111111111111112")),  # checked per column later
+        encoded(interaction(8)),
+        encoded(payment(9)),
+    ]
+    groups, rejected = DECODER.decode_batch(bodies)
+    assert [(index, error.reason) for index, error in rejected] == [
+        (2, Reason.MALFORMED_JSON),
+        (4, Reason.UNKNOWN_VERSION),
+    ]
+    payments = groups[PAYMENT_TRANSACTION]
+    assert payments.indexes == [0, 3, 5, 7]
+    assert [e.data.transaction_id for e in payments.envelopes] == ["tx-1", "tx-5", "tx-7", "tx-9"]
+    assert payments.extras == [None, {"tip": 1}, None, None]
+    assert payments.extensions == [None, {"traceid": "t-1"}, None, None]
+    assert [g.indexes for c, g in groups.items() if c is not PAYMENT_TRANSACTION] == [[1], [6]]
+    assert all(g.extras is None for c, g in groups.items() if c is not PAYMENT_TRANSACTION)
+    assert PAYMENT_TRANSACTION.violations([e.data for e in payments.envelopes]) == {
+        2: "data.card_number is not a valid card number (Luhn)"
+    }
+
+
+@given(st.lists(st.sampled_from([b"[]", b"{}", b"\xff", encoded(payment(1))]), max_size=20))
+def test_a_batch_decodes_each_body_as_decode_does(bodies: list[bytes]) -> None:
+    groups, rejected = DECODER.decode_batch(bodies)
+    valid = sorted(i for group in groups.values() for i in group.indexes)
+    assert sorted(valid + [i for i, _ in rejected]) == list(range(len(bodies)))
+    for index, error in rejected:
+        assert error.reason == rejection(bodies[index]).reason

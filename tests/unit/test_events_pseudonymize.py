@@ -27,6 +27,11 @@ def test_pseudonyms_are_hmac_sha256(value: str, key: bytes) -> None:
     assert Pseudonymizer(key).pseudonyms([value, value]) == [expected, expected]
 
 
+@given(st.lists(st.sampled_from(["4111111111111111", "5555555555554444", "x", ""]), max_size=30))
+def test_repeated_values_get_the_same_pseudonyms_in_order(values: list[str]) -> None:
+    assert P.pseudonyms(values) == [P.pseudonym(value) for value in values]
+
+
 def test_pseudonyms_depend_on_the_key() -> None:
     assert P.pseudonym("4111111111111111") != Pseudonymizer(b"j" * 32).pseudonym("4111111111111111")
 

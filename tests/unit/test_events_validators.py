@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from shared.events.iso_codes import ISO_3166_COUNTRIES, ISO_4217_CURRENCIES
 from shared.events.validators import (
+    invalid_card_numbers,
     is_card_number,
     is_country,
     is_currency,
@@ -96,3 +97,26 @@ def test_code_checks(check: object, good: list[str], bad: list[str]) -> None:
     assert callable(check)
     assert all(check(value) for value in good)
     assert not any(check(value) for value in bad)
+
+
+CARDISH = st.one_of(
+    st.text(alphabet="0123456789", max_size=22),
+    st.text(alphabet="0123456789", min_size=11, max_size=18).map(with_luhn_digit),
+    st.text(alphabet="0123456789 -４٤\x00é", max_size=22),
+    st.text(max_size=22),
+)
+
+
+@given(st.lists(CARDISH, max_size=80))
+def test_the_column_check_agrees_with_the_value_check(values: list[str]) -> None:
+    expected = [i for i, value in enumerate(values) if not is_card_number(value)]
+    assert invalid_card_numbers(values) == expected
+
+
+def test_the_column_check_finds_each_bad_value_in_a_large_batch() -> None:
+    values = [with_luhn_digit(f"4{n:014d}") for n in range(1000)]
+    values[3] = values[3][:-1] + str((int(values[3][-1]) + 1) % 10)
+    values[500] = "4111 1111 1111 1111"
+    values[998] = "４" + values[998][1:]
+    values[999] = values[999] + "0000"
+    assert invalid_card_numbers(values) == [3, 500, 998, 999]

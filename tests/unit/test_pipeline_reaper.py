@@ -443,8 +443,10 @@ def test_a_bad_reaper_schedule_names_the_setting(bad: str) -> None:
 
 
 def test_the_reaper_timer_uses_the_schedule(platform_env: Path) -> None:
-    from function_app import app
+    from devhost.indexing import load_app
+    from tests.devhost_process import PROJECT_ROOT
 
+    app = load_app(PROJECT_ROOT)  # a fresh import: get_functions() may run once per app
     [reaper] = [f for f in app.get_functions() if f.get_function_name() == "pipeline_run_reaper"]
     [timer] = [b for b in reaper.get_bindings() if b.type == "timerTrigger"]
     assert timer.schedule == reaper_schedule()
