@@ -8,7 +8,6 @@ Every change is a compare-and-set on the entry's status, so two writers never bo
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from shared.batch.engine import RunState, RunStatus
+from shared.pipeline.state import open_sqlite
 
 
 class EntryStatus(StrEnum):
@@ -112,10 +112,7 @@ class SqliteRunLedger:
     """The embedded adapter: a `remote_runs` table beside the pipeline state, WAL mode."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA busy_timeout=10000")
+        self._connection = open_sqlite(path)
         self._connection.execute(
             "CREATE TABLE IF NOT EXISTS remote_runs (engine TEXT NOT NULL, run_id TEXT NOT NULL,"
             " model TEXT NOT NULL, instance_id TEXT NOT NULL, parent_instance_id TEXT,"

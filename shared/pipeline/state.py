@@ -31,14 +31,20 @@ class PipelineStateStore(Protocol):
         ...
 
 
+def open_sqlite(path: Path) -> sqlite3.Connection:
+    """A shared, autocommit connection in WAL mode that waits out other writers."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA busy_timeout=10000")
+    return connection
+
+
 class SqliteStateStore:
     """The embedded adapter: one SQLite file under PLATFORM_DATA_DIR, WAL mode."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA busy_timeout=10000")
+        self._connection = open_sqlite(path)
         self._connection.execute(
             "CREATE TABLE IF NOT EXISTS documents (pipeline TEXT, key TEXT, body TEXT NOT NULL,"
             " etag TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (pipeline, key))"

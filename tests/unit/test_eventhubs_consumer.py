@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -29,20 +29,6 @@ def event_log(tmp_path: Path) -> Iterator[EventLog]:
     with EventLog(event_log_path(tmp_path)) as opened:
         opened.ensure_hub("hub", 2)
         yield opened
-
-
-@pytest.fixture
-async def invoker() -> AsyncIterator[Invoker]:
-    running = Invoker(max_threads=2)
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def io() -> Iterator[ThreadPoolExecutor]:
-    executor = ThreadPoolExecutor(max_workers=2)
-    yield executor
-    executor.shutdown(wait=True)
 
 
 def _function(

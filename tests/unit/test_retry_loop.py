@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import azure.functions as func
 import pytest
@@ -145,13 +144,6 @@ async def test_a_stopping_host_runs_no_further_retry() -> None:
         RetryPolicy(FIXED_DELAY, -1, delay_s=0.0), flaky, function="f", stopping=stopping
     )
     assert outcome is RetryOutcome.STOPPED and len(flaky.attempts) == 1
-
-
-@pytest.fixture
-async def invoker() -> AsyncIterator[Invoker]:
-    running = Invoker(max_threads=2)
-    yield running
-    running.close()
 
 
 async def test_the_invoker_fills_context_retry_context(invoker: Invoker) -> None:

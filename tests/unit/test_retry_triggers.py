@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,20 +38,6 @@ def event_log(tmp_path: Path) -> Iterator[EventLog]:
     with EventLog(event_log_path(tmp_path)) as opened:
         opened.ensure_hub("hub", 1)
         yield opened
-
-
-@pytest.fixture
-async def invoker() -> AsyncIterator[Invoker]:
-    running = Invoker(max_threads=2)
-    yield running
-    running.close()
-
-
-@pytest.fixture
-def io() -> Iterator[ThreadPoolExecutor]:
-    executor = ThreadPoolExecutor(max_workers=2)
-    yield executor
-    executor.shutdown(wait=True)
 
 
 def _hub_function(
