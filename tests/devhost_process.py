@@ -73,10 +73,10 @@ class DevhostProcess:
                     f"devhost exited with {self.process.returncode}:\n{self.output()}"
                 )
             try:
-                if requests.get(self.url("/admin/host/status"), timeout=1).status_code == 200:
+                if requests.get(self.url("/admin/host/status"), timeout=5).status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or busy starting its listeners
             time.sleep(0.1)
         raise TimeoutError(f"devhost did not start within {timeout} s:\n{self.output()}")
 
