@@ -18,6 +18,7 @@ from devhost.eventhubs.log import EventLog, event_log_path
 from devhost.eventhubs.options import EventHubsOptions, TriggerBinding
 from devhost.indexing import FunctionSpec, index_app
 from devhost.invocation import Invoker
+from tests.eventhub_partition import checkpoint, publish, until
 
 pytestmark = pytest.mark.unit
 
@@ -65,21 +66,6 @@ def _consumer(
     )
 
 
-def _publish(event_log: EventLog, *bodies: str) -> None:
-    event_log.append_batch("hub", [(b.encode(), None, None) for b in bodies], partition_id=0)
-
-
-def _checkpoint(event_log: EventLog) -> int | None:
-    saved = event_log.checkpoints("hub", "$Default").get(0)
-    return saved.sequence_number if saved else None
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 async def _stop(consumer: PartitionConsumer, task: asyncio.Task[None]) -> None:
     consumer.stop()
     await asyncio.wait_for(task, 5)
@@ -93,14 +79,14 @@ async def test_batches_run_in_order_and_are_checkpointed(
     async def handler(events: list[func.EventHubEvent]) -> None:
         seen.append([e.sequence_number for e in events])
 
-    _publish(event_log, *"abcdefg")
+    publish(event_log, *"abcdefg")
     consumer = _consumer(event_log, invoker, io, _function(handler))
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: _checkpoint(event_log) == 6)
+    await until(lambda: checkpoint(event_log) == 6)
     assert seen == [[0, 1, 2], [3, 4, 5], [6]]
-    _publish(event_log, "h")
+    publish(event_log, "h")
     consumer.wake.set()
-    await _until(lambda: _checkpoint(event_log) == 7)
+    await until(lambda: checkpoint(event_log) == 7)
     assert seen[-1] == [7]
     await _stop(consumer, task)
 
@@ -114,14 +100,14 @@ async def test_the_checkpoint_waits_for_the_function_to_return(
         started.set()
         await release.wait()
 
-    _publish(event_log, "a", "b")
+    publish(event_log, "a", "b")
     consumer = _consumer(event_log, invoker, io, _function(handler))
     task = asyncio.create_task(consumer.run())
     await asyncio.wait_for(started.wait(), 5)
     await asyncio.sleep(0.05)
-    assert _checkpoint(event_log) is None
+    assert checkpoint(event_log) is None
     release.set()
-    await _until(lambda: _checkpoint(event_log) == 1)
+    await until(lambda: checkpoint(event_log) == 1)
     await _stop(consumer, task)
 
 
@@ -135,13 +121,13 @@ async def test_a_failing_batch_is_passed_over_as_in_azure(
         if b"fail" in seen[-1]:
             raise RuntimeError("boom")
 
-    _publish(event_log, "fail")
+    publish(event_log, "fail")
     consumer = _consumer(event_log, invoker, io, _function(handler))
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: _checkpoint(event_log) == 0)
-    _publish(event_log, "after")
+    await until(lambda: checkpoint(event_log) == 0)
+    publish(event_log, "after")
     consumer.wake.set()
-    await _until(lambda: _checkpoint(event_log) == 1)
+    await until(lambda: checkpoint(event_log) == 1)
     assert seen == [b"fail", b"after"]
     await _stop(consumer, task)
 
@@ -154,11 +140,11 @@ async def test_consuming_resumes_after_the_checkpoint(
     async def handler(events: list[func.EventHubEvent]) -> None:
         seen.extend(e.sequence_number for e in events)
 
-    _publish(event_log, *"abcdefg")
+    publish(event_log, *"abcdefg")
     event_log.set_checkpoint("hub", "$Default", 0, 4, 0)
     consumer = _consumer(event_log, invoker, io, _function(handler))
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: _checkpoint(event_log) == 6)
+    await until(lambda: checkpoint(event_log) == 6)
     assert seen == [5, 6]
     await _stop(consumer, task)
 
@@ -171,14 +157,14 @@ async def test_checkpoint_frequency_and_stop_saving_what_is_pending(
     async def handler(events: list[func.EventHubEvent]) -> None:
         seen.extend(e.sequence_number for e in events)
 
-    _publish(event_log, *"abcdefg")
+    publish(event_log, *"abcdefg")
     consumer = _consumer(event_log, invoker, io, _function(handler), checkpoint_frequency=2)
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: len(seen) == 7)
+    await until(lambda: len(seen) == 7)
     await asyncio.sleep(0.05)
-    assert _checkpoint(event_log) == 5
+    assert checkpoint(event_log) == 5
     consumer.stop()
-    assert _checkpoint(event_log) == 6
+    assert checkpoint(event_log) == 6
     await asyncio.wait_for(task, 5)
 
 
@@ -193,16 +179,16 @@ async def test_stopping_lets_the_batch_in_flight_finish_and_checkpoint(
         await release.wait()
         seen.extend(e.sequence_number for e in events)
 
-    _publish(event_log, "a", "b")
+    publish(event_log, "a", "b")
     consumer = _consumer(event_log, invoker, io, _function(handler))
     task = asyncio.create_task(consumer.run())
     await asyncio.wait_for(started.wait(), 5)
     consumer.stop()
-    _publish(event_log, "c")
+    publish(event_log, "c")
     release.set()
     await asyncio.wait_for(task, 5)
     assert seen == [0, 1]
-    assert _checkpoint(event_log) == 1
+    assert checkpoint(event_log) == 1
 
 
 async def test_a_host_shutting_down_leaves_unrun_events_for_next_time(
@@ -216,12 +202,12 @@ async def test_a_host_shutting_down_leaves_unrun_events_for_next_time(
         if event.sequence_number == 1:
             invoker.stop_accepting()
 
-    _publish(event_log, "a", "b", "c")
+    publish(event_log, "a", "b", "c")
     function = _function(handler, func.Cardinality.ONE)
     consumer = _consumer(event_log, invoker, io, function)
     await asyncio.wait_for(consumer.run(), 5)
     assert seen == [0, 1]
-    assert _checkpoint(event_log) == 1
+    assert checkpoint(event_log) == 1
 
 
 async def test_from_end_skips_events_older_than_the_listener(
@@ -232,13 +218,13 @@ async def test_from_end_skips_events_older_than_the_listener(
     async def handler(events: list[func.EventHubEvent]) -> None:
         seen.extend(e.get_body() for e in events)
 
-    _publish(event_log, "old", "older")
+    publish(event_log, "old", "older")
     consumer = _consumer(event_log, invoker, io, _function(handler), initial_offset="fromend")
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: consumer.position == 1)
-    _publish(event_log, "new")
+    await until(lambda: consumer.position == 1)
+    publish(event_log, "new")
     consumer.wake.set()
-    await _until(lambda: _checkpoint(event_log) == 2)
+    await until(lambda: checkpoint(event_log) == 2)
     assert seen == [b"new"]
     await _stop(consumer, task)
 
@@ -254,15 +240,15 @@ async def test_min_batch_size_waits_to_fill_a_batch_until_max_wait_time(
     options = {"max_batch_size": 4, "min_batch_size": 3, "max_wait_s": 0.3}
     consumer = _consumer(event_log, invoker, io, _function(handler), **options)
     task = asyncio.create_task(consumer.run())
-    _publish(event_log, "a")
+    publish(event_log, "a")
     consumer.wake.set()
     await asyncio.sleep(0.05)
-    _publish(event_log, "b", "c", "d", "e")
+    publish(event_log, "b", "c", "d", "e")
     consumer.wake.set()
-    await _until(lambda: _checkpoint(event_log) == 3)
+    await until(lambda: checkpoint(event_log) == 3)
     assert seen == [[0, 1, 2, 3]]
     started = asyncio.get_running_loop().time()
-    await _until(lambda: _checkpoint(event_log) == 4)
+    await until(lambda: checkpoint(event_log) == 4)
     assert seen[-1] == [4]
     assert asyncio.get_running_loop().time() - started >= 0.2
     await _stop(consumer, task)

@@ -26,6 +26,7 @@ from devhost.invocation import Invoker
 from devhost.keys import HostKeys
 from devhost.retry import FIXED_DELAY, RetryPolicy
 from devhost.timer.extension import TimerExtension
+from tests.eventhub_partition import checkpoint, publish, until
 
 pytestmark = pytest.mark.unit
 
@@ -74,21 +75,6 @@ def _consumer(
     )
 
 
-def _publish(event_log: EventLog, *bodies: str) -> None:
-    event_log.append_batch("hub", [(b.encode(), None, None) for b in bodies], partition_id=0)
-
-
-def _checkpoint(event_log: EventLog) -> int | None:
-    saved = event_log.checkpoints("hub", "$Default").get(0)
-    return saved.sequence_number if saved else None
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 class FailsFirst:
     """A handler that raises on its first `failures` calls for batches holding `poison`."""
 
@@ -114,10 +100,10 @@ async def test_a_failing_batch_is_redelivered_whole_until_it_succeeds(
     event_log: EventLog, invoker: Invoker, io: ThreadPoolExecutor
 ) -> None:
     handler = FailsFirst(failures=3)
-    _publish(event_log, "ok", "bad", "next", "last")
+    publish(event_log, "ok", "bad", "next", "last")
     consumer = _consumer(event_log, invoker, io, _hub_function(handler, FAST_FOREVER))
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: _checkpoint(event_log) == 3)
+    await until(lambda: checkpoint(event_log) == 3)
     assert handler.calls == [
         ([0, 1], 0, -1),
         ([0, 1], 1, -1),
@@ -135,27 +121,27 @@ async def test_the_checkpoint_and_later_batches_wait_while_retries_are_pending(
     event_log: EventLog, invoker: Invoker, io: ThreadPoolExecutor
 ) -> None:
     handler = FailsFirst(failures=10**9)
-    _publish(event_log, "ok", "fine", "bad", "x", "after")
+    publish(event_log, "ok", "fine", "bad", "x", "after")
     consumer = _consumer(event_log, invoker, io, _hub_function(handler, FAST_FOREVER))
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: len(handler.calls) >= 6)
-    assert _checkpoint(event_log) == 1
+    await until(lambda: len(handler.calls) >= 6)
+    assert checkpoint(event_log) == 1
     assert {tuple(seqs) for seqs, _, _ in handler.calls[1:]} == {(2, 3)}
     consumer.stop()
     await asyncio.wait_for(task, 5)
     # Stopped mid-retries: the batch stays unacknowledged, for redelivery after a restart.
-    assert _checkpoint(event_log) == 1
+    assert checkpoint(event_log) == 1
 
 
 async def test_after_the_last_retry_the_batch_is_passed_over(
     event_log: EventLog, invoker: Invoker, io: ThreadPoolExecutor
 ) -> None:
     handler = FailsFirst(failures=10**9)
-    _publish(event_log, "bad", "x", "after")
+    publish(event_log, "bad", "x", "after")
     policy = RetryPolicy(FIXED_DELAY, 2, delay_s=0.01)
     consumer = _consumer(event_log, invoker, io, _hub_function(handler, policy))
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: _checkpoint(event_log) == 2)
+    await until(lambda: checkpoint(event_log) == 2)
     assert [(seqs, count) for seqs, count, _ in handler.calls] == [
         ([0, 1], 0),
         ([0, 1], 1),
@@ -170,7 +156,7 @@ async def test_stopping_during_a_retry_wait_saves_earlier_progress_only(
     event_log: EventLog, invoker: Invoker, io: ThreadPoolExecutor
 ) -> None:
     handler = FailsFirst(failures=10**9)
-    _publish(event_log, "a", "b", "bad", "c")
+    publish(event_log, "a", "b", "bad", "c")
     function = _hub_function(handler, RetryPolicy(FIXED_DELAY, -1, delay_s=60.0))
     binding = TriggerBinding.from_function(function)
     consumer = PartitionConsumer(
@@ -183,25 +169,25 @@ async def test_stopping_during_a_retry_wait_saves_earlier_progress_only(
         io=io,
     )
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: len(handler.calls) == 2)
-    assert _checkpoint(event_log) is None  # every 5 batches: the first is not saved yet
+    await until(lambda: len(handler.calls) == 2)
+    assert checkpoint(event_log) is None  # every 5 batches: the first is not saved yet
     started = time.monotonic()
     consumer.stop()
-    assert _checkpoint(event_log) == 1
+    assert checkpoint(event_log) == 1
     await asyncio.wait_for(task, 5)
     assert time.monotonic() - started < 2  # the wait was 30 s or more
-    assert _checkpoint(event_log) == 1
+    assert checkpoint(event_log) == 1
 
 
 async def test_cardinality_one_retries_the_failing_event_and_keeps_order(
     event_log: EventLog, invoker: Invoker, io: ThreadPoolExecutor
 ) -> None:
     handler = FailsFirst(failures=2)
-    _publish(event_log, "a", "bad", "c")
+    publish(event_log, "a", "bad", "c")
     function = _hub_function(handler, FAST_FOREVER, func.Cardinality.ONE)
     consumer = _consumer(event_log, invoker, io, function)
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: _checkpoint(event_log) == 2)
+    await until(lambda: checkpoint(event_log) == 2)
     assert [(seqs[0], count) for seqs, count, _ in handler.calls] == [
         (0, 0),
         (1, 0),
@@ -217,10 +203,10 @@ async def test_without_a_policy_the_retry_context_is_empty(
     event_log: EventLog, invoker: Invoker, io: ThreadPoolExecutor
 ) -> None:
     handler = FailsFirst(failures=10**9)
-    _publish(event_log, "bad", "x", "y")
+    publish(event_log, "bad", "x", "y")
     consumer = _consumer(event_log, invoker, io, _hub_function(handler, None))
     task = asyncio.create_task(consumer.run())
-    await _until(lambda: _checkpoint(event_log) == 2)
+    await until(lambda: checkpoint(event_log) == 2)
     assert handler.calls == [([0, 1], 0, 0), ([2], 0, 0)]
     consumer.stop()
     await asyncio.wait_for(task, 5)
@@ -263,7 +249,7 @@ async def test_a_timer_with_a_policy_is_retried(tmp_path: Path, invoker: Invoker
     extension = TimerExtension(_timer_context(tmp_path, invoker), _timer_function(tick, policy))
     assert "retry fixed_delay: up to 4 retries, 00:00:00.020 apart" in extension.describe()[0]
     await extension.start()
-    await _until(lambda: len(runs) == 3)
+    await until(lambda: len(runs) == 3)
     await asyncio.sleep(0.1)
     assert runs == [(0, 4, False), (1, 4, False), (2, 4, False)]
     await extension.stop()
@@ -280,9 +266,9 @@ async def test_stopping_ends_a_timer_s_retries(tmp_path: Path, invoker: Invoker)
     policy = RetryPolicy(FIXED_DELAY, -1, delay_s=60.0)
     extension = TimerExtension(_timer_context(tmp_path, invoker), _timer_function(tick, policy))
     await extension.start()
-    await _until(lambda: len(runs) == 1)
+    await until(lambda: len(runs) == 1)
     [timer] = extension.timers
-    await _until(lambda: invoker.in_flight == 0)
+    await until(lambda: invoker.in_flight == 0)
     started = time.monotonic()
     await extension.stop()
     assert timer.task is not None
