@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ log = logging.getLogger("devhost")
 DATA_DIR_SETTINGS = ("DEVHOST_DATA_DIR", "PLATFORM_DATA_DIR")
 SHUTDOWN_TIMEOUT_SETTING = "DEVHOST_SHUTDOWN_TIMEOUT_S"
 THREADS_SETTING = "PYTHON_THREADPOOL_THREAD_COUNT"
+GC_YOUNG_THRESHOLD = 10_000
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Host:
         await site.start()
         for extension in self.extensions:
             await extension.start()
+        settle_collector()
         self._started = True
         self._print_banner()
 
@@ -201,6 +204,21 @@ class Host:
             logging.shutdown()
             os._exit(1)
         print("devhost stopped", flush=True)
+
+
+def settle_collector(young_threshold: int = GC_YOUNG_THRESHOLD) -> None:
+    """Tune the cyclic garbage collector for serving, once start-up is done.
+
+    The app, its SDKs and the host leave a large heap of objects that live as long as the
+    process: freezing them keeps every full collection from scanning them again. A batch of
+    1,000 events allocates tens of thousands of container objects, so the default young
+    threshold (700) ran several collections per batch. Measured with `python -m benchmarks
+    ingest`: both together cut the devhost's CPU per event by about 10%.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young_threshold, middle, old)
 
 
 async def serve(options: HostOptions) -> None:
