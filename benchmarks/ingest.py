@@ -119,7 +119,7 @@ def measure_function(batches: int, repeats: int) -> dict[str, float]:
             decode(body)
         return len(bodies)
 
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=Path.cwd()) as folder:
         os.environ["PLATFORM_DATA_DIR"] = folder
         os.environ["DEVHOST_DATA_DIR"] = folder
         import functions.ingest as ingest_module
@@ -271,7 +271,7 @@ def measure_e2e(count: int, request_size: int = 500, posters: int = 4) -> dict[s
         work.put(([event["id"] for event in chunk], json.dumps(chunk).encode()))
     posted_at: dict[str, float] = {}
     failures: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-", dir=Path.cwd()) as folder:
         data_dir = Path(folder)
         process, url, key = start_devhost(data_dir)
         watcher = BronzeWatcher(data_dir / "lake")

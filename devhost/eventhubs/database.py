@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from devhost.eventhubs import segments
 from devhost.eventhubs.records import (
+    RECORD_HEADER_BYTES,
     EventLogBusy,
     EventLogError,
     InvalidName,
@@ -18,8 +20,9 @@ from devhost.eventhubs.records import (
     UnknownHub,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1 stored a row per event; `migrate_events` converts it
 MAX_PARTITIONS = 1024
+INSERT_SEGMENT = "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _HUB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$")
 
 _SCHEMA = """
@@ -38,17 +41,20 @@ CREATE TABLE IF NOT EXISTS partitions (
     last_enqueued_us INTEGER NOT NULL,
     PRIMARY KEY (hub_id, partition)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS segments (
     hub_id INTEGER NOT NULL,
     partition INTEGER NOT NULL,
-    sequence_number INTEGER NOT NULL,
-    offset INTEGER NOT NULL,
+    first_sequence INTEGER NOT NULL,
+    last_sequence INTEGER NOT NULL,
+    first_offset INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
     enqueued_us INTEGER NOT NULL,
-    partition_key TEXT,
+    lengths BLOB NOT NULL,
+    bodies BLOB NOT NULL,
+    partition_keys TEXT,
     properties TEXT,
-    body BLOB NOT NULL,
-    PRIMARY KEY (hub_id, partition, sequence_number)
-) WITHOUT ROWID;
+    PRIMARY KEY (hub_id, partition, first_sequence)
+);
 CREATE TABLE IF NOT EXISTS checkpoints (
     hub_id INTEGER NOT NULL,
     consumer_group TEXT NOT NULL,
@@ -59,6 +65,53 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (hub_id, consumer_group, partition)
 ) WITHOUT ROWID;
 """
+
+
+_OldRow = tuple[int, int, int, int, int, str | None, str | None, bytes]
+
+
+def migrate_events(connection: sqlite3.Connection) -> None:
+    """Move a schema 1 log's events, a row each, into segments, then drop the old table.
+
+    Consecutive events of a partition that share an enqueued time (one append) and whose
+    offsets follow on make one segment, split as appends split them.
+    """
+    rows = connection.execute(
+        "SELECT hub_id, partition, sequence_number, offset, enqueued_us, partition_key, "
+        "properties, body FROM events ORDER BY hub_id, partition, sequence_number"
+    )
+    run: list[_OldRow] = []
+    for row in rows:
+        if run and not _follows(run[-1], row):
+            _insert_runs(connection, run)
+            run = []
+        run.append(row)
+    _insert_runs(connection, run)
+    connection.execute("DROP TABLE events")
+
+
+def _follows(last: _OldRow, row: _OldRow) -> bool:
+    return (
+        row[:2] == last[:2]
+        and row[4] == last[4]
+        and row[2] == last[2] + 1
+        and row[3] == last[3] + len(last[7]) + RECORD_HEADER_BYTES
+    )
+
+
+def _insert_runs(connection: sqlite3.Connection, run: list[_OldRow]) -> None:
+    for indexes in segments.runs([len(row[7]) for row in run]):
+        chosen = run[indexes.start : indexes.stop]
+        hub_id, partition, sequence, offset, enqueued_us = chosen[0][:5]
+        segment = segments.encode(
+            sequence,
+            offset,
+            enqueued_us,
+            [row[7] for row in chosen],
+            [row[5] for row in chosen],
+            [row[6] for row in chosen],
+        )
+        connection.execute(INSERT_SEGMENT, (hub_id, partition, *segment))
 
 
 def hub_key(hub: str) -> str:
@@ -135,14 +188,18 @@ class Database:
     def _create_schema(self, connection: sqlite3.Connection) -> None:
         with self.transaction(connection):
             version = connection.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
+            if version > SCHEMA_VERSION:
                 raise EventLogError(
                     f"{self.path}: written by a newer devhost (schema {version}); "
                     "use another data dir or delete this file"
                 )
+            if version == SCHEMA_VERSION:
+                return
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     connection.execute(statement)
+            if version == 1:
+                migrate_events(connection)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager

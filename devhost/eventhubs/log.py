@@ -18,12 +18,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devhost.eventhubs.database import Database, check_partition, group_key, hub_key
+from devhost.eventhubs import segments
+from devhost.eventhubs.database import (
+    INSERT_SEGMENT,
+    Database,
+    check_partition,
+    group_key,
+    hub_key,
+)
 from devhost.eventhubs.partitioning import partition_for_key
 from devhost.eventhubs.records import MAX_EVENT_BYTES as MAX_EVENT_BYTES
 from devhost.eventhubs.records import (
     RECORD_HEADER_BYTES,
-    decode_properties,
     encode_properties,
     from_micros,
     to_micros,
@@ -186,9 +192,11 @@ class EventLog:
         enqueued_us = max(time.time_ns() // 1000, max(s[2] for s in state.values()))
         enqueued_time = from_micros(enqueued_us)
         round_robin: int | None = None
-        rows = []
+        by_partition: dict[int, list[tuple[bytes, str | None, str | None]]] = {}
+        starts: dict[int, tuple[int, int]] = {}  # each partition's first new sequence, offset
         positions = []
-        for body, partition_key, properties in prepared:
+        for event in prepared:
+            body, partition_key = event[0], event[1]
             if partition_id is not None:
                 partition = partition_id
             elif partition_key is not None:
@@ -206,12 +214,29 @@ class EventLog:
             sequence, offset = slot[0], slot[1]
             slot[0] = sequence + 1
             slot[1] = offset + len(body) + RECORD_HEADER_BYTES
-            rows.append(
-                (hub_id, partition, sequence, offset, enqueued_us, partition_key, properties, body)
-            )
             positions.append(Position(partition, sequence, offset, enqueued_time))
-        connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        touched = frozenset(position.partition for position in positions)
+            events = by_partition.get(partition)
+            if events is None:
+                events = by_partition[partition] = []
+                starts[partition] = (sequence, offset)
+            events.append(event)
+        rows = []
+        for partition, events in by_partition.items():
+            sequence, offset = starts[partition]
+            for indexes in segments.runs([len(event[0]) for event in events]):
+                chosen = events[indexes.start : indexes.stop]
+                segment = segments.encode(
+                    sequence + indexes.start,
+                    offset,
+                    enqueued_us,
+                    [event[0] for event in chosen],
+                    [event[1] for event in chosen],
+                    [event[2] for event in chosen],
+                )
+                rows.append((hub_id, partition, *segment))
+                offset = segment.last_offset + len(chosen[-1][0]) + RECORD_HEADER_BYTES
+        connection.executemany(INSERT_SEGMENT, rows)
+        touched = frozenset(by_partition)
         connection.executemany(
             "UPDATE partitions SET next_sequence = ?, next_offset = ?, last_enqueued_us = ? "
             "WHERE hub_id = ? AND partition = ?",
@@ -235,27 +260,38 @@ class EventLog:
         if found is None:
             return []
         check_partition(key, found[1], partition)
+        events: list[StoredEvent] = []
+        if max_count <= 0:
+            return events
         with self._db.errors():
-            rows = (
-                self._db.connection()
-                .execute(
-                    "SELECT sequence_number, offset, enqueued_us, partition_key, properties, body "
-                    "FROM events WHERE hub_id = ? AND partition = ? AND sequence_number > ? "
-                    "ORDER BY sequence_number LIMIT ?",
-                    (found[0], partition, after_sequence, max_count),
-                )
-                .fetchall()
+            cursor = self._db.connection().execute(
+                # From the segment holding the event after `after_sequence` (none: the first).
+                "SELECT first_sequence, first_offset, enqueued_us, lengths, bodies, "
+                "partition_keys, properties FROM segments "
+                "WHERE hub_id = ?1 AND partition = ?2 AND first_sequence >= COALESCE("
+                "(SELECT MAX(first_sequence) FROM segments WHERE hub_id = ?1 "
+                "AND partition = ?2 AND first_sequence <= ?3 + 1), 0) "
+                "ORDER BY first_sequence",
+                (found[0], partition, after_sequence),
             )
-        times: dict[int, datetime] = {}
-        events = []
-        for sequence, offset, enqueued_us, partition_key, properties, body in rows:
-            enqueued = times.get(enqueued_us)
-            if enqueued is None:
-                enqueued = times[enqueued_us] = from_micros(enqueued_us)
-            decoded = {} if properties is None else decode_properties(properties)
-            events.append(
-                StoredEvent(partition, sequence, offset, enqueued, partition_key, decoded, body)
-            )
+            try:
+                for first, first_offset, enqueued_us, lengths, bodies, keys, props in cursor:
+                    events += segments.decode(
+                        partition,
+                        from_micros(enqueued_us),
+                        first,
+                        first_offset,
+                        lengths,
+                        bodies,
+                        keys,
+                        props,
+                        after_sequence,
+                        max_count - len(events),
+                    )
+                    if len(events) >= max_count:
+                        break
+            finally:
+                cursor.close()
         return events
 
     def last_sequence_numbers(self, hub: str) -> list[int]:
@@ -281,8 +317,8 @@ class EventLog:
             row = (
                 self._db.connection()
                 .execute(
-                    "SELECT sequence_number FROM events WHERE hub_id = ? AND partition = ? "
-                    "AND enqueued_us < ? ORDER BY sequence_number DESC LIMIT 1",
+                    "SELECT last_sequence FROM segments WHERE hub_id = ? AND partition = ? "
+                    "AND enqueued_us < ? ORDER BY first_sequence DESC LIMIT 1",
                     (hub_id, partition, to_micros(moment)),
                 )
                 .fetchone()
@@ -301,13 +337,13 @@ class EventLog:
                 (hub_id, partition),
             ).fetchone()
             first = connection.execute(
-                "SELECT sequence_number FROM events WHERE hub_id = ? AND partition = ? "
-                "ORDER BY sequence_number LIMIT 1",
+                "SELECT first_sequence FROM segments WHERE hub_id = ? AND partition = ? "
+                "ORDER BY first_sequence LIMIT 1",
                 (hub_id, partition),
             ).fetchone()
             last = connection.execute(
-                "SELECT offset FROM events WHERE hub_id = ? AND partition = ? "
-                "ORDER BY sequence_number DESC LIMIT 1",
+                "SELECT last_offset FROM segments WHERE hub_id = ? AND partition = ? "
+                "ORDER BY first_sequence DESC LIMIT 1",
                 (hub_id, partition),
             ).fetchone()
         return PartitionInfo(
@@ -382,23 +418,32 @@ class EventLog:
         with self._db.errors():
             bounds = connection.execute(
                 "SELECT p.hub_id, p.partition, p.next_sequence, "
-                "(SELECT MIN(sequence_number) FROM events e "
-                "WHERE e.hub_id = p.hub_id AND e.partition = p.partition) FROM partitions p"
+                "(SELECT MIN(first_sequence) FROM segments s "
+                "WHERE s.hub_id = p.hub_id AND s.partition = p.partition) FROM partitions p"
             ).fetchall()
             for hub_id, partition, next_sequence, first in bounds:
                 if first is None:
                     continue
+                # A segment's events share its enqueued time, and enqueued times never go
+                # backwards in a partition: the expired events are whole leading segments.
                 keep = connection.execute(
-                    "SELECT sequence_number FROM events WHERE hub_id = ? AND partition = ? "
-                    "AND enqueued_us >= ? ORDER BY sequence_number LIMIT 1",
+                    "SELECT first_sequence FROM segments WHERE hub_id = ? AND partition = ? "
+                    "AND enqueued_us >= ? ORDER BY first_sequence LIMIT 1",
                     (hub_id, partition, cutoff),
                 ).fetchone()
                 end = int(keep[0]) if keep else int(next_sequence)
                 for low in range(int(first), end, _PURGE_CHUNK):
                     with self._db.transaction(connection):
-                        deleted += connection.execute(
-                            "DELETE FROM events WHERE hub_id = ? AND partition = ? "
-                            "AND sequence_number < ?",
+                        (count,) = connection.execute(
+                            "SELECT COALESCE(SUM(last_sequence - first_sequence + 1), 0) "
+                            "FROM segments WHERE hub_id = ? AND partition = ? "
+                            "AND first_sequence < ?",
                             (hub_id, partition, min(end, low + _PURGE_CHUNK)),
-                        ).rowcount
+                        ).fetchone()
+                        connection.execute(
+                            "DELETE FROM segments WHERE hub_id = ? AND partition = ? "
+                            "AND first_sequence < ?",
+                            (hub_id, partition, min(end, low + _PURGE_CHUNK)),
+                        )
+                        deleted += int(count)
         return deleted
