@@ -18,6 +18,7 @@ from aiohttp import web
 from devhost import __version__
 from devhost.appsettings import AppSettings, load_local_settings
 from devhost.extension import Extension, HostContext
+from devhost.host_lock import HostLock
 from devhost.hostconfig import load_host_config
 from devhost.indexing import FunctionSpec, index_app, load_app
 from devhost.invocation import Invoker
@@ -75,6 +76,7 @@ class Host:
         self._stopping = asyncio.Event()
         self._started = False
         self.context: HostContext | None = None
+        self._lock: HostLock | None = None
 
     async def start(self) -> None:
         script_root = self.options.script_root.resolve()
@@ -83,6 +85,8 @@ class Host:
         host_config = load_host_config(script_root)
         data_dir = resolve_data_dir(self.options, settings)
         data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = HostLock(data_dir, script_root)
+        self._lock.acquire()  # before the app opens anything in the data dir
         os.environ.setdefault("DEVHOST_DATA_DIR", str(data_dir))
         app = load_app(script_root)
         self.functions = index_app(app, settings)
@@ -203,6 +207,8 @@ class Host:
             print("devhost stopped with invocations still running", flush=True)
             logging.shutdown()
             os._exit(1)
+        if self._lock is not None:
+            self._lock.release()
         print("devhost stopped", flush=True)
 
 

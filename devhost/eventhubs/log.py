@@ -20,7 +20,6 @@ from typing import Any
 
 from devhost.eventhubs import segments
 from devhost.eventhubs.database import (
-    INSERT_SEGMENT,
     Database,
     check_partition,
     group_key,
@@ -54,6 +53,9 @@ from devhost.eventhubs.watch import announce_append
 from devhost.eventhubs.watch import watch_appends as watch_appends
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
+_SEGMENT_VALUES = "(" + ", ".join(["?"] * 11) + ")"
+_INSERT_SEGMENTS_PREFIX = "INSERT INTO segments VALUES "
+_ROWS_PER_INSERT = 256  # 2,816 parameters, well under SQLite's limit of 32,766
 _PURGE_CHUNK = 20_000
 
 
@@ -179,14 +181,18 @@ class EventLog:
         prepared: Sequence[tuple[bytes, str | None, str | None]],
         partition_id: int | None,
     ) -> tuple[list[Position], frozenset[int]]:
-        state = {
-            int(partition): [int(sequence), int(offset), int(last)]
-            for partition, sequence, offset, last in connection.execute(
-                "SELECT partition, next_sequence, next_offset, last_enqueued_us "
-                "FROM partitions WHERE hub_id = ?",
-                (hub_id,),
-            )
-        }
+        # Each SQLite call may wait a switch interval for the GIL beside a busy thread, so the
+        # partitions' state comes back as one aggregated row, and is written back in one upsert.
+        packed, next_round_robin = connection.execute(
+            "SELECT group_concat(partition || ':' || next_sequence || ':' || next_offset || ':' "
+            "|| last_enqueued_us, ','), (SELECT round_robin FROM hubs WHERE id = ?1) "
+            "FROM partitions WHERE hub_id = ?1",
+            (hub_id,),
+        ).fetchone()
+        state = {}
+        for entry in packed.split(","):
+            partition_text, sequence_text, offset_text, last_text = entry.split(":")
+            state[int(partition_text)] = [int(sequence_text), int(offset_text), int(last_text)]
         # One enqueued time per batch, never earlier than a partition's last one, so that
         # enqueued times never go backwards within a partition even if the clock does.
         enqueued_us = max(time.time_ns() // 1000, max(s[2] for s in state.values()))
@@ -203,11 +209,7 @@ class EventLog:
                 partition = partition_for_key(partition_key, partition_count)
             else:
                 if round_robin is None:
-                    round_robin = int(
-                        connection.execute(
-                            "SELECT round_robin FROM hubs WHERE id = ?", (hub_id,)
-                        ).fetchone()[0]
-                    )
+                    round_robin = int(next_round_robin)
                 partition = round_robin % partition_count
                 round_robin += 1
             slot = state[partition]
@@ -235,12 +237,24 @@ class EventLog:
                 )
                 rows.append((hub_id, partition, *segment))
                 offset = segment.last_offset + len(chosen[-1][0]) + RECORD_HEADER_BYTES
-        connection.executemany(INSERT_SEGMENT, rows)
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            some = rows[start : start + _ROWS_PER_INSERT]
+            connection.execute(
+                _INSERT_SEGMENTS_PREFIX + ", ".join([_SEGMENT_VALUES] * len(some)),
+                [value for row in some for value in row],
+            )
         touched = frozenset(by_partition)
-        connection.executemany(
-            "UPDATE partitions SET next_sequence = ?, next_offset = ?, last_enqueued_us = ? "
-            "WHERE hub_id = ? AND partition = ?",
-            [(state[p][0], state[p][1], enqueued_us, hub_id, p) for p in touched],
+        connection.execute(
+            "INSERT INTO partitions VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?)"] * len(touched))
+            + " ON CONFLICT (hub_id, partition) DO UPDATE SET "
+            "next_sequence = excluded.next_sequence, next_offset = excluded.next_offset, "
+            "last_enqueued_us = excluded.last_enqueued_us",
+            [
+                value
+                for p in sorted(touched)
+                for value in (hub_id, p, state[p][0], state[p][1], enqueued_us)
+            ],
         )
         if round_robin is not None:
             connection.execute(

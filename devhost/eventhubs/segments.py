@@ -9,8 +9,9 @@ enqueued time and have consecutive sequence numbers.
 Why not a row per event: each row SQLite steps releases the GIL, and beside a busy Python
 thread (a function running) getting it back can take a switch interval (5 ms). A row per event
 cost that per event: appends fell from 161,000 to 243 events/s and reads from 674,000 to 873
-(`python -m benchmarks eventlog`). A segment is stepped once for up to 1,024 events: 316,000
-and 993,000 events/s alone, 7,200 and 12,800 beside the busy thread.
+(`python -m benchmarks eventlog`). A segment is stepped once for up to 1,024 events, and an
+append makes five SQLite calls: 287,000 and 913,000 events/s alone, 15,100 and 12,600 beside
+the busy thread.
 """
 
 from __future__ import annotations

@@ -163,6 +163,18 @@ def test_graceful_shutdown_finishes_in_flight_work(start_devhost: StartDevhost) 
     assert "devhost stopped" in host.output()
 
 
+def test_a_second_devhost_of_the_app_on_its_data_dir_refuses_to_start(
+    start_devhost: StartDevhost,
+) -> None:
+    first = start_devhost("http_basic")
+    second = start_devhost("http_basic", wait=False)  # the same data dir, another port
+    assert second.process.wait(30) == 2
+    assert f"another devhost (pid {first.process.pid}) is running" in second.output()
+    assert requests.get(first.url("/v1/items/1"), timeout=5).ok
+    assert first.stop() == 0
+    start_devhost("http_basic")  # free once the first has stopped
+
+
 def test_a_disabled_function_does_not_run(start_devhost: StartDevhost) -> None:
     host = start_devhost(
         "http_basic",
