@@ -15,16 +15,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import azure.durable_functions as df
 
+from benchmarks.report import Report
 from devhost.appsettings import AppSettings
 from devhost.durable import sdk_speedups
 from devhost.durable.engine import Engine, EngineOptions
 from devhost.durable.store import Store, connect
 from devhost.indexing import index_app
 from devhost.invocation import Invoker
+
+REPORT = Report("durable", digits=1)
+line = REPORT.emit
+progress = REPORT.progress
 
 SEQUENTIAL = 200
 FAN_OUT = 2000
@@ -52,15 +56,6 @@ def fan_out(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
 @app.activity_trigger(input_name="value")
 def noop(value: int) -> int:
     return value
-
-
-def progress(message: str) -> None:
-    print(f"[durable] {message}", file=sys.stderr, flush=True)
-
-
-def line(metric: str, value: float, unit: str, **fields: Any) -> None:
-    record = {"benchmark": "durable", "metric": metric, "value": round(value, 1), "unit": unit}
-    print(json.dumps({**record, **fields}), flush=True)
 
 
 def sqlite_commits_per_s(data_dir: Path, seconds: float = 2.0) -> tuple[float, int]:

@@ -26,19 +26,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+
+from benchmarks.report import Report
+
+REPORT = Report("eventlog", digits=1)
+emit = REPORT.emit
+progress = REPORT.progress
 
 BENCHMARK = "eventlog"
 REQUEST = 500
-
-
-def emit(metric: str, value: float, unit: str, **extra: Any) -> None:
-    record = {"benchmark": BENCHMARK, "metric": metric, "value": round(value, 1), "unit": unit}
-    print(json.dumps({**record, **extra}), flush=True)
-
-
-def progress(message: str) -> None:
-    print(f"[eventlog] {message}", file=sys.stderr, flush=True)
 
 
 def requests(count: int) -> list[list[tuple[bytes, str, None]]]:

@@ -29,17 +29,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import Report
+
+REPORT = Report("ingest", digits=4)
+emit = REPORT.emit
+progress = REPORT.progress
+
 BENCHMARK = "ingest"
 BATCH = 1000
-
-
-def emit(metric: str, value: float, unit: str, **extra: Any) -> None:
-    record = {"benchmark": BENCHMARK, "metric": metric, "value": round(value, 4), "unit": unit}
-    print(json.dumps({**record, **extra}), flush=True)
-
-
-def progress(message: str) -> None:
-    print(f"[ingest] {message}", file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -23,18 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import Report
+
+REPORT = Report("landing", digits=2)
+emit = REPORT.emit
+progress = REPORT.progress
+
 BENCHMARK = "landing"
 ROOT = Path(__file__).resolve().parent.parent
 BLOB = "landing/payment.transaction/bench.csv"
-
-
-def emit(metric: str, value: float, unit: str, **extra: Any) -> None:
-    record = {"benchmark": BENCHMARK, "metric": metric, "value": round(value, 2), "unit": unit}
-    print(json.dumps({**record, **extra}), flush=True)
-
-
-def progress(message: str) -> None:
-    print(f"[landing] {message}", file=sys.stderr, flush=True)
 
 
 def peak_rss_mb() -> float:

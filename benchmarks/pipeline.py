@@ -23,21 +23,17 @@ import requests
 from deltalake import DeltaTable, write_deltalake
 
 from benchmarks.pipeline_data import generate
+from benchmarks.report import Report
 from shared.batch.duckdb_engine import DuckDBEngine
 from shared.batch.engine import RunStatus, SqlJob
 from shared.pipeline.gold import load_models
 from shared.pipeline.lake import Lake
 
+REPORT = Report("pipeline", digits=3)
+line = REPORT.emit
+progress = REPORT.progress
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def progress(message: str) -> None:
-    print(f"[pipeline] {message}", file=sys.stderr, flush=True)
-
-
-def line(metric: str, value: float, unit: str, **fields: Any) -> None:
-    record = {"benchmark": "pipeline", "metric": metric, "value": round(value, 3), "unit": unit}
-    print(json.dumps({**record, **fields}), flush=True)
 
 
 def _jobs(lake: Lake, output_root: Path) -> dict[str, SqlJob]:
