@@ -22,7 +22,8 @@ from devhost.eventhubs.records import (
 
 SCHEMA_VERSION = 2  # 1 stored a row per event; `migrate_events` converts it
 MAX_PARTITIONS = 1024
-INSERT_SEGMENT = "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+SEGMENT_ROW = "(" + ", ".join(["?"] * 11) + ")"  # hub_id, partition, then a Segment
+INSERT_SEGMENTS = "INSERT INTO segments VALUES "
 _HUB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$")
 
 _SCHEMA = """
@@ -111,7 +112,7 @@ def _insert_runs(connection: sqlite3.Connection, run: list[_OldRow]) -> None:
             [row[5] for row in chosen],
             [row[6] for row in chosen],
         )
-        connection.execute(INSERT_SEGMENT, (hub_id, partition, *segment))
+        connection.execute(INSERT_SEGMENTS + SEGMENT_ROW, (hub_id, partition, *segment))
 
 
 def hub_key(hub: str) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 
 from devhost.eventhubs import segments
 from devhost.eventhubs.database import (
+    INSERT_SEGMENTS,
+    SEGMENT_ROW,
     Database,
     check_partition,
     group_key,
@@ -53,8 +55,6 @@ from devhost.eventhubs.watch import announce_append
 from devhost.eventhubs.watch import watch_appends as watch_appends
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
-_SEGMENT_VALUES = "(" + ", ".join(["?"] * 11) + ")"
-_INSERT_SEGMENTS_PREFIX = "INSERT INTO segments VALUES "
 _ROWS_PER_INSERT = 256  # 2,816 parameters, well under SQLite's limit of 32,766
 _PURGE_CHUNK = 20_000
 
@@ -240,7 +240,7 @@ class EventLog:
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             some = rows[start : start + _ROWS_PER_INSERT]
             connection.execute(
-                _INSERT_SEGMENTS_PREFIX + ", ".join([_SEGMENT_VALUES] * len(some)),
+                INSERT_SEGMENTS + ", ".join([SEGMENT_ROW] * len(some)),
                 [value for row in some for value in row],
             )
         touched = frozenset(by_partition)
