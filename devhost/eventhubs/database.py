@@ -166,6 +166,9 @@ class Database:
         )
         self._enable_wal(connection)
         connection.execute("PRAGMA synchronous=FULL")
+        # Deleted rows are overwritten with zeros, not just unlinked: expired bodies may hold
+        # raw personal data, which must leave the disk when retention ends.
+        connection.execute("PRAGMA secure_delete=ON")
         connection.execute("PRAGMA journal_size_limit=67108864")
         self._local.connection = connection
         with self._connections_lock:
@@ -228,6 +231,12 @@ class Database:
             connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
+
+    def truncate_wal(self, connection: sqlite3.Connection) -> bool:
+        """Copy the write-ahead log into the database and empty it, so that no older page
+        images (of deleted rows, say) stay in it; False if a reader kept it from finishing."""
+        busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
 
     def close(self) -> None:
         self._closed = True

@@ -11,6 +11,7 @@ and waits up to the busy timeout for it.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,6 +55,8 @@ from devhost.eventhubs.settings import namespace_for_connection as namespace_for
 from devhost.eventhubs.watch import announce_append
 from devhost.eventhubs.watch import watch_appends as watch_appends
 
+log = logging.getLogger("devhost.eventhubs")
+
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 _ROWS_PER_INSERT = 256  # 2,816 parameters, well under SQLite's limit of 32,766
 _PURGE_CHUNK = 20_000
@@ -77,6 +80,7 @@ class EventLog:
         self.settings = settings or LogSettings()
         self._max_event_bytes = max_event_bytes
         self._db = Database(self.path, busy_timeout_s)
+        self._wal_holds_purged = False
 
     @classmethod
     def for_data_dir(
@@ -424,6 +428,8 @@ class EventLog:
 
         Deletes in chunks so that writers never wait long for the lock. Sequence numbers
         carry on after a purge; consumers behind it resume at the oldest retained event.
+        Deleted bodies are overwritten (`secure_delete`) and the write-ahead log is emptied
+        afterwards, so expired events, raw personal data included, leave the disk.
         """
         retention_us = int(self.settings.retention.total_seconds() * 1_000_000)
         cutoff = to_micros(now or datetime.now(UTC)) - retention_us
@@ -460,4 +466,9 @@ class EventLog:
                             (hub_id, partition, min(end, low + _PURGE_CHUNK)),
                         )
                         deleted += int(count)
+            if deleted or self._wal_holds_purged:
+                # The WAL still holds the page images the deletes replaced, raw bodies included.
+                self._wal_holds_purged = not self._db.truncate_wal(connection)
+                if self._wal_holds_purged:
+                    log.info("%s: a reader kept the WAL from being emptied; next purge", self.path)
         return deleted

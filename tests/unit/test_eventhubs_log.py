@@ -236,6 +236,22 @@ def test_retention_deletes_only_expired_events(tmp_path: Path) -> None:
         assert [e.body for e in event_log.read("hub", 0)] == [b"new"]
 
 
+def test_purged_events_leave_no_trace_in_the_log_files(tmp_path: Path) -> None:
+    """Expired bodies (raw personal data) are overwritten, not just unlinked from the b-tree:
+    neither the database file nor its write-ahead log still holds them."""
+    settings = LogSettings(retention=timedelta(hours=1))
+    marker = b"4111111111111111-raw-card"
+    path = event_log_path(tmp_path)
+    with EventLog(path, settings=settings) as event_log:
+        old = event_log.append_batch(
+            "hub", [(marker + bytes([n]) * 3000, None, None) for n in range(40)]
+        )
+        assert event_log.purge_expired(now=old[0].enqueued_time + timedelta(hours=2)) == 40
+        assert all(event_log.read("hub", p) == [] for p in range(4))
+        for file in path.parent.iterdir():
+            assert marker not in file.read_bytes(), file.name
+
+
 def test_checkpoints_are_per_hub_group_and_partition(tmp_path: Path) -> None:
     path = event_log_path(tmp_path)
     with EventLog(path) as event_log:
