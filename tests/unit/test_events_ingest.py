@@ -66,6 +66,18 @@ def test_a_redelivered_batch_adds_nothing(tmp_path: Path) -> None:
     assert len(rows(tmp_path, "deadletter")) == 2
 
 
+def test_an_event_sent_twice_lands_twice_each_at_its_hub_position(tmp_path: Path) -> None:
+    # Bronze keeps what the hub delivered; exactly-once is per hub position, not per event id.
+    # Silver keeps one row per (source, id) (tests/unit/test_pipeline_silver_dedup.py).
+    event, other = payment(1), payment(2)
+    twice = [encoded(event), encoded(other), encoded(event)]
+    report = ingestor(tmp_path).ingest(POSITION, messages(twice))
+    assert report.landed == {"payment_transaction": 3}
+    landed = [(r["event_id"], r["sequence_number"]) for r in rows(tmp_path, "payment_transaction")]
+    first, second = event["id"], other["id"]
+    assert sorted(landed, key=lambda pair: pair[1]) == [(first, 0), (second, 1), (first, 2)]
+
+
 def test_a_batch_overlapping_the_last_one_lands_only_new_events(tmp_path: Path) -> None:
     service = ingestor(tmp_path)
     bodies = [encoded(payment(n)) for n in range(10)]

@@ -77,6 +77,18 @@ async def test_a_mixed_batch_accepts_the_valid_events(
     assert [e.partition_key for e in published] == ["acct-1", "line-7", "u-3"]
 
 
+async def test_an_event_sent_twice_is_accepted_twice(
+    intake: EventIntake, publisher: FakePublisher
+) -> None:
+    # At-least-once senders resend: the hub takes both copies, as Event Hubs does, and silver
+    # keeps one per (source, id) (tests/unit/test_pipeline_silver_dedup.py).
+    event, other = payment(5), payment(6)
+    result = await intake.submit(json.dumps([event, other, event]).encode(), BATCH)
+    assert result.to_json() == {"accepted": 3, "rejected": []}
+    ids = [json.loads(e.body)["id"] for e in publisher.published[0][1]]
+    assert ids == [event["id"], other["id"], event["id"]]
+
+
 async def test_an_invalid_single_event_is_a_400_with_the_reason(
     intake: EventIntake, publisher: FakePublisher
 ) -> None:
