@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from benchmarks.traffic import luhn_complete
+
 HEADER = (
     "transaction_id,account_id,card_number,amount,currency,merchant_id,"
     "merchant_category,country,channel\n"
@@ -16,23 +18,12 @@ _MCCS = ("5411", "5812", "5999", "4111", "5732", "6011", "5541", "7011")
 BAD_EVERY = 1000  # one row in this many breaks its contract (a mistyped card number)
 
 
-def with_luhn_digit(prefix: str) -> str:
-    """`prefix` plus the check digit that makes it pass Luhn."""
-    total = 0
-    for position, char in enumerate(reversed(prefix)):
-        value = int(char)
-        if position % 2 == 0:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return prefix + str((10 - total % 10) % 10)
-
-
 def _rows(seed: int, count: int) -> list[str]:
     """`count` distinct row bodies (everything after the transaction id)."""
     rng = random.Random(seed)
     rows = []
     for n in range(count):
-        card = with_luhn_digit(f"4{rng.randrange(10**14):014d}")
+        card = luhn_complete(f"4{rng.randrange(10**14):014d}")
         if n % BAD_EVERY == BAD_EVERY - 1:
             card = card[:-1] + str((int(card[-1]) + 1) % 10)  # fails Luhn
         amount = f"{rng.lognormvariate(3.0, 1.2):.2f}"
