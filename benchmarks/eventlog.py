@@ -33,7 +33,6 @@ REPORT = Report("eventlog", digits=1)
 emit = REPORT.emit
 progress = REPORT.progress
 
-BENCHMARK = "eventlog"
 REQUEST = 500
 
 
@@ -122,12 +121,23 @@ def event_log_rates(
     return appended, read_back
 
 
+def positive(text: str) -> int:
+    """An event count: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a count of events (at least 1)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks eventlog")
-    parser.add_argument("--events", type=int, default=40_000)
-    parser.add_argument("--busy-events", type=int, default=5_000)
+    parser.add_argument("--events", type=positive, default=40_000)
+    parser.add_argument("--busy-events", type=positive, default=5_000)
     args = parser.parse_args(
-        argv if argv is not None else [a for a in sys.argv[1:] if a != BENCHMARK]
+        argv if argv is not None else [a for a in sys.argv[1:] if a != REPORT.benchmark]
     )
     batches = requests(args.events)
     busy_batches = batches[: max(1, args.busy_events // REQUEST)]

@@ -35,7 +35,6 @@ REPORT = Report("ingest", digits=4)
 emit = REPORT.emit
 progress = REPORT.progress
 
-BENCHMARK = "ingest"
 BATCH = 1000
 
 
@@ -355,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks ingest")
     parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
     args = parser.parse_args(
-        argv if argv is not None else [a for a in sys.argv[1:] if a != BENCHMARK]
+        argv if argv is not None else [a for a in sys.argv[1:] if a != REPORT.benchmark]
     )
     batches, repeats, e2e_count = (5, 2, 5_000) if args.quick else (20, 3, 100_000)
     progress(f"ingest function: {batches} batches of {BATCH}, best of {repeats} rounds")

@@ -29,7 +29,6 @@ REPORT = Report("landing", digits=2)
 emit = REPORT.emit
 progress = REPORT.progress
 
-BENCHMARK = "landing"
 ROOT = Path(__file__).resolve().parent.parent
 BLOB = "landing/payment.transaction/bench.csv"
 

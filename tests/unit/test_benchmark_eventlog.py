@@ -33,3 +33,15 @@ def test_prints_every_figure_with_its_baseline(
         assert line["baseline"] == "sqlite_insert_rows_per_s"
         assert line["ratio"] == pytest.approx(line["value"] / baseline, abs=0.001)
     assert list(tmp_path.iterdir()) == []  # its data dir is removed
+
+
+@pytest.mark.parametrize("count", ["0", "-5", "many", "1e3", ""])
+def test_event_counts_must_be_whole_numbers_of_at_least_one(
+    count: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["--events", count])
+    assert exited.value.code == 2
+    assert "--events" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
