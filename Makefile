@@ -7,13 +7,20 @@ PORT ?= 7071
 SIMULATE_RATE ?= 5
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint format clean
+.PHONY: run test test-fast lint format lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt $(wildcard package.json)
+# Installs from the locks: exact versions with hashes (requirements*.txt), and package-lock.json.
+$(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	if [ -f package.json ]; then npm install --no-audit --no-fund --loglevel=error; fi
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
+
+# Refreshes the locks from the ranges in requirements*.in (review the diff, then `make test`).
+UV_COMPILE = $(VENV)/bin/uv pip compile --no-config --python-version 3.11 --generate-hashes --quiet --upgrade
+lock: $(STAMP)
+	$(UV_COMPILE) requirements.in -o requirements.txt
+	$(UV_COMPILE) requirements-dev.in -o requirements-dev.txt
 
 # The devhost in the foreground; the traffic simulator posts gently in the background once
 # /api/health answers, and stops with it. SIMULATE_RATE=0 leaves it out.

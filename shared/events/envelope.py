@@ -18,6 +18,7 @@ import msgspec
 
 from shared.events.contracts import Contract, ContractRegistry
 from shared.events.errors import EventRejected, Reason
+from shared.files.json_bytes import decode_any_json
 
 SPEC_VERSION = "1.0"
 JSON_CONTENT_TYPES = ("application/json", "application/json; charset=utf-8")
@@ -256,7 +257,7 @@ class EventDecoder:
 def parse_json(body: bytes | memoryview) -> Any:
     """Parse JSON bytes into Python values; raises EventRejected if not UTF-8 JSON."""
     try:
-        return msgspec.json.decode(body)
+        return decode_any_json(body)
     except UnicodeDecodeError:
         raise EventRejected(Reason.NOT_UTF8, "the event is not valid UTF-8") from None
     except msgspec.DecodeError as error:

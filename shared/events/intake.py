@@ -23,6 +23,7 @@ from shared.events.publisher import (
     EventPublisher,
     OutgoingEvent,
 )
+from shared.files.json_bytes import decode_json
 
 MAX_BODY_BYTES = 1024 * 1024  # the Event Hubs batch limit
 SINGLE = "application/cloudevents+json"
@@ -147,7 +148,7 @@ class EventIntake:
         if not is_array:
             return False, [body]
         try:
-            return True, [bytes(raw) for raw in _split_batch.decode(body)]
+            return True, [bytes(raw) for raw in decode_json(body, _split_batch)]
         except UnicodeDecodeError:
             raise RequestRejected(400, "the body is not valid UTF-8") from None
         except (msgspec.DecodeError, RecursionError) as error:

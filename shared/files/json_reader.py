@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import msgspec
 
+from shared.files.json_bytes import decode_any_json
 from shared.files.lines import bounded_lines
 from shared.files.records import (
     MAX_CHUNK_BYTES,
@@ -39,7 +40,7 @@ class _Structure(ValueError):
 
 def _decode(line: int, raw: bytes) -> FileRecord | FileReject:
     try:
-        data: Any = msgspec.json.decode(raw)
+        data: Any = decode_any_json(raw)
     except msgspec.DecodeError as error:
         return FileReject(line, f"invalid JSON: {error}", raw)
     except UnicodeDecodeError as error:
