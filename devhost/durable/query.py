@@ -26,6 +26,7 @@ RUNTIME_STATUSES = (
 )
 TOP_MAX = 2**31 - 1  # `top` is an Int32 in Azure
 _DIGITS = re.compile(r"[0-9]+")
+_SHORT_YEAR = re.compile(r"([0-9]{1,3})-")
 
 
 class QueryError(ValueError):
@@ -58,6 +59,9 @@ def moment(name: str, text: str | None) -> str | None:
     if text is None or not text.strip():
         return None
     value = text.strip()
+    year = _SHORT_YEAR.match(value)
+    if year:  # Python's strftime drops the leading zeros of years before 1000, as Azure allows
+        value = year.group(1).zfill(4) + value[year.end(1) :]
     if not value.isascii():
         raise QueryError(f"{name}: not an ISO 8601 time: {text!r}")
     try:
