@@ -1,7 +1,8 @@
 """Pipeline runs over HTTP and on schedules.
 
 - `POST /api/pipelines/medallion/runs` starts a run: 202 with the Durable check-status body
-  (`statusQueryGetUri`, ...); 409 with the id of the run in progress (running, pending or suspended).
+  (`statusQueryGetUri`, ...); 409 with the id of the run in progress (running, pending or
+  suspended).
 - `GET /api/pipelines/medallion/runs?top=N` lists recent runs, newest first (N: 1 to 500, 400
   otherwise).
 - `POST /api/pipelines/medallion/runs/{id}/cancel` stops the run between steps (the steps in

@@ -176,7 +176,7 @@ def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
 
 
 def _cancelled_before_planning(started: Any, finished: Any) -> dict[str, Any]:
-    plan = {"engine": None, "silver": [], "gold": []}
+    plan: dict[str, Any] = {"engine": None, "silver": [], "gold": []}
     summary = _summary(plan, {}, {}, started, finished)
     return {**summary, "status": "cancelled"}
 

@@ -87,7 +87,8 @@ class DevhostProcess:
                 )
             try:
                 status = self.url("/admin/host/status")
-                if requests.get(status, headers=self._admin_headers(), timeout=5).status_code == 200:
+                answer = requests.get(status, headers=self._admin_headers(), timeout=5)
+                if answer.status_code == 200:
                     return self
             except requests.RequestException:
                 pass  # not listening yet, or busy starting its listeners

@@ -113,9 +113,7 @@ class HttpExtension:
                     401, "a valid key is required (x-functions-key header or code query parameter)"
                 )
         body = await request.read()
-        function_request = to_function_request(
-            request, body, values, origin=self._context.base_url
-        )
+        function_request = to_function_request(request, body, values, origin=self._context.base_url)
         try:
             invocation = await self._context.invoker.invoke(
                 route.function,

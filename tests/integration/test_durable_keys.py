@@ -61,8 +61,9 @@ def test_the_rpc_alias_answers_nothing_without_its_key(host: DevhostProcess) -> 
     created_from = {"createdTimeFrom": "2000-01-01T00:00:00Z"}
     assert requests.get(host.url("/durabletask/instances"), timeout=10).status_code == 404
     assert (
-        requests.delete(host.url("/durabletask/instances"), params=created_from, timeout=10)
-        .status_code
+        requests.delete(
+            host.url("/durabletask/instances"), params=created_from, timeout=10
+        ).status_code
         == 404
     )
     started = requests.post(host.url("/durabletask/orchestrators/sequence"), timeout=10)

@@ -1,4 +1,4 @@
-"""The pipeline runs API with keys enforced: links, the in-progress guard, strict queries, cancel."""
+"""The pipeline runs API with keys enforced: links, the in-progress guard, strict top, cancel."""
 
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ def test_a_suspended_run_is_in_progress_and_a_cancel_stops_it(
     cancel_key = _key(keys, "cancel_pipeline_run")
     unknown = requests.post(host.url(f"{RUNS}/no-such-run/cancel"), headers=cancel_key, timeout=30)
     assert unknown.status_code == 404, unknown.text
-    cancelled = requests.post(host.url(f"{RUNS}/{links['id']}/cancel"), headers=cancel_key, timeout=30)
+    cancelled = requests.post(
+        host.url(f"{RUNS}/{links['id']}/cancel"), headers=cancel_key, timeout=30
+    )
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["stopping"] is True
     assert cancelled.json()["runtimeStatus"] == "Suspended"

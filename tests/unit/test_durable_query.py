@@ -66,7 +66,8 @@ def test_top_bounds() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "yesterday", "２０２４-01-01"]
+    "text",
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "yesterday", "２０２４-01-01"],
 )
 def test_times_out_of_range_or_malformed_are_refused(text: str) -> None:
     with pytest.raises(QueryError, match="createdTimeFrom"):
