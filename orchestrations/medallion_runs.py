@@ -17,7 +17,7 @@ ACTIVE = [
     df.OrchestrationRuntimeStatus.Suspended,
 ]
 TOP_MAX = 500
-_DIGITS = re.compile(r"[0-9]{1,3}")
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 class BadRunsQuery(ValueError):

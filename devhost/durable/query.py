@@ -25,7 +25,7 @@ RUNTIME_STATUSES = (
     "Suspended",
 )
 TOP_MAX = 2**31 - 1  # `top` is an Int32 in Azure
-_DIGITS = re.compile(r"[0-9]+")
+_DIGITS = re.compile(r"[0-9]{1,19}")  # int() of a longer text is slow, or refused
 _SHORT_YEAR = re.compile(r"([0-9]{1,3})-")
 
 
