@@ -18,6 +18,8 @@ ACTIVE = [
 ]
 TOP_MAX = 500
 _DIGITS = re.compile(r"[0-9]{1,9}")
+# Durable instance ids cannot hold these (and the client would put them into a URL as they are).
+_NOT_IN_IDS = re.compile(r"[/\\#?\x00-\x1f\x7f]")
 
 
 class BadRunsQuery(ValueError):
@@ -112,6 +114,8 @@ class Cancellation:
 async def cancel_run(client: df.DurableOrchestrationClient, instance_id: str) -> Cancellation:
     """Tell an active run to stop between steps, and its gold models still watching a remote
     run to cancel it (each reports `cancelled`). Raises UnknownRun for an id that is no run."""
+    if not instance_id or _NOT_IN_IDS.search(instance_id):
+        raise UnknownRun(f"no {MEDALLION} run {instance_id!r}")  # no instance id holds these
     status = await client.get_status(instance_id)
     if status is None or status.name != MEDALLION or status.runtime_status is None:
         raise UnknownRun(f"no {MEDALLION} run {instance_id!r}")

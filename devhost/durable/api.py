@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from devhost.durable.store import (
 from devhost.keys import DURABLE_SYSTEM_KEY, HostKeys, presented_key
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
+_INVALID_ID = re.compile(r"[/\\#?\x00-\x1f\x7f]")  # as Azure refuses them in instance ids
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -130,6 +132,12 @@ class DurableApi:
             raise BadRequest(f"the request body must be JSON: {error}") from error
 
     async def start(self, request: web.Request) -> web.Response:
+        instance_id = request.match_info.get("instance_id")
+        if instance_id is not None and _INVALID_ID.search(instance_id):
+            raise BadRequest(
+                f"instance ID {instance_id!r} must not contain '/', '\\', '#', '?' or control "
+                "characters"
+            )
         payload = await self._payload(request)
         record = await self.engine.start_instance(
             request.match_info["name"],

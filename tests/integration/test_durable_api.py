@@ -66,6 +66,8 @@ def test_status_codes_for_running_missing_and_duplicate(host: DevhostProcess) ->
     assert unknown.status_code == 404
     bad = requests.post(host.url(f"{WEBHOOKS}/orchestrators/fan_out"), data="{nope", timeout=10)
     assert bad.status_code == 400
+    odd_id = requests.post(host.url(f"{WEBHOOKS}/orchestrators/fan_out/a%3Fb"), timeout=10)
+    assert odd_id.status_code == 400 and "must not contain" in odd_id.json()["message"]
     other_hub = requests.get(
         host.url(f"{WEBHOOKS}/instances/dup-1"), params={"taskHub": "Other"}, timeout=10
     )

@@ -72,6 +72,9 @@ def test_a_suspended_run_is_in_progress_and_a_cancel_stops_it(
     cancel_key = _key(keys, "cancel_pipeline_run")
     unknown = requests.post(host.url(f"{RUNS}/no-such-run/cancel"), headers=cancel_key, timeout=30)
     assert unknown.status_code == 404, unknown.text
+    for raw in ("%3F", "%23x"):  # no instance id holds them; the client would send them raw
+        odd = requests.post(host.url(f"{RUNS}/{raw}/cancel"), headers=cancel_key, timeout=30)
+        assert odd.status_code == 404, odd.text
     cancelled = requests.post(
         host.url(f"{RUNS}/{links['id']}/cancel"), headers=cancel_key, timeout=30
     )
