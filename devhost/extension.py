@@ -26,8 +26,9 @@ class HostContext:
     host_config: HostConfig
     invoker: Invoker
     keys: HostKeys
-    base_url: str
+    base_url: str  # the public address links are built from: WEBSITE_HOSTNAME, else listen_url
     log: logging.Logger
+    listen_url: str = ""  # where this host listens, for loopback-only endpoints; "" = base_url
 
 
 class Extension(Protocol):

@@ -22,7 +22,12 @@ from devhost.host_lock import HostLock
 from devhost.hostconfig import load_host_config
 from devhost.indexing import FunctionSpec, index_app, load_app
 from devhost.invocation import Invoker
-from devhost.keys import load_or_create_keys
+from devhost.keys import (
+    DURABLE_SYSTEM_KEY,
+    enforces_auth,
+    load_or_create_keys,
+    presented_key,
+)
 from devhost.registry import EXTENSIONS
 
 log = logging.getLogger("devhost")
@@ -31,6 +36,8 @@ DATA_DIR_SETTINGS = ("DEVHOST_DATA_DIR", "PLATFORM_DATA_DIR")
 SHUTDOWN_TIMEOUT_SETTING = "DEVHOST_SHUTDOWN_TIMEOUT_S"
 THREADS_SETTING = "PYTHON_THREADPOOL_THREAD_COUNT"
 GC_YOUNG_THRESHOLD = 10_000
+HOSTNAME_SETTING = "WEBSITE_HOSTNAME"
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,18 @@ def is_disabled(function_name: str, settings: AppSettings) -> bool:
         if settings.get(name, "").strip().lower() in ("true", "1"):
             return True
     return False
+
+
+def public_base_url(settings: AppSettings, listen_url: str) -> str:
+    """The address links are built from: `https://{WEBSITE_HOSTNAME}` as in Azure (plain http for
+    a loopback name, as Core Tools serves `localhost:7071`), else the listening address. Never
+    a request's Host header, which the caller chooses."""
+    hostname = settings.get(HOSTNAME_SETTING, "").strip().rstrip("/")
+    if not hostname:
+        return listen_url
+    name = hostname.rsplit(":", 1)[0] if not hostname.endswith("]") else hostname
+    scheme = "http" if name.lower() in LOOPBACK_NAMES else "https"
+    return f"{scheme}://{hostname}"
 
 
 def resolve_data_dir(options: HostOptions, settings: AppSettings) -> Path:
@@ -77,6 +96,7 @@ class Host:
         self._started = False
         self.context: HostContext | None = None
         self._lock: HostLock | None = None
+        self._enforce_auth = False
 
     async def start(self) -> None:
         script_root = self.options.script_root.resolve()
@@ -95,6 +115,8 @@ class Host:
         keys = load_or_create_keys(
             data_dir / "devhost" / "keys.json", [f.name for f in self.functions]
         )
+        listen_url = f"http://{self.options.host}:{self.options.port}"
+        self._enforce_auth = enforces_auth(settings)
         self.context = HostContext(
             script_root=script_root,
             data_dir=data_dir,
@@ -102,8 +124,9 @@ class Host:
             host_config=host_config,
             invoker=invoker,
             keys=keys,
-            base_url=f"http://{self.options.host}:{self.options.port}",
+            base_url=public_base_url(settings, listen_url),
             log=log,
+            listen_url=listen_url,
         )
         self.disabled = [f for f in self.functions if is_disabled(f.name, settings)]
         by_type: dict[str, list[FunctionSpec]] = defaultdict(list)
@@ -154,13 +177,22 @@ class Host:
             keys = self.context.keys
             lines.append(f"  master key: {keys.master}")
             lines.append(f"  host key (default): {keys.host['default']}")
+            lines.append(f"  system key ({DURABLE_SYSTEM_KEY}): {keys.system[DURABLE_SYSTEM_KEY]}")
             for name, function_keys in sorted(keys.functions.items()):
                 lines.append(f"  function key ({name}): {function_keys['default']}")
         lines.append(f"  data dir: {self.context.data_dir}")
-        lines.append(f"devhost listening on {self.context.base_url}")
+        lines.append(f"devhost listening on {self.context.listen_url}")
         print("\n".join(lines), flush=True)
 
     async def _status(self, request: web.Request) -> web.Response:
+        """`/admin/host/status`: as the admin API in Azure, it takes the master key."""
+        assert self.context is not None
+        presented = presented_key(request.headers, request.query)
+        if self._enforce_auth and not self.context.keys.is_master(presented):
+            return web.json_response(
+                status=401,
+                data={"error": "the admin API needs the master key (x-functions-key or code)"},
+            )
         if self._stopping.is_set():
             state = "Stopping"
         else:

@@ -1,10 +1,14 @@
 """Pipeline runs over HTTP and on schedules.
 
 - `POST /api/pipelines/medallion/runs` starts a run: 202 with the Durable check-status body
-  (`statusQueryGetUri`, ...); 409 with the running instance's id if one is in progress.
-- `GET /api/pipelines/medallion/runs?top=N` lists recent runs, newest first.
-- `POST /api/pipelines/medallion/runs/{id}/cancel` cancels its remote gold runs: 200 with the
-  models signalled.
+  (`statusQueryGetUri`, ...); 409 with the id of the run in progress (running, pending or
+  suspended).
+- `GET /api/pipelines/medallion/runs?top=N` lists recent runs, newest first (N: 1 to 500, 400
+  otherwise).
+- `POST /api/pipelines/medallion/runs/{id}/cancel` stops the run between steps (the steps in
+  flight finish) and cancels its remote gold runs: 200 with `stopping`, the models signalled
+  (`cancelled`) and a message; `stopping` is false for a run already finished; 404 for an id
+  that is no run.
 - Timers: a run every hour, and table maintenance (compaction, Z-order, vacuum) at 02:30 UTC.
 - The run reaper (`PIPELINE_REAPER_SCHEDULE`, every minute by default) cancels the remote runs
   whose orchestration was terminated, failed or purged, and logs what it did.
@@ -18,7 +22,15 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from orchestrations.medallion import MEDALLION
-from orchestrations.medallion_runs import cancel_run, list_runs, start_maintenance, start_run
+from orchestrations.medallion_runs import (
+    BadRunsQuery,
+    UnknownRun,
+    cancel_run,
+    list_runs,
+    parse_top,
+    start_maintenance,
+    start_run,
+)
 from shared.config import reaper_schedule
 from shared.pipeline.reaper import DurableStatuses, run_reaper
 
@@ -55,10 +67,11 @@ async def list_pipeline_runs(
     name = req.route_params["name"]
     if name != MEDALLION:
         return _unknown(name)
-    top = req.params.get("top", "20")
-    if not top.isdigit() or not 1 <= int(top) <= 500:
-        return _json({"error": "top must be a whole number from 1 to 500"}, 400)
-    return _json({"pipeline": name, "runs": await list_runs(client, int(top))})
+    try:
+        top = parse_top(req.params.get("top"))
+    except BadRunsQuery as error:
+        return _json({"error": str(error)}, 400)
+    return _json({"pipeline": name, "runs": await list_runs(client, top)})
 
 
 @bp.route(route="pipelines/{name}/runs/{instance_id}/cancel", methods=["POST"])
@@ -69,8 +82,11 @@ async def cancel_pipeline_run(
     name = req.route_params["name"]
     if name != MEDALLION:
         return _unknown(name)
-    signalled = await cancel_run(client, req.route_params["instance_id"])
-    return _json({"instanceId": req.route_params["instance_id"], "cancelled": signalled})
+    try:
+        cancellation = await cancel_run(client, req.route_params["instance_id"])
+    except UnknownRun as error:
+        return _json({"error": str(error)}, 404)
+    return _json(cancellation.to_json())
 
 
 @bp.timer_trigger(schedule="0 0 * * * *", arg_name="timer")

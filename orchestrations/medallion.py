@@ -2,7 +2,9 @@
 
 Orchestrators only coordinate; all I/O is in `medallion_activities`. Remote gold runs use the
 monitor pattern: submit in one activity, then poll with durable timers at a growing interval,
-cancelling the run on timeout or on a `cancel` event. Nothing sleeps inside an activity.
+cancelling the run on timeout or on a `cancel` event. A `cancel` event to the run itself stops
+it between steps: the steps in flight finish, none starts after it. Nothing sleeps inside an
+activity.
 """
 
 from __future__ import annotations
@@ -63,14 +65,37 @@ def _error(error: Exception) -> str:
     return str(error).strip() or type(error).__name__
 
 
+class _Cancel:
+    """The run's `cancel` event: waited on beside every step until it arrives.
+
+    The SDK matches an event only to a task it is waiting on, so the task is part of every
+    wait; once it has arrived, the run starts nothing more and waits for what is in flight."""
+
+    def __init__(self, context: df.DurableOrchestrationContext) -> None:
+        self.task = context.wait_for_external_event(CANCEL_EVENT)
+        self.requested = False
+
+    def beside(self, tasks: list[Any]) -> list[Any]:
+        return tasks if self.requested else [*tasks, self.task]
+
+
 def _fan_in(
-    context: df.DurableOrchestrationContext, status: dict[str, Any], tasks: dict[str, Any]
+    context: df.DurableOrchestrationContext,
+    status: dict[str, Any],
+    tasks: dict[str, Any],
+    cancel: _Cancel,
 ) -> Generator[Any, Any, dict[str, Any]]:
-    """Wait for every task, updating the custom status as each one finishes."""
+    """Wait for every task, updating the custom status as each one finishes (or the run is
+    cancelled: the tasks in flight still finish)."""
     results: dict[str, Any] = {}
     pending = dict(tasks)
     while pending:
-        done = yield context.task_any(list(pending.values()))
+        done = yield context.task_any(cancel.beside(list(pending.values())))
+        if done is cancel.task:
+            cancel.requested = True
+            status["cancelled"] = True
+            context.set_custom_status(status)
+            continue
         name = next(key for key, task in pending.items() if task is done)
         del pending[name]
         results[name] = done.result
@@ -79,11 +104,25 @@ def _fan_in(
     return results
 
 
+def _not_started(names: list[str], status: dict[str, Any]) -> dict[str, Any]:
+    for name in names:
+        status["tables"][name] = "cancelled"
+    return {
+        name: {"status": "cancelled", "message": "the run was cancelled before this started"}
+        for name in names
+    }
+
+
 @bp.orchestration_trigger(context_name="context", orchestration=MEDALLION)
 def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
     """Input: `{"trigger"}` (optional). Output: the run's summary (see `_summary`)."""
     started = context.current_utc_datetime
-    plan = yield context.call_activity_with_retry(PLAN, RETRY, context.get_input())
+    cancel = _Cancel(context)
+    planning = context.call_activity_with_retry(PLAN, RETRY, context.get_input())
+    first = yield context.task_any(cancel.beside([planning]))
+    if first is cancel.task:
+        return _cancelled_before_planning(started, context.current_utc_datetime)
+    plan = planning.result
     tables = {f"silver/{t}": "pending" for t in plan["silver"]}
     tables |= {f"gold/{m}": "pending" for m in plan["gold"]}
     status: dict[str, Any] = {"stage": "silver", "engine": plan["engine"], "tables": tables}
@@ -97,14 +136,16 @@ def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
         )
         for table in plan["silver"]
     }
-    silver = yield from _fan_in(context, status, silver_tasks)
+    silver = yield from _fan_in(context, status, silver_tasks, cancel)
     failed = {name.split("/", 1)[1] for name, r in silver.items() if r.get("status") == "failed"}
 
     status["stage"] = "gold"
     context.set_custom_status(status)
     gold_tasks = {}
     gold: dict[str, Any] = {}
-    for model in plan["gold"]:
+    if cancel.requested:
+        gold |= _not_started([f"gold/{m}" for m in plan["gold"]], status)
+    for model in [] if cancel.requested else plan["gold"]:
         blocked = sorted(set(plan["reads"][model]) & failed)
         if blocked:
             gold[f"gold/{model}"] = {
@@ -124,12 +165,20 @@ def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
         gold_tasks[f"gold/{model}"] = context.call_sub_orchestrator(
             GOLD_MODEL, request, child_id(context.instance_id, "gold", model)
         )
-    gold |= yield from _fan_in(context, status, gold_tasks)
+    gold |= yield from _fan_in(context, status, gold_tasks, cancel)
 
     summary = _summary(plan, silver, gold, started, context.current_utc_datetime)
-    status["stage"] = "done"
+    if cancel.requested:
+        summary["status"] = "cancelled"
+    status["stage"] = "cancelled" if cancel.requested else "done"
     context.set_custom_status(status)
     return summary
+
+
+def _cancelled_before_planning(started: Any, finished: Any) -> dict[str, Any]:
+    plan: dict[str, Any] = {"engine": None, "silver": [], "gold": []}
+    summary = _summary(plan, {}, {}, started, finished)
+    return {**summary, "status": "cancelled"}
 
 
 def _summary(

@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import azure.durable_functions as df
 
 from orchestrations.medallion import CANCEL_EVENT, MAINTENANCE, MEDALLION, child_id
 
-ACTIVE = [df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending]
+# A suspended run is still in progress: resumed, it goes on from where it stopped.
+ACTIVE = [
+    df.OrchestrationRuntimeStatus.Running,
+    df.OrchestrationRuntimeStatus.Pending,
+    df.OrchestrationRuntimeStatus.Suspended,
+]
+TOP_MAX = 500
+_DIGITS = re.compile(r"[0-9]{1,9}")
+# Durable instance ids cannot hold these (and the client would put them into a URL as they are).
+_NOT_IN_IDS = re.compile(r"[/\\#?\x00-\x1f\x7f]")
+
+
+class BadRunsQuery(ValueError):
+    """A query parameter of the runs API that cannot be used; the message says why."""
+
+
+class UnknownRun(LookupError):
+    """No run of this pipeline with that instance id."""
+
+
+def parse_top(text: str | None, default: int = 20) -> int:
+    """`top`: ASCII digits, 1 to 500."""
+    if text is None:
+        return default
+    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= TOP_MAX:
+        raise BadRunsQuery(f"top must be a whole number from 1 to {TOP_MAX}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -59,11 +86,45 @@ async def list_runs(client: df.DurableOrchestrationClient, limit: int) -> list[d
     return listed
 
 
-async def cancel_run(client: df.DurableOrchestrationClient, instance_id: str) -> list[str]:
-    """Send `cancel` to the run's gold models that are still watching a remote run; each
-    cancels its run and reports `cancelled`. Answers the models signalled."""
+@dataclass(frozen=True)
+class Cancellation:
+    """What a cancel did: the run's status when asked, whether the run itself was told to stop
+    (it then starts no further step; the steps in flight finish), and the gold models whose
+    remote runs were told to cancel."""
+
+    instance_id: str
+    runtime_status: str
+    stopping: bool
+    signalled: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.stopping:
+            message = "the run starts no further step; the steps in flight finish"
+        else:
+            message = f"the run is {self.runtime_status}; there is nothing to cancel"
+        return {
+            "instanceId": self.instance_id,
+            "runtimeStatus": self.runtime_status,
+            "stopping": self.stopping,
+            "cancelled": self.signalled,
+            "message": message,
+        }
+
+
+async def cancel_run(client: df.DurableOrchestrationClient, instance_id: str) -> Cancellation:
+    """Tell an active run to stop between steps, and its gold models still watching a remote
+    run to cancel it (each reports `cancelled`). Raises UnknownRun for an id that is no run."""
+    if not instance_id or _NOT_IN_IDS.search(instance_id):
+        raise UnknownRun(f"no {MEDALLION} run {instance_id!r}")  # no instance id holds these
     status = await client.get_status(instance_id)
-    tables = (status.custom_status or {}).get("tables", {}) if status else {}
+    if status is None or status.name != MEDALLION or status.runtime_status is None:
+        raise UnknownRun(f"no {MEDALLION} run {instance_id!r}")
+    runtime = status.runtime_status.value
+    if status.runtime_status not in ACTIVE:
+        return Cancellation(instance_id, runtime, stopping=False)
+    reason = {"reason": "cancelled by request"}
+    await client.raise_event(instance_id, CANCEL_EVENT, reason)
+    tables = (status.custom_status or {}).get("tables", {})
     signalled = []
     for name in tables:
         if not name.startswith("gold/"):
@@ -71,6 +132,6 @@ async def cancel_run(client: df.DurableOrchestrationClient, instance_id: str) ->
         child = child_id(instance_id, "gold", name.split("/", 1)[1])
         child_status = await client.get_status(child)
         if child_status and child_status.runtime_status in ACTIVE:
-            await client.raise_event(child, CANCEL_EVENT, {"reason": "cancelled by request"})
+            await client.raise_event(child, CANCEL_EVENT, reason)
             signalled.append(name)
-    return signalled
+    return Cancellation(instance_id, runtime, stopping=True, signalled=signalled)

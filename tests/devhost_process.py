@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -65,6 +67,17 @@ class DevhostProcess:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    def keys(self) -> dict[str, Any]:
+        """The devhost's keys.json (written before it listens)."""
+        keys: dict[str, Any] = json.loads((self.data_dir / "devhost" / "keys.json").read_text())
+        return keys
+
+    def _admin_headers(self) -> dict[str, str]:
+        try:
+            return {"x-functions-key": self.keys()["masterKey"]}
+        except (OSError, ValueError, KeyError):
+            return {}  # not written yet
+
     def wait_ready(self, timeout: float = 30.0) -> DevhostProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -73,7 +86,9 @@ class DevhostProcess:
                     f"devhost exited with {self.process.returncode}:\n{self.output()}"
                 )
             try:
-                if requests.get(self.url("/admin/host/status"), timeout=5).status_code == 200:
+                status = self.url("/admin/host/status")
+                answer = requests.get(status, headers=self._admin_headers(), timeout=5)
+                if answer.status_code == 200:
                     return self
             except requests.RequestException:
                 pass  # not listening yet, or busy starting its listeners

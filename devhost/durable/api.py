@@ -5,15 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from devhost.durable import messages
+from devhost.durable import messages, query
 from devhost.durable.engine import Engine, EngineError
-from devhost.durable.events import format_time, parse_time, payload_text
-from devhost.durable.links import RPC_PATH, WEBHOOK_PATH, Links
+from devhost.durable.events import payload_text
+from devhost.durable.links import WEBHOOK_PATH, Links
 from devhost.durable.status import status_payload
 from devhost.durable.store import (
     TERMINAL_STATUSES,
@@ -25,9 +26,10 @@ from devhost.durable.store import (
     list_instances,
     purge_statements,
 )
-from devhost.keys import HostKeys
+from devhost.keys import DURABLE_SYSTEM_KEY, HostKeys, presented_key
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
+_INVALID_ID = re.compile(r"[/\\#?\x00-\x1f\x7f]")  # as Azure refuses them in instance ids
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -44,34 +46,24 @@ def _error(status: int, message: str) -> web.Response:
 
 
 def _flag(request: web.Request, name: str, default: bool) -> bool:
-    value = request.query.get(name)
-    return default if value is None else value.strip().lower() in ("true", "1", "yes")
-
-
-def _time(request: web.Request, name: str) -> str | None:
-    value = request.query.get(name)
-    if not value:
-        return None
     try:
-        return format_time(parse_time(value))
-    except ValueError as error:
-        raise BadRequest(f"{name}: not an ISO 8601 time: {value!r}") from error
+        return query.flag(request.query, name, default)
+    except query.QueryError as error:
+        raise BadRequest(str(error)) from error
 
 
-def _query(request: web.Request) -> InstanceQuery:
-    statuses = tuple(
-        s.strip() for s in request.query.get("runtimeStatus", "").split(",") if s.strip()
-    )
-    return InstanceQuery(
-        created_from=_time(request, "createdTimeFrom"),
-        created_to=_time(request, "createdTimeTo"),
-        statuses=statuses,
-        prefix=request.query.get("instanceIdPrefix") or None,
-    )
+def _filters(request: web.Request, *, purge: bool) -> InstanceQuery:
+    try:
+        if purge:
+            return query.purge_query(request.query)
+        return query.instance_query(request.query)
+    except query.QueryError as error:
+        raise BadRequest(str(error)) from error
 
 
 class DurableApi:
-    """Routes for one task hub; `rpc` routes take no key but answer loopback callers only."""
+    """Routes for one task hub. The webhooks take the extension's system key when keys are
+    enforced; the `rpc` routes, under a path keyed by that key, answer loopback callers only."""
 
     def __init__(
         self, engine: Engine, store: Store, links: Links, keys: HostKeys, enforce_auth: bool
@@ -99,9 +91,10 @@ class DurableApi:
             ("POST", "/instances/{instance_id}/restart", self.restart),
         ]
         routes = []
+        rpc = self.links.rpc_path
         for method, path, handler in table:
             routes.append(web.route(method, WEBHOOK_PATH + path, self._guard(handler, rpc=False)))
-            routes.append(web.route(method, RPC_PATH + path, self._guard(handler, rpc=True)))
+            routes.append(web.route(method, rpc + path, self._guard(handler, rpc=True)))
         return routes
 
     def _guard(self, handler: Handler, rpc: bool) -> Handler:
@@ -109,9 +102,13 @@ class DurableApi:
             if rpc and not _is_loopback(request.remote):
                 return _error(403, "the durable RPC endpoint answers loopback callers only")
             if not rpc and self.enforce_auth:
-                code = request.headers.get("x-functions-key") or request.query.get("code")
-                if not self.keys.accepts("function", "", code):
-                    return _error(401, "a host or master key is required (code query parameter)")
+                code = presented_key(request.headers, request.query)
+                if not self.keys.accepts_system(DURABLE_SYSTEM_KEY, code):
+                    return _error(
+                        401,
+                        f"the Durable extension's system key ({DURABLE_SYSTEM_KEY}) or the master "
+                        "key is required (code query parameter or x-functions-key header)",
+                    )
             hub = request.query.get("taskHub")
             if hub and hub.lower() != self.links.hub.lower():
                 return _error(
@@ -135,6 +132,12 @@ class DurableApi:
             raise BadRequest(f"the request body must be JSON: {error}") from error
 
     async def start(self, request: web.Request) -> web.Response:
+        instance_id = request.match_info.get("instance_id")
+        if instance_id is not None and _INVALID_ID.search(instance_id):
+            raise BadRequest(
+                f"instance ID {instance_id!r} must not contain '/', '\\', '#', '?' or control "
+                "characters"
+            )
         payload = await self._payload(request)
         record = await self.engine.start_instance(
             request.match_info["name"],
@@ -171,16 +174,13 @@ class DurableApi:
         return _json(202, body, {"Location": links["statusQueryGetUri"], "Retry-After": "1"})
 
     async def list(self, request: web.Request) -> web.Response:
-        query = _query(request)
-        top_text = request.query.get("top")
+        filters = _filters(request, purge=False)
         try:
-            top = int(top_text) if top_text else None
-        except ValueError as error:
-            raise BadRequest(f"top must be an integer, not {top_text!r}") from error
-        if top is not None and top <= 0:
-            raise BadRequest("top must be positive")
+            top = query.top(request.query.get("top"))
+        except query.QueryError as error:
+            raise BadRequest(str(error)) from error
         after = _decode_token(request.headers.get(CONTINUATION_HEADER))
-        records = await self.store.aread(lambda c: list_instances(c, query, top, after))
+        records = await self.store.aread(lambda c: list_instances(c, filters, top, after))
         show_input = _flag(request, "showInput", True)
         body = [status_payload(record, show_input=show_input) for record in records]
         headers = {}
@@ -229,17 +229,16 @@ class DurableApi:
             return _error(404, f"no instance with ID '{instance_id}'")
         if record.status not in TERMINAL_STATUSES or instance_id in self.engine.instances:
             return _error(
-                404,
-                f"instance '{instance_id}' is {record.status}; only finished ones can be purged",
+                412,  # Azure's answer: Precondition Failed
+                "Only orchestrations in a terminal state can be purged, but the orchestration "
+                f"with instance ID {instance_id} has status {record.status}",
             )
         await self.store.write(purge_statements(instance_id))
         return _json(200, {"instancesDeleted": 1})
 
     async def purge_many(self, request: web.Request) -> web.Response:
-        query = _query(request)
-        statuses = tuple(s for s in query.statuses if s in TERMINAL_STATUSES) or TERMINAL_STATUSES
-        query = InstanceQuery(query.created_from, query.created_to, statuses, query.prefix)
-        records = await self.store.aread(lambda c: list_instances(c, query, None, None))
+        filters = _filters(request, purge=True)
+        records = await self.store.aread(lambda c: list_instances(c, filters, None, None))
         doomed = [r.instance_id for r in records if r.instance_id not in self.engine.instances]
         if not doomed:
             return _error(404, "no finished instance matches")

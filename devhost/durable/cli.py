@@ -24,7 +24,9 @@ def add_parser(commands: Any) -> None:
     """Register the `instances` command on the devhost's subparsers."""
     parser = commands.add_parser("instances", help="list and manage durable orchestrations")
     parser.add_argument("--url", default=DEFAULT_URL, help="the running devhost")
-    parser.add_argument("--code", default=None, help="host key, if the devhost enforces keys")
+    parser.add_argument(
+        "--code", default=None, help="the durabletask_extension system key, if keys are enforced"
+    )
     parser.add_argument("--task-hub", default=None, help="defaults to the host's hub")
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="a table of instances, oldest first")

@@ -88,21 +88,24 @@ def payload_text(body: bytes | str | None) -> str | None:
 
     The SDK's client JSON-encodes its payloads before posting them as JSON, so the body is a
     JSON string holding JSON text; curl sends the JSON value itself. Both map to the same text.
-    Raises ValueError if the body is not JSON.
+    Raises ValueError if the body is not JSON, or nests deeper than the parser's recursion limit.
     """
     if body is None:
         return None
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     if not text.strip():
         return None
-    value = json.loads(text)
-    if isinstance(value, str):
-        try:
-            json.loads(value)
-        except ValueError:
-            return json.dumps(value)
-        return value
-    return json.dumps(value)
+    try:
+        value = json.loads(text)
+        if isinstance(value, str):
+            try:
+                json.loads(value)
+            except ValueError:
+                return json.dumps(value)
+            return value
+        return json.dumps(value)
+    except RecursionError as error:
+        raise ValueError("the JSON is nested too deeply") from error
 
 
 def decode_payload(text: str | None) -> Any:

@@ -17,10 +17,10 @@ from devhost.durable.store import Store
 from devhost.extension import HostContext
 from devhost.hostconfig import HostConfigError
 from devhost.indexing import BindingSpec, FunctionSpec
+from devhost.keys import DURABLE_SYSTEM_KEY, enforces_auth
 
 DEFAULT_HUB = "TestHubName"  # Core Tools' default when host.json names none
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
-ENFORCE_AUTH_SETTING = "DEVHOST_ENFORCE_AUTH"
 SYNCHRONOUS_SETTING = "DEVHOST_DURABLE_SYNCHRONOUS"
 SHUTDOWN_TIMEOUT_SETTING = "DEVHOST_SHUTDOWN_TIMEOUT_S"
 
@@ -60,10 +60,16 @@ class DurableExtension:
                 section, "maxConcurrentOrchestratorFunctions", 10 * cores
             ),
         )
-        enforce = context.settings.get(ENFORCE_AUTH_SETTING, "false").strip().lower()
-        self.enforce_auth = enforce in ("1", "true", "yes")
-        code = context.keys.host["default"] if self.enforce_auth else None
-        self.links = Links(context.base_url, self.hub, code)
+        self.enforce_auth = enforces_auth(context.settings)
+        # As in Azure, the links carry the extension's system key, which opens only its webhooks.
+        system_key = context.keys.system_key(DURABLE_SYSTEM_KEY)
+        self.links = Links(
+            context.base_url,
+            self.hub,
+            system_key if self.enforce_auth else None,
+            rpc_url=context.listen_url or context.base_url,
+            rpc_key=system_key,
+        )
         synchronous = context.settings.get(SYNCHRONOUS_SETTING, "FULL").strip().upper()
         if synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise HostConfigError(f"{SYNCHRONOUS_SETTING} must be FULL, NORMAL or EXTRA")

@@ -8,16 +8,36 @@ from urllib.parse import quote
 
 WEBHOOK_PATH = "/runtime/webhooks/durabletask"
 ID_PLACEHOLDER = "INSTANCEID"
-# Like the extension's local RPC endpoint: loopback only, no key, same operations.
+# Like the extension's local RPC endpoint (`rpcBaseUrl`): loopback only, same operations. The
+# SDK sends no key there, so the devhost, which serves it on its public port, keys its path.
 RPC_PATH = "/durabletask"
 
 
-class Links:
-    """Builds the documented URLs for one task hub served at `base_url`."""
+def rpc_path(key: str | None) -> str:
+    """The RPC endpoint's path: `/durabletask/<key>`, or bare `/durabletask` with no key."""
+    return f"{RPC_PATH}/{quote(key, safe='')}" if key else RPC_PATH
 
-    def __init__(self, base_url: str, hub: str, code: str | None = None) -> None:
+
+class Links:
+    """Builds the documented URLs for one task hub.
+
+    `base_url` is the configured public address (never a request's Host header); `code` is the
+    Durable extension's system key the links carry; `rpc_url` is the local address the SDK's
+    `rpcBaseUrl` points at, under a path keyed by `rpc_key`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        hub: str,
+        code: str | None = None,
+        *,
+        rpc_url: str | None = None,
+        rpc_key: str | None = None,
+    ) -> None:
         self.root = base_url.rstrip("/") + WEBHOOK_PATH
-        self.rpc_root = base_url.rstrip("/") + RPC_PATH
+        self.rpc_path = rpc_path(rpc_key)
+        self.rpc_root = (rpc_url or base_url).rstrip("/") + self.rpc_path
         self.hub = hub
         self.code = code
 

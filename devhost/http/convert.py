@@ -11,8 +11,10 @@ from aiohttp import web
 
 
 def to_function_request(
-    request: web.Request, body: bytes, route_params: Mapping[str, str]
+    request: web.Request, body: bytes, route_params: Mapping[str, str], origin: str | None = None
 ) -> func.HttpRequest:
+    """`origin` (the host's configured base URL) replaces the scheme and host the caller sent, so
+    the links a function builds from `req.url` never follow a forged Host header."""
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         key = name.lower()
@@ -22,7 +24,7 @@ def to_function_request(
         params.setdefault(name, value)
     return func.HttpRequest(
         method=request.method,
-        url=str(request.url),
+        url=origin.rstrip("/") + str(request.rel_url) if origin else str(request.url),
         headers=headers,
         params=params,
         route_params=dict(route_params),

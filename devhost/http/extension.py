@@ -12,8 +12,8 @@ from devhost.http.convert import error_response, to_function_request, to_web_res
 from devhost.http.routes import RouteTemplate, RouteTemplateError
 from devhost.indexing import FunctionSpec, IndexingError
 from devhost.invocation import FunctionFailed, HostShuttingDown
+from devhost.keys import enforces_auth, presented_key
 
-ENFORCE_AUTH_SETTING = "DEVHOST_ENFORCE_AUTH"
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
 
 
@@ -65,8 +65,7 @@ class HttpExtension:
         self._context = context
         self._routes = build_routes(functions)
         self._prefix = context.host_config.route_prefix
-        setting = context.settings.get(ENFORCE_AUTH_SETTING, "false").strip().lower()
-        self.enforce_auth = setting in ("1", "true", "yes")
+        self.enforce_auth = enforces_auth(context.settings)
 
     def routes(self) -> list[web.RouteDef]:
         prefix = f"/{self._prefix}" if self._prefix else ""
@@ -108,13 +107,13 @@ class HttpExtension:
                 return response
             return error_response(404, f"no function serves {request.path}")
         if self.enforce_auth:
-            presented = request.headers.get("x-functions-key") or request.query.get("code")
+            presented = presented_key(request.headers, request.query)
             if not self._context.keys.accepts(route.auth_level, route.function.name, presented):
                 return error_response(
                     401, "a valid key is required (x-functions-key header or code query parameter)"
                 )
         body = await request.read()
-        function_request = to_function_request(request, body, values)
+        function_request = to_function_request(request, body, values, origin=self._context.base_url)
         try:
             invocation = await self._context.invoker.invoke(
                 route.function,

@@ -66,6 +66,8 @@ def test_status_codes_for_running_missing_and_duplicate(host: DevhostProcess) ->
     assert unknown.status_code == 404
     bad = requests.post(host.url(f"{WEBHOOKS}/orchestrators/fan_out"), data="{nope", timeout=10)
     assert bad.status_code == 400
+    odd_id = requests.post(host.url(f"{WEBHOOKS}/orchestrators/fan_out/a%3Fb"), timeout=10)
+    assert odd_id.status_code == 400 and "must not contain" in odd_id.json()["message"]
     other_hub = requests.get(
         host.url(f"{WEBHOOKS}/instances/dup-1"), params={"taskHub": "Other"}, timeout=10
     )
@@ -195,4 +197,68 @@ def test_purge_one_and_by_filter(host: DevhostProcess) -> None:
         )
     assert status(host, running)["runtimeStatus"] == "Running"  # running ones are kept
     response = requests.delete(host.url(f"{WEBHOOKS}/instances/{running}"), timeout=10)
-    assert response.status_code == 404
+    assert response.status_code == 412  # Precondition Failed, as in Azure
+    assert "terminal state" in response.json()["message"]
+
+
+def test_purge_by_status_deletes_only_what_the_same_filter_lists(host: DevhostProcess) -> None:
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    running = start(host, "approval")
+    done = start(host, "sequence")
+    wait_for(host, running, ("Running",))
+    wait_for(host, done)
+    instances = host.url(f"{WEBHOOKS}/instances")
+    for status_filter in ("Running", "Pending,Completed", "Suspended"):
+        refused = requests.delete(
+            instances, params={"createdTimeFrom": since, "runtimeStatus": status_filter}, timeout=10
+        )
+        assert refused.status_code == 400, status_filter
+        assert "only finished instances can be purged" in refused.json()["message"]
+    for method in (requests.get, requests.delete):
+        lower = method(
+            instances, params={"createdTimeFrom": since, "runtimeStatus": "completed"}, timeout=10
+        )
+        assert lower.status_code == 400 and "case-sensitive" in lower.json()["message"]
+    no_from = requests.delete(instances, params={"runtimeStatus": "Completed"}, timeout=10)
+    assert no_from.status_code == 400 and "createdTimeFrom" in no_from.json()["message"]
+    listed = requests.get(
+        instances, params={"createdTimeFrom": since, "runtimeStatus": "Completed"}, timeout=10
+    ).json()
+    purged = requests.delete(
+        instances, params={"createdTimeFrom": since, "runtimeStatus": "Completed"}, timeout=10
+    ).json()
+    assert purged["instancesDeleted"] == len(listed) >= 1
+    gone = requests.get(host.url(f"{WEBHOOKS}/instances/{done}"), timeout=10)
+    assert gone.status_code == 404
+    assert status(host, running)["runtimeStatus"] == "Running"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"top": "99999999999999999999999"},
+        {"top": "²"},
+        {"createdTimeFrom": "0001-01-01T00:00:00+14:00"},
+        {"createdTimeTo": "9999-12-31T23:59:59-14:00"},
+        {"showInput": "maybe"},
+    ],
+)
+def test_bad_query_values_are_400s_with_a_message(
+    host: DevhostProcess, params: dict[str, str]
+) -> None:
+    response = requests.get(host.url(f"{WEBHOOKS}/instances"), params=params, timeout=10)
+    assert response.status_code == 400, response.text
+    assert next(iter(params)) in response.json()["message"]
+
+
+def test_deeply_nested_bodies_are_400s(host: DevhostProcess) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    started = requests.post(host.url(f"{WEBHOOKS}/orchestrators/sequence"), data=deep, timeout=10)
+    assert started.status_code == 400 and "nested too deeply" in started.json()["message"]
+    waiting = start(host, "approval")
+    wait_for(host, waiting, ("Running",))
+    raised = requests.post(
+        host.url(f"{WEBHOOKS}/instances/{waiting}/raiseEvent/approve"), data=deep, timeout=10
+    )
+    assert raised.status_code == 400 and "nested too deeply" in raised.json()["message"]
+    client(host, "terminate", id=waiting, reason="done")

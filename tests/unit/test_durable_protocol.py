@@ -21,37 +21,9 @@ from devhost.durable.actions import (
 )
 from devhost.durable.events import format_time, parse_time, payload_text
 from devhost.durable.retry import RetryOptionsError, RetryPolicy
+from tests.orchestrator_replay import first_turn, run_orchestrator
 
 pytestmark = pytest.mark.unit
-
-
-def run_orchestrator(fn, history: list[dict[str, object]], input_: str | None = None) -> str:
-    context = {
-        "history": history,
-        "instanceId": "i1",
-        "isReplaying": False,
-        "parentInstanceId": None,
-        "input": input_,
-        "upperSchemaVersion": 2,
-    }
-    result: str = df.Orchestrator.create(fn)(json.dumps(context))
-    return result
-
-
-def first_turn() -> list[dict[str, object]]:
-    now = format_time(datetime.now(UTC))
-    return [
-        {"EventType": 12, "EventId": -1, "IsPlayed": False, "Timestamp": now},
-        {
-            "EventType": 0,
-            "EventId": -1,
-            "IsPlayed": False,
-            "Timestamp": now,
-            "Name": "o",
-            "Input": None,
-            "Version": None,
-        },
-    ]
 
 
 def test_compound_actions_flatten_in_the_order_the_sdk_numbers_tasks() -> None:
