@@ -9,6 +9,7 @@ from aiohttp import web
 
 from devhost.extension import HostContext
 from devhost.http.convert import error_response, to_function_request, to_web_response
+from devhost.http.limits import BodyRefused, HttpLimits, read_body, refusal_response
 from devhost.http.routes import RouteTemplate, RouteTemplateError
 from devhost.indexing import FunctionSpec, IndexingError
 from devhost.invocation import FunctionFailed, HostShuttingDown
@@ -67,6 +68,7 @@ class HttpExtension:
         self._prefix = context.host_config.route_prefix
         setting = context.settings.get(ENFORCE_AUTH_SETTING, "false").strip().lower()
         self.enforce_auth = setting in ("1", "true", "yes")
+        self.limits = HttpLimits.from_settings(context.settings)
 
     def routes(self) -> list[web.RouteDef]:
         prefix = f"/{self._prefix}" if self._prefix else ""
@@ -113,7 +115,10 @@ class HttpExtension:
                 return error_response(
                     401, "a valid key is required (x-functions-key header or code query parameter)"
                 )
-        body = await request.read()
+        try:
+            body = await read_body(request, self.limits)
+        except BodyRefused as refused:
+            return refusal_response(refused)
         function_request = to_function_request(request, body, values)
         try:
             invocation = await self._context.invoker.invoke(
