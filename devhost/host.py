@@ -129,7 +129,13 @@ class Host:
         for extension in self.extensions:
             web_app.add_routes(extension.routes())
         self._runner = web.AppRunner(
-            web_app, access_log=None, handle_signals=False, **limits.server_options()
+            web_app,
+            access_log=None,
+            handle_signals=False,
+            # Bodies reach functions as sent; a connection that has not sent a whole request
+            # line and headers this long after it opened or after its last response closes.
+            auto_decompress=False,
+            keepalive_timeout=limits.headers_timeout_s,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, reuse_address=True)

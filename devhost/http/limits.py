@@ -56,12 +56,6 @@ class HttpLimits:
             body_timeout_s=_positive(settings, BODY_TIMEOUT_SETTING, DEFAULT_BODY_TIMEOUT_S),
         )
 
-    def server_options(self) -> dict[str, object]:
-        """aiohttp server options: no body decoding, and a connection that has not sent a
-        whole request line and headers within the headers timeout (after it opened, or after
-        its previous response) is closed."""
-        return {"auto_decompress": False, "keepalive_timeout": self.headers_timeout_s}
-
 
 def _positive(settings: AppSettings, name: str, default: float) -> float:
     text = settings.get(name, "").strip()
@@ -81,7 +75,9 @@ async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
     of it arrives for `body_timeout_s`."""
     declared = request.content_length
     if declared is not None and declared > limits.body_size:
-        raise BodyRefused(413, f"the request body is declared as {declared} bytes, over {_limit(limits)}")
+        raise BodyRefused(
+            413, f"the request body is declared as {declared} bytes, over {_limit(limits)}"
+        )
     body = bytearray()
     stream = request.content
     while True:

@@ -49,7 +49,9 @@ def inflated(
             try:
                 piece = inflater.decompress(data, chunk)
             except zlib.error as error:
-                raise RequestRejected(400, f"the body is not valid {coding} data: {error}") from None
+                raise RequestRejected(
+                    400, f"the body is not valid {coding} data: {error}"
+                ) from None
             data = inflater.unconsumed_tail
             if piece:
                 produced += len(piece)

@@ -1,4 +1,4 @@
-"""An in-memory EventPublisher: what was published, per hub, or a refusal like a hub that is down."""
+"""An in-memory EventPublisher: what was published per hub, or the refusal of a hub that is down."""
 
 from __future__ import annotations
 

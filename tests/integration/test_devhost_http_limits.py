@@ -32,7 +32,9 @@ def talk(host: DevhostProcess, raw: bytes) -> bytes:
 
 @pytest.fixture
 def host(start_devhost: StartDevhost) -> DevhostProcess:
-    return start_devhost("http_basic", env={**TIMEOUTS, "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "10000"})
+    return start_devhost(
+        "http_basic", env={**TIMEOUTS, "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "10000"}
+    )
 
 
 def test_unfinished_headers_are_dropped(host: DevhostProcess) -> None:

@@ -19,7 +19,6 @@ pytestmark = pytest.mark.unit
 def test_the_defaults_are_azures() -> None:
     limits = HttpLimits.from_settings(AppSettings({}, environ={}))
     assert limits == HttpLimits(104_857_600, 30.0, 30.0)
-    assert limits.server_options() == {"auto_decompress": False, "keepalive_timeout": 30.0}
 
 
 def test_settings_set_the_limits() -> None:
