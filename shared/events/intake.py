@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -38,6 +39,7 @@ MAX_BODY_BYTES = 1024 * 1024  # the Event Hubs batch limit, after any Content-En
 # invalid data) takes ~150 ms, and a valid one ~9 ms.
 MAX_EVENTS_PER_REQUEST = 5_000
 MAX_REJECTIONS_LISTED = 100  # past it, the answer counts the rest by reason
+CHECKING_THREADS = 1  # the checks hold the GIL: more threads would only contend for it
 SINGLE = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 PLAIN_JSON = "application/json"
@@ -103,6 +105,9 @@ class EventIntake:
         self._decoder = decoder
         self._publisher = publisher
         self._hub = hub
+        # Its own threads: queued behind the default executor, the checks would delay every
+        # other `asyncio.to_thread` caller (the health probes among them).
+        self._checking = ThreadPoolExecutor(CHECKING_THREADS, thread_name_prefix="intake")
 
     async def submit(
         self, body: bytes, content_type: str | None, headers: Mapping[str, str] | None = None
@@ -111,8 +116,8 @@ class EventIntake:
         PublishFailed when the hub could not take the events (none may count as accepted).
 
         `headers` are the request's (for `Content-Encoding` and binary mode's `ce-*`)."""
-        batch, items, keys, rejected = await asyncio.to_thread(
-            self._check, body, content_type, _lower_names(headers or {})
+        batch, items, keys, rejected = await asyncio.get_running_loop().run_in_executor(
+            self._checking, self._check, body, content_type, _lower_names(headers or {})
         )
         outgoing = [
             OutgoingEvent(bytes(item), key)
