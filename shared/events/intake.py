@@ -5,8 +5,8 @@ Structured mode (`application/cloudevents+json`, one event), batch mode
 `application/json` body), and plain `application/json` (one event or an array, as structured).
 Each event is validated on its own: the valid ones are published (with `subject`, else the
 contract's entity key, as partition key) and the others are reported back with their index, id
-and reason. The parsing and checks run off the event loop, in a worker thread: a request at
-the limits takes tens of milliseconds of CPU, which must not stall the other requests.
+and reason. The parsing and checks run off the event loop, on a thread of the intake's own: a
+request at the limits takes up to ~150 ms of CPU, which must not stall the other requests.
 """
 
 from __future__ import annotations
