@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import http.client
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,20 @@ def test_an_invalid_event_gets_the_same_answer_in_both_modes(app: Platform) -> N
     assert [a.status_code for a in answers] == [400, 400]
     assert answers[0].json() == answers[1].json()
     assert "currency" in answers[0].json()["error"]
+
+
+def test_a_ce_header_sent_twice_is_a_400(app: Platform) -> None:
+    message = to_binary_event(sdk_event(payment(6)))
+    connection = http.client.HTTPConnection("127.0.0.1", app.host.port, timeout=30)
+    connection.putrequest("POST", "/api/events")
+    for name, value in [*message.headers.items(), ("ce-id", "other"), ("x-functions-key", app.key)]:
+        connection.putheader(name, value)
+    connection.putheader("content-length", str(len(message.body)))
+    connection.endheaders(message.body)
+    response = connection.getresponse()
+    assert response.status == 400
+    assert "more than once" in json.loads(response.read())["error"]
+    connection.close()
 
 
 def test_a_megabyte_of_empty_objects_is_a_413(app: Platform) -> None:
