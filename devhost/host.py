@@ -20,6 +20,7 @@ from devhost.appsettings import AppSettings, load_local_settings
 from devhost.extension import Extension, HostContext
 from devhost.host_lock import HostLock
 from devhost.hostconfig import load_host_config
+from devhost.http.limits import HttpLimits
 from devhost.indexing import FunctionSpec, index_app, load_app
 from devhost.invocation import Invoker
 from devhost.keys import (
@@ -144,12 +145,21 @@ class Host:
             if f.trigger.type.lower() not in served and f not in self.disabled
         ]
 
-        web_app = web.Application(client_max_size=100 * 1024 * 1024)
+        limits = HttpLimits.from_settings(settings)
+        web_app = web.Application(client_max_size=limits.body_size)
         web_app.router.add_get("/admin/host/status", self._status)
         web_app.router.add_get("/", self._root)
         for extension in self.extensions:
             web_app.add_routes(extension.routes())
-        self._runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            web_app,
+            access_log=None,
+            handle_signals=False,
+            # Bodies reach functions as sent; a connection that has not sent a whole request
+            # line and headers this long after it opened or after its last response closes.
+            auto_decompress=False,
+            keepalive_timeout=limits.headers_timeout_s,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, reuse_address=True)
         await site.start()

@@ -1,12 +1,15 @@
 """`POST /api/events`: CloudEvents 1.0 JSON in; the valid events durably published to the hub.
 
 Body: one event as `application/cloudevents+json`, or an array as
-`application/cloudevents-batch+json` (`application/json` takes either), at most 1 MB.
+`application/cloudevents-batch+json` (`application/json` takes either), or one event in binary
+mode (`ce-*` headers, the data as an `application/json` body); at most 1 MB after any gzip or
+deflate `Content-Encoding`, and 5,000 events.
 Answers 202 `{"accepted": n, "rejected": [{"index", "id", "reason", "error"}]}` once the
 accepted events are durable in the hub (valid events of a batch are accepted even when
-others are rejected); 400 `{"error"}` for a body that is not UTF-8 JSON events, or with the
-rejection for a single invalid event; 413 over 1 MB; 415 for another content type; 503 when
-the hub cannot take the events (then none was accepted).
+others are rejected; past 100 rejections, the rest are counted in `rejected_total` and
+`rejected_by_reason`); 400 `{"error"}` for a body that is not UTF-8 JSON events, or with the
+rejection for a single invalid event; 413 over 1 MB or 5,000 events; 415 for another content
+type or coding; 503 when the hub cannot take the events (then none was accepted).
 """
 
 import json
@@ -23,7 +26,7 @@ bp = func.Blueprint()
 async def post_events(req: func.HttpRequest) -> func.HttpResponse:
     intake = platform().events.intake
     try:
-        result = await intake.submit(req.get_body(), req.headers.get("content-type"))
+        result = await intake.submit(req.get_body(), req.headers.get("content-type"), req.headers)
     except RequestRejected as error:
         return _json({"error": error.message}, error.status)
     except PublishFailed as error:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from devhost.extension import HostContext
 from devhost.http.convert import error_response, to_function_request, to_web_response
+from devhost.http.limits import BodyRefused, HttpLimits, read_body, refusal_response
 from devhost.http.routes import RouteTemplate, RouteTemplateError
 from devhost.indexing import FunctionSpec, IndexingError
 from devhost.invocation import FunctionFailed, HostShuttingDown
@@ -66,6 +67,7 @@ class HttpExtension:
         self._routes = build_routes(functions)
         self._prefix = context.host_config.route_prefix
         self.enforce_auth = enforces_auth(context.settings)
+        self.limits = HttpLimits.from_settings(context.settings)
 
     def routes(self) -> list[web.RouteDef]:
         prefix = f"/{self._prefix}" if self._prefix else ""
@@ -112,7 +114,10 @@ class HttpExtension:
                 return error_response(
                     401, "a valid key is required (x-functions-key header or code query parameter)"
                 )
-        body = await request.read()
+        try:
+            body = await read_body(request, self.limits)
+        except BodyRefused as refused:
+            return refusal_response(refused)
         function_request = to_function_request(request, body, values, origin=self._context.base_url)
         try:
             invocation = await self._context.invoker.invoke(

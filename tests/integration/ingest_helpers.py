@@ -29,11 +29,15 @@ class Platform:
         self.key = keys["hostKeys"]["default"]
 
     def post(self, events: list[Any], content_type: str = BATCH) -> requests.Response:
+        return self.post_body(json.dumps(events).encode(), {"content-type": content_type})
+
+    def post_body(self, body: bytes, headers: dict[str, str]) -> requests.Response:
+        """POST raw bytes to /api/events with these headers (and the key)."""
         return requests.post(
             self.host.url("/api/events"),
-            data=json.dumps(events).encode(),
-            headers={"content-type": content_type, "x-functions-key": self.key},
-            timeout=30,
+            data=body,
+            headers={**headers, "x-functions-key": self.key},
+            timeout=60,
         )
 
 

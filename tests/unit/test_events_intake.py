@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -19,24 +18,9 @@ from shared.events.publisher import (
     OutgoingEvent,
 )
 from tests.eventdata import encoded, interaction, payment, telemetry
+from tests.fakes.publisher import FakePublisher
 
 pytestmark = pytest.mark.unit
-
-
-class FakePublisher:
-    """The publishing port in memory; `fail` makes it refuse like an unavailable hub."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.published: list[tuple[str, list[OutgoingEvent]]] = []
-        self.fail = fail
-
-    async def publish(self, hub: str, events: Sequence[OutgoingEvent]) -> None:
-        if self.fail:
-            raise PublishFailed("hub unavailable")
-        self.published.append((hub, list(events)))
-
-    async def close(self) -> None:
-        pass
 
 
 @pytest.fixture

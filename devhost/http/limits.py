@@ -1,0 +1,109 @@
+"""Reading HTTP requests within limits: the body size and the headers and body timeouts.
+
+Azure's front end refuses bodies over 100 MB (`FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` changes it)
+and drops requests that stall. The devhost reads a body as it arrives, as sent: like the
+Functions host, it does not decode a `Content-Encoding`, so a compressed body reaches the
+function compressed (and a gzip bomb costs the host only its compressed size). A body over the
+limit is refused as soon as its `Content-Length`, or the bytes read so far, exceed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from devhost.appsettings import AppSettings
+from devhost.errors import StartupError
+
+BODY_SIZE_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
+HEADERS_TIMEOUT_SETTING = "DEVHOST_HTTP_HEADERS_TIMEOUT_S"
+BODY_TIMEOUT_SETTING = "DEVHOST_HTTP_BODY_TIMEOUT_S"
+DEFAULT_BODY_SIZE_LIMIT = 100 * 1024 * 1024  # the Functions host's default
+# Kestrel's RequestHeadersTimeout is 30 s; the body gets as long between two of its chunks.
+DEFAULT_HEADERS_TIMEOUT_S = 30.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
+READ_CHUNK_BYTES = 64 * 1024
+
+
+class HttpLimitsError(StartupError):
+    """A request limit setting that is not a positive number."""
+
+
+class BodyRefused(Exception):
+    """The body cannot be read within the limits; `status` is 413 or 408."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    body_size: int = DEFAULT_BODY_SIZE_LIMIT
+    headers_timeout_s: float = DEFAULT_HEADERS_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+
+    @classmethod
+    def from_settings(cls, settings: AppSettings) -> HttpLimits:
+        return cls(
+            body_size=int(_positive(settings, BODY_SIZE_LIMIT_SETTING, DEFAULT_BODY_SIZE_LIMIT)),
+            headers_timeout_s=_positive(
+                settings, HEADERS_TIMEOUT_SETTING, DEFAULT_HEADERS_TIMEOUT_S
+            ),
+            body_timeout_s=_positive(settings, BODY_TIMEOUT_SETTING, DEFAULT_BODY_TIMEOUT_S),
+        )
+
+
+def _positive(settings: AppSettings, name: str, default: float) -> float:
+    text = settings.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise HttpLimitsError(f"app setting {name} must be a positive number, not {text!r}")
+    return value
+
+
+async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
+    """The body as sent; raises BodyRefused (413) past the size limit, or (408) when no byte
+    of it arrives for `body_timeout_s`."""
+    declared = request.content_length
+    if declared is not None and declared > limits.body_size:
+        raise BodyRefused(
+            413, f"the request body is declared as {declared} bytes, over {_limit(limits)}"
+        )
+    body = bytearray()
+    stream = request.content
+    while True:
+        try:
+            async with asyncio.timeout(limits.body_timeout_s):
+                chunk = await stream.readany()
+        except TimeoutError:
+            raise BodyRefused(
+                408,
+                f"the request body stalled: no byte for {limits.body_timeout_s:g} s "
+                f"({len(body)} bytes received)",
+            ) from None
+        if not chunk:
+            return bytes(body)
+        if len(body) + len(chunk) > limits.body_size:
+            raise BodyRefused(413, f"the request body is over {_limit(limits)}")
+        body += chunk
+
+
+def _limit(limits: HttpLimits) -> str:
+    return f"the limit of {limits.body_size} bytes ({BODY_SIZE_LIMIT_SETTING})"
+
+
+def refusal_response(refused: BodyRefused) -> web.Response:
+    """The answer to a body that was not read whole: the connection closes after it, since
+    the rest of the body is still on the wire."""
+    response = web.json_response({"error": refused.message}, status=refused.status)
+    response.force_close()
+    return response
