@@ -38,6 +38,7 @@ from shared.lakehouse.delta_append import (
     TableChanged,
     UnsupportedTable,
 )
+from shared.lakehouse.lease import TableBusy, TableLeases
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class BronzeWriter:
         self._configuration = dict(configuration)
         self._max_attempts = max_attempts
         self._retry_delay_s = retry_delay_s
+        self._leases = TableLeases(self.root, self._access)
         self._tables: dict[str, _Table] = {}
         self._guard = threading.Lock()
 
@@ -130,12 +132,19 @@ class BronzeWriter:
         Each batch adds a file per table, and every reader of the table (silver, queries)
         pays for each file, so bronze is compacted regularly. Uses a handle of its own:
         ingestion goes on meanwhile (its next commit sees the compaction as another writer's).
+        Holds the table's maintenance lease: another compaction running (another process or
+        instance) skips this one, reported as `{"skipped": reason}` with no files changed.
         """
         options, _ = self._access.current()
         handle = self._open(table, options)
         if handle is None:
             return None
-        metrics: dict[str, Any] = handle.optimize.compact()
+        try:
+            with self._leases.hold(BRONZE, table):
+                handle.update_incremental()  # what the lease's previous holder committed
+                metrics: dict[str, Any] = handle.optimize.compact()
+        except TableBusy as busy:
+            return {"numFilesAdded": 0, "numFilesRemoved": 0, "skipped": str(busy)}
         return metrics
 
     def _commit_group(self, entry: _Table, table: str, group: list[_Request]) -> None:

@@ -238,3 +238,25 @@ def test_compaction_keeps_rows_and_exactly_once(tmp_path: Path) -> None:
     assert writer.land("t", SCHEMA, "p0", 11, rows_after(list(range(12)))).rows == 0
     assert writer.land("t", SCHEMA, "p0", 12, rows_after([11, 12])).rows == 1
     assert writer.compact("missing") is None
+
+
+def test_two_compactions_at_once_keep_every_row_once(tmp_path: Path) -> None:
+    first, second = BronzeWriter(str(tmp_path)), BronzeWriter(str(tmp_path))
+    for batch in range(20):
+        numbers = [batch * 2, batch * 2 + 1]
+        first.land("t", SCHEMA, "p0", numbers[-1], rows_after(numbers))
+    start = threading.Barrier(2)
+    results: list[object] = []
+
+    def compact(writer: BronzeWriter) -> None:
+        start.wait(10)
+        results.append(writer.compact("t"))
+
+    threads = [threading.Thread(target=compact, args=(w,)) for w in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 2
+    assert landed_numbers(first) == list(range(40))
+    assert len(DeltaTable(first.uri("t")).file_uris()) == 1

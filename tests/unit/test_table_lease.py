@@ -1,0 +1,93 @@
+"""Maintenance leases: one job per table at a time, across processes, freed when a holder dies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from shared.lakehouse.bronze import BronzeWriter
+from shared.lakehouse.lease import TableBusy, TableLeases
+from tests.unit.test_bronze_writer import SCHEMA, landed_numbers, rows_after
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_held_lease_makes_another_job_busy_until_released(tmp_path: Path) -> None:
+    first, second = TableLeases(str(tmp_path)), TableLeases(str(tmp_path))
+    with first.hold("silver", "t"):
+        with pytest.raises(TableBusy, match=first.owner):
+            with second.hold("silver", "t"):
+                pass
+        with second.hold("silver", "other"):  # tables are independent
+            pass
+    with second.hold("silver", "t"):
+        pass
+
+
+def test_an_expired_lease_is_taken_over(tmp_path: Path) -> None:
+    now = [1_000.0]
+    crashed = TableLeases(str(tmp_path), ttl_s=60, clock=lambda: now[0])
+    crashed._acquire("silver/t", crashed.uri("silver", "t"))  # and never released
+    other = TableLeases(str(tmp_path), ttl_s=60, clock=lambda: now[0])
+    with pytest.raises(TableBusy):
+        other._acquire("silver/t", other.uri("silver", "t"))
+    now[0] += 61
+    with other.hold("silver", "t"):
+        with pytest.raises(TableBusy, match=other.owner):
+            crashed._acquire("silver/t", crashed.uri("silver", "t"))
+
+
+def test_racing_jobs_get_the_lease_once(tmp_path: Path) -> None:
+    leases = [TableLeases(str(tmp_path)) for _ in range(4)]
+    start = threading.Barrier(len(leases))
+    held = threading.Event()
+    outcomes: list[str] = []
+
+    def take(lease: TableLeases) -> None:
+        start.wait(10)
+        try:
+            with lease.hold("bronze", "t"):
+                outcomes.append("held")
+                held.wait(5)  # keep it until every other job has tried
+        except TableBusy:
+            outcomes.append("busy")
+            if outcomes.count("busy") == len(leases) - 1:
+                held.set()
+
+    threads = [threading.Thread(target=take, args=(lease,)) for lease in leases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["busy"] * (len(leases) - 1) + ["held"]
+
+
+COMPACT = """
+import sys, time
+from pathlib import Path
+from shared.lakehouse.bronze import BronzeWriter
+root, go = sys.argv[1], Path(sys.argv[2])
+writer = BronzeWriter(root)
+while not go.exists():
+    time.sleep(0.005)
+print(writer.compact("t"))
+"""
+
+
+def test_two_processes_compacting_at_once_keep_every_row_once(tmp_path: Path) -> None:
+    writer = BronzeWriter(str(tmp_path / "lake"))
+    for batch in range(30):
+        writer.land("t", SCHEMA, "p0", batch, rows_after([batch]))
+    go = tmp_path / "go"
+    command = [sys.executable, "-c", COMPACT, str(tmp_path / "lake"), str(go)]
+    jobs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    go.touch()
+    outputs = [job.communicate(timeout=60)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], outputs
+    assert landed_numbers(writer) == list(range(30))
+    assert len(DeltaTable(writer.uri("t")).file_uris()) == 1
