@@ -39,6 +39,7 @@ from shared.lakehouse.delta_append import (
     UnsupportedTable,
 )
 from shared.lakehouse.lease import TableBusy, TableLeases
+from shared.lakehouse.tables import open_table
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ class BronzeWriter:
 
     def _open(self, table: str, options: dict[str, str] | None) -> DeltaTable | None:
         try:
-            return DeltaTable(self.uri(table), storage_options=options)
+            return open_table(self.uri(table), storage_options=options)
         except TableNotFoundError:
             return None
 
@@ -293,7 +294,7 @@ class BronzeWriter:
             configuration=self._configuration,
             storage_options=options,
         )
-        return DeltaTable(self.uri(table), storage_options=options)
+        return open_table(self.uri(table), storage_options=options)
 
 
 class _Request:
