@@ -14,6 +14,7 @@ platform again (tests do) finds it held. Readers (any Delta reader) take no lock
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -29,6 +30,13 @@ LOCK_FILE = ".platform.lock"
 
 _held: dict[Path, IO[str]] = {}  # this process's locks, kept until it ends
 _guard = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:  # the process ends: the kernel drops the locks, close the files too
+    with _guard:
+        while _held:
+            _held.popitem()[1].close()
 
 
 class LakeInUse(RuntimeError):

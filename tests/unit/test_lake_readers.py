@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared.lakehouse.bronze import BronzeWriter
+from tests.devhost_process import PROJECT_ROOT
 from tests.unit.test_bronze_writer import SCHEMA, rows_after
 
 pytestmark = pytest.mark.unit
@@ -62,6 +64,8 @@ def test_readers_in_a_loop_see_whole_growing_tables_while_bronze_is_written(
         reader = subprocess.run(
             [sys.executable, "-c", READ_IN_A_LOOP, str(tmp_path), "3"],
             capture_output=True,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
             text=True,
             timeout=60,
         )

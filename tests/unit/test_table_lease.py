@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from deltalake import DeltaTable
 
 from shared.lakehouse.bronze import BronzeWriter
 from shared.lakehouse.lease import TableBusy, TableLeases
+from tests.devhost_process import PROJECT_ROOT
 from tests.unit.test_bronze_writer import SCHEMA, landed_numbers, rows_after
 
 pytestmark = pytest.mark.unit
@@ -85,7 +87,13 @@ def test_two_processes_compacting_at_once_keep_every_row_once(tmp_path: Path) ->
         writer.land("t", SCHEMA, "p0", batch, rows_after([batch]))
     go = tmp_path / "go"
     command = [sys.executable, "-c", COMPACT, str(tmp_path / "lake"), str(go)]
-    jobs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    environment = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    jobs = [
+        subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     go.touch()
     outputs = [job.communicate(timeout=60)[0] for job in jobs]
     assert [job.returncode for job in jobs] == [0, 0], outputs
