@@ -30,6 +30,7 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from shared.lakehouse.access import LakeAccess, StaticAccess
+from shared.lakehouse.tables import open_table
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class TableLeases:
     def _open(self, uri: str) -> DeltaTable:
         options, _ = self._access.current()
         try:
-            return DeltaTable(uri, storage_options=options)
+            return open_table(uri, storage_options=options)
         except TableNotFoundError:
             pass
         try:
@@ -153,4 +154,4 @@ class TableLeases:
             )
         except DeltaError:  # another job created it meanwhile
             pass
-        return DeltaTable(uri, storage_options=options)
+        return open_table(uri, storage_options=options)
