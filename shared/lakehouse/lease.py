@@ -75,19 +75,21 @@ class TableLeases:
         self._access = access or StaticAccess()
         self._ttl_s = ttl_s
         self._clock = clock
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._process = f"{socket.gethostname()} pid {os.getpid()}"
 
     def uri(self, layer: str, table: str) -> str:
         return f"{self.root}/{LEASES}/{layer}/{table}"
 
     @contextmanager
     def hold(self, layer: str, table: str) -> Iterator[None]:
-        """Hold the table's lease for the block; raises TableBusy if another job holds it."""
+        """Hold the table's lease for the block; raises TableBusy if another job holds it
+        (another thread of this process included: each hold is a job of its own)."""
         name = f"{layer}/{table}"
-        handle = self._acquire(name, self.uri(layer, table))
+        owner = f"{self._process} job {uuid.uuid4().hex[:8]}"
+        handle = self._acquire(name, self.uri(layer, table), owner)
         stop = threading.Event()
         renewer = threading.Thread(
-            target=self._renew, args=(name, handle, stop), name=f"lease {name}", daemon=True
+            target=self._renew, args=(name, handle, owner, stop), name=f"lease {name}", daemon=True
         )
         renewer.start()
         try:
@@ -95,30 +97,30 @@ class TableLeases:
         finally:
             stop.set()
             renewer.join()
-            if self._state(handle).holder == self.owner:
-                self._commit(handle, {_HOLDER: self.owner, _RELEASED: "true", _EXPIRES: "0"})
+            if self._state(handle).holder == owner:
+                self._commit(handle, {_HOLDER: owner, _RELEASED: "true", _EXPIRES: "0"})
 
-    def _acquire(self, name: str, uri: str) -> DeltaTable:
+    def _acquire(self, name: str, uri: str, owner: str) -> DeltaTable:
         handle = self._open(uri)
         for _ in range(_ATTEMPTS):
             state = self._state(handle)
-            if state.holder is not None and state.holder != self.owner:
+            if state.holder is not None:
                 raise TableBusy(name, state.holder, state.expires_ms)
-            if self._commit(handle, self._claim()):
+            if self._commit(handle, self._claim(owner)):
                 return handle
         state = self._state(handle)
         raise TableBusy(name, state.holder or "another job", state.expires_ms)
 
-    def _renew(self, name: str, handle: DeltaTable, stop: threading.Event) -> None:
+    def _renew(self, name: str, handle: DeltaTable, owner: str, stop: threading.Event) -> None:
         while not stop.wait(self._ttl_s / 3):
             state = self._state(handle)
-            if state.holder != self.owner or not self._commit(handle, self._claim()):
+            if state.holder != owner or not self._commit(handle, self._claim(owner)):
                 log.error("%s: the maintenance lease was lost while the job ran", name)
                 return
 
-    def _claim(self) -> dict[str, str]:
+    def _claim(self, owner: str) -> dict[str, str]:
         expires = int((self._clock() + self._ttl_s) * 1000)
-        return {_HOLDER: self.owner, _EXPIRES: str(expires)}
+        return {_HOLDER: owner, _EXPIRES: str(expires)}
 
     def _commit(self, handle: DeltaTable, metadata: dict[str, str]) -> bool:
         """Commit the next version of the lease table; False if another job took it."""

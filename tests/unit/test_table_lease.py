@@ -22,8 +22,11 @@ pytestmark = pytest.mark.unit
 def test_a_held_lease_makes_another_job_busy_until_released(tmp_path: Path) -> None:
     first, second = TableLeases(str(tmp_path)), TableLeases(str(tmp_path))
     with first.hold("silver", "t"):
-        with pytest.raises(TableBusy, match=first.owner):
+        with pytest.raises(TableBusy, match=f"pid {os.getpid()} job"):
             with second.hold("silver", "t"):
+                pass
+        with pytest.raises(TableBusy):  # another job of the same process, too
+            with first.hold("silver", "t"):
                 pass
         with second.hold("silver", "other"):  # tables are independent
             pass
@@ -33,15 +36,24 @@ def test_a_held_lease_makes_another_job_busy_until_released(tmp_path: Path) -> N
 
 def test_an_expired_lease_is_taken_over(tmp_path: Path) -> None:
     now = [1_000.0]
-    crashed = TableLeases(str(tmp_path), ttl_s=60, clock=lambda: now[0])
-    crashed._acquire("silver/t", crashed.uri("silver", "t"))  # and never released
-    other = TableLeases(str(tmp_path), ttl_s=60, clock=lambda: now[0])
-    with pytest.raises(TableBusy):
-        other._acquire("silver/t", other.uri("silver", "t"))
+    leases = TableLeases(str(tmp_path), ttl_s=60, clock=lambda: now[0])
+    uri = leases.uri("silver", "t")
+    leases._acquire("silver/t", uri, "crashed job")  # and never released
+    with pytest.raises(TableBusy, match="crashed job"):
+        leases._acquire("silver/t", uri, "next job")
     now[0] += 61
-    with other.hold("silver", "t"):
-        with pytest.raises(TableBusy, match=other.owner):
-            crashed._acquire("silver/t", crashed.uri("silver", "t"))
+    with leases.hold("silver", "t"):
+        with pytest.raises(TableBusy, match="job"):
+            leases._acquire("silver/t", uri, "crashed job")
+
+
+def test_a_running_job_renews_its_lease_past_the_ttl(tmp_path: Path) -> None:
+    leases = TableLeases(str(tmp_path), ttl_s=1.2)  # renewed every 0.4 s
+    with leases.hold("bronze", "t"):
+        threading.Event().wait(2.5)  # a job longer than the ttl
+        with pytest.raises(TableBusy):
+            with TableLeases(str(tmp_path)).hold("bronze", "t"):
+                pass
 
 
 def test_racing_jobs_get_the_lease_once(tmp_path: Path) -> None:
