@@ -73,6 +73,15 @@ def public_base_url(settings: AppSettings, listen_url: str) -> str:
     return f"{scheme}://{hostname}"
 
 
+def data_dir_environment(options: HostOptions, data_dir: Path) -> dict[str, str]:
+    """What to export for the app: with `--data-dir`, the dir replaces every data dir setting
+    (the app's state, its lake included, moves with it, whatever local.settings.json says);
+    otherwise the devhost's own dir is exported unless the environment sets one."""
+    if options.data_dir is not None:
+        return {name: str(data_dir) for name in DATA_DIR_SETTINGS}
+    return {DATA_DIR_SETTINGS[0]: os.environ.get(DATA_DIR_SETTINGS[0]) or str(data_dir)}
+
+
 def resolve_data_dir(options: HostOptions, settings: AppSettings) -> Path:
     if options.data_dir is not None:
         return options.data_dir.resolve()
@@ -108,7 +117,7 @@ class Host:
         data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = HostLock(data_dir, script_root)
         self._lock.acquire()  # before the app opens anything in the data dir
-        os.environ.setdefault("DEVHOST_DATA_DIR", str(data_dir))
+        os.environ.update(data_dir_environment(self.options, data_dir))
         app = load_app(script_root)
         self.functions = index_app(app, settings)
         threads = settings.get(THREADS_SETTING)

@@ -10,7 +10,8 @@ The lock is an advisory `flock` on `<data dir>/devhost/locks/<app>.lock`, where 
 for the app's folder (its resolved path), as a host id stands for an app in Azure. The kernel
 drops it when the process ends, even on SIGKILL, so a crashed host never blocks the next one.
 Other processes (publishers writing to the event log, `python -m devhost instances`) do not
-take it.
+take it. `--data-dir` moves all of an app's state, so a second host given its own is safe; an
+app that keeps state elsewhere guards it itself (the platform locks its lake).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from shared.config import Adapter, Settings, load_settings
 from shared.events.services import EventServices, build_event_services
 from shared.health import ReadinessProbe
 from shared.lakehouse.access import LakeAccess, lake_access
+from shared.lakehouse.lake_lock import hold_local_lake
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
 
 
@@ -47,6 +48,8 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     """Build the platform from settings (loaded from the environment when not given)."""
     settings = settings or load_settings()
     _set_log_level(settings.log_level)
+    if settings.lake.adapter is Adapter.LOCAL:
+        hold_local_lake(Path(settings.lake.uri))  # before anything writes to it
     access = lake_access(settings.lake)
     events = build_event_services(settings, access, os.environ)
     probes: list[ReadinessProbe] = [_lake_probe(settings, access), events.probe]

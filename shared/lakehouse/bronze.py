@@ -38,6 +38,8 @@ from shared.lakehouse.delta_append import (
     TableChanged,
     UnsupportedTable,
 )
+from shared.lakehouse.lease import TableBusy, TableLeases
+from shared.lakehouse.tables import open_table
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class BronzeWriter:
         self._configuration = dict(configuration)
         self._max_attempts = max_attempts
         self._retry_delay_s = retry_delay_s
+        self._leases = TableLeases(self.root, self._access)
         self._tables: dict[str, _Table] = {}
         self._guard = threading.Lock()
 
@@ -130,12 +133,19 @@ class BronzeWriter:
         Each batch adds a file per table, and every reader of the table (silver, queries)
         pays for each file, so bronze is compacted regularly. Uses a handle of its own:
         ingestion goes on meanwhile (its next commit sees the compaction as another writer's).
+        Holds the table's maintenance lease: another compaction running (another process or
+        instance) skips this one, reported as `{"skipped": reason}` with no files changed.
         """
         options, _ = self._access.current()
         handle = self._open(table, options)
         if handle is None:
             return None
-        metrics: dict[str, Any] = handle.optimize.compact()
+        try:
+            with self._leases.hold(BRONZE, table):
+                handle.update_incremental()  # what the lease's previous holder committed
+                metrics: dict[str, Any] = handle.optimize.compact()
+        except TableBusy as busy:
+            return {"numFilesAdded": 0, "numFilesRemoved": 0, "skipped": str(busy)}
         return metrics
 
     def _commit_group(self, entry: _Table, table: str, group: list[_Request]) -> None:
@@ -185,7 +195,7 @@ class BronzeWriter:
             data = _concat([rows for _, rows in parts])
             before = handle.version()
             evolve = data.schema.names != entry.columns
-            transactions = [Transaction(r.app_id, r.version) for r, _ in parts]
+            transactions = [Transaction(a, v) for a, v in _transactions(parts).items()]
             write_deltalake(
                 handle,
                 data,
@@ -197,8 +207,8 @@ class BronzeWriter:
                 entry.versions.clear()  # the handle caught up with other writers' commits
             if evolve:
                 entry.columns = _columns(handle)
+            entry.versions.update(_transactions(parts))
             for request, rows in parts:
-                entry.versions[request.app_id] = request.version
                 results[id(request)] = Landed(table, rows.num_rows, request.version)
             if entry.log is not None or handle.version() - entry.opened >= REOPEN_AFTER:
                 # Reload: the direct log must see the new schema; a long-lived deltalake
@@ -229,7 +239,7 @@ class BronzeWriter:
                         files = log.write(data)
                 if parts:
                     try:
-                        log.commit(files, [(r.app_id, r.version) for r, _ in parts])
+                        log.commit(files, list(_transactions(parts).items()))
                     except ConcurrentCommit:
                         continue
                     files = []
@@ -271,7 +281,7 @@ class BronzeWriter:
 
     def _open(self, table: str, options: dict[str, str] | None) -> DeltaTable | None:
         try:
-            return DeltaTable(self.uri(table), storage_options=options)
+            return open_table(self.uri(table), storage_options=options)
         except TableNotFoundError:
             return None
 
@@ -284,7 +294,7 @@ class BronzeWriter:
             configuration=self._configuration,
             storage_options=options,
         )
-        return DeltaTable(self.uri(table), storage_options=options)
+        return open_table(self.uri(table), storage_options=options)
 
 
 class _Request:
@@ -332,11 +342,16 @@ class _Table:
 def _parts(
     table: str, group: list[_Request], landed_of: Callable[[str], int | None]
 ) -> tuple[list[tuple[_Request, pa.Table]], dict[int, Landed]]:
-    """The rows each request still has to land, and the results of those with none."""
+    """The rows each request still has to land, and the results of those with none.
+
+    Requests of one app id in the same group (a redelivery racing its original) see what the
+    earlier ones add: the app id's state is carried forward, so no row is landed twice.
+    """
     parts: list[tuple[_Request, pa.Table]] = []
     results: dict[int, Landed] = {}
+    carried: dict[str, int | None] = {}
     for request in group:
-        landed = landed_of(request.app_id)
+        landed = carried[request.app_id] if request.app_id in carried else landed_of(request.app_id)
         rows = None
         if landed is None or landed < request.version:
             rows = request.rows_after(landed)
@@ -344,7 +359,17 @@ def _parts(
             results[id(request)] = Landed(table, 0, landed)
         else:
             parts.append((request, rows))
+            landed = request.version
+        carried[request.app_id] = landed
     return parts, results
+
+
+def _transactions(parts: list[tuple[_Request, pa.Table]]) -> dict[str, int]:
+    """One `txn` per app id (Delta allows no more in a commit): the group's last version."""
+    versions: dict[str, int] = {}
+    for request, _ in parts:
+        versions[request.app_id] = max(request.version, versions.get(request.app_id, -1))
+    return versions
 
 
 def _columns(handle: DeltaTable) -> list[str]:

@@ -20,6 +20,8 @@ import pyarrow.dataset as pds
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
+from shared.lakehouse.tables import open_table
+
 CHANGE_FEED = "delta.enableChangeDataFeed"
 CHANGE_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
 
@@ -143,7 +145,7 @@ def bronze_increment(
     uri: str, since_version: int | None, storage_options: dict[str, str] | None = None
 ) -> Increment:
     """The rows added to the table at `uri` after `since_version`, as of its latest version."""
-    table = DeltaTable(uri, storage_options=storage_options)
+    table = open_table(uri, storage_options=storage_options)
     if since_version is not None:
         feed = _change_feed(table, since_version)
         if feed is not None:
@@ -152,7 +154,7 @@ def bronze_increment(
     seen: dict[str, int] = {}
     if since_version is not None:
         try:
-            seen = _paths(DeltaTable(uri, version=since_version, storage_options=storage_options))
+            seen = _paths(open_table(uri, version=since_version, storage_options=storage_options))
         except DeltaError:
             seen = {}  # that version's log is gone: reread everything, the MERGE deduplicates
     dataset = table.to_pyarrow_dataset()

@@ -9,6 +9,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from shared.lakehouse.access import LakeAccess
+from shared.lakehouse.tables import open_table
 
 QUALITY_TABLE = "_quality"
 QUARANTINE_TABLE = "quarantine"
@@ -39,7 +40,7 @@ class Lake:
     def open(self, layer: str, table: str, version: int | None = None) -> DeltaTable | None:
         """The Delta table, or None when it does not exist yet."""
         try:
-            return DeltaTable(
+            return open_table(
                 self.uri(layer, table), version=version, storage_options=self.options()
             )
         except TableNotFoundError:

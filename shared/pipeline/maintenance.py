@@ -3,6 +3,10 @@
 Silver, gold, quarantine and the quality record are maintained. Bronze is not: the pipeline
 finds new bronze rows by the files added since its watermark, and compacted files would look new
 (harmless, as the MERGE deduplicates, but a full re-read of bronze every night).
+
+Each table is maintained under its maintenance lease (`shared.lakehouse.lease`): two jobs on one
+table (two runs of the orchestration, two instances) would otherwise both commit a rewrite of
+the same files and duplicate their rows. A job that finds the lease held skips the table.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.lakehouse.access import StaticAccess
+from shared.lakehouse.lease import TableBusy, TableLeases
 from shared.pipeline.lake import QUALITY_TABLE, QUARANTINE_TABLE, Lake
 
 
@@ -36,7 +42,20 @@ def maintenance_targets(
 
 def maintain(lake: Lake, target: MaintenanceTarget, retention_hours: int) -> dict[str, Any]:
     """Compact (or Z-order, which also compacts) one table, then vacuum what is older than
-    `retention_hours`; time travel further back than that is given up on purpose."""
+    `retention_hours`; time travel further back than that is given up on purpose. Reports
+    `busy` (and changes nothing) while another job maintains the table."""
+    name = f"{target.layer}/{target.table}"
+    if lake.open(target.layer, target.table) is None:
+        return {"table": name, "status": "missing"}
+    leases = TableLeases(lake.root, lake.access or StaticAccess(dict(lake.storage_options)))
+    try:
+        with leases.hold(target.layer, target.table):
+            return _maintain(lake, target, retention_hours)
+    except TableBusy as busy:
+        return {"table": name, "status": "busy", "reason": str(busy)}
+
+
+def _maintain(lake: Lake, target: MaintenanceTarget, retention_hours: int) -> dict[str, Any]:
     table = lake.open(target.layer, target.table)
     name = f"{target.layer}/{target.table}"
     if table is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 
@@ -62,3 +63,27 @@ def test_events_posted_to_the_devhost_land_on_adls(
     expected = sorted(e["id"] for e in events)
     eventually(lambda: sorted(landed_ids(lake, options)) == expected, what="events on Azurite")
     assert not (tmp_path / "data" / "lake").exists()
+
+
+def test_two_compactions_at_once_on_adls_keep_every_row_once(azurite: Azurite, lake: str) -> None:
+    options = emulator_options(azurite.blob_endpoint)
+    writers = [BronzeWriter(lake, StaticAccess(options)) for _ in range(2)]
+    ingestor = Ingestor(EventDecoder(), Pseudonymizer(b"k" * 32), writers[0])
+    for batch in range(6):
+        numbers = range(batch * 5, batch * 5 + 5)
+        position = Position("local", "events", "$default", 0)
+        ingestor.ingest(position, messages([encoded(payment(n)) for n in numbers], batch * 5))
+    start = threading.Barrier(2)
+    results: list[object] = []
+
+    def compact(writer: BronzeWriter) -> None:
+        start.wait(30)
+        results.append(writer.compact("payment_transaction"))
+
+    threads = [threading.Thread(target=compact, args=(writer,)) for writer in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(results) == 2, results
+    assert len(bronze_rows(lake, "payment_transaction", options)) == 30

@@ -281,3 +281,39 @@ def test_without_hard_links_deltalake_writes(
     assert (table.version(), table.transaction_version("p0")) == (3, 3)
     assert sorted(table.to_pyarrow_table().column("sequence_number").to_pylist()) == [0, 1, 2, 3]
     assert not list((Path(bronze.uri("t")) / "_delta_log").glob("_commit_*"))
+
+
+def test_data_and_commit_are_on_disk_before_and_after_the_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power loss must never leave a visible version whose files are missing: each Parquet
+    file, its folder (and a new folder's parent) and the commit are synced before the link
+    makes the version visible, and the log folder after it."""
+    bronze = writer(tmp_path)
+    bronze.land("t", SCHEMA, "p0", 0, always(rows([0])))
+    table = Path(bronze.uri("t"))
+    events: list[tuple[str, str]] = []
+    fsync, link = os.fsync, os.link
+
+    def synced(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def linked(source: Any, target: Any, **options: Any) -> None:
+        link(source, target, **options)
+        events.append(("link", str(target)))
+
+    monkeypatch.setattr(os, "fsync", synced)
+    monkeypatch.setattr(os, "link", linked)
+    day = dt.timedelta(days=1)
+    bronze.land("t", SCHEMA, "p0", 2, always(rows([1, 2], step=day)))  # a new date partition
+    linked_at = events.index(("link", str(table / "_delta_log" / f"{2:020d}.json")))
+    before = {path for _, path in events[:linked_at]}
+    new_files = [f["add"]["path"] for f in log_lines(table, 2) if "add" in f]
+    assert len(new_files) == 2
+    for path in new_files:
+        assert str(table / path) in before
+        assert str((table / path).parent) in before
+    assert str(table) in before  # the new partition folder's entry
+    assert any(p.startswith(str(table / "_delta_log" / "_commit_")) for p in before)
+    assert ("fsync", str(table / "_delta_log")) in events[linked_at:]

@@ -50,6 +50,33 @@ def landed_numbers(writer: BronzeWriter, table: str = "t") -> list[int]:
     return sorted(data.column("sequence_number").to_pylist())
 
 
+def land_in_one_group(writer: BronzeWriter, calls: list[tuple[str, int, list[int]]]) -> None:
+    """Land `calls` while another commit runs, so that they all fall into the next one."""
+    holder = f"holder-{time.monotonic_ns()}"
+    writer.land("t", SCHEMA, holder, 0, rows_after([0]))
+    release = threading.Event()
+
+    def slow(landed: int | None) -> pa.Table:
+        release.wait(10)
+        return rows([1])
+
+    first = threading.Thread(target=writer.land, args=("t", SCHEMA, holder, 1, slow))
+    first.start()
+    waiting = [
+        threading.Thread(target=writer.land, args=("t", SCHEMA, app_id, version, rows_after(n)))
+        for app_id, version, n in calls
+    ]
+    for thread in waiting:
+        thread.start()
+    queue = writer._tables["t"].queue
+    deadline = time.monotonic() + 10
+    while len(queue) < len(calls) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for thread in (first, *waiting):
+        thread.join(10)
+
+
 def test_first_land_creates_the_partitioned_table(tmp_path: Path) -> None:
     writer = BronzeWriter(str(tmp_path))
     result = writer.land("t", SCHEMA, "hub/cg/0", 2, rows_after([0, 1, 2]))
@@ -165,32 +192,26 @@ def test_an_unreachable_lake_fails_after_bounded_retries(tmp_path: Path) -> None
 
 def test_calls_waiting_for_a_commit_share_the_next_one(tmp_path: Path) -> None:
     writer = BronzeWriter(str(tmp_path))
-    writer.land("t", SCHEMA, "p0", 0, rows_after([0]))
-    release = threading.Event()
-
-    def slow(landed: int | None) -> pa.Table:
-        release.wait(10)
-        return rows([1])
-
-    first = threading.Thread(target=writer.land, args=("t", SCHEMA, "p0", 1, slow))
-    first.start()
-    waiting = [
-        threading.Thread(target=writer.land, args=("t", SCHEMA, f"p{p}", 5, rows_after([5])))
-        for p in (1, 2)
-    ]
-    for thread in waiting:
-        thread.start()
-    queue = writer._tables["t"].queue
-    deadline = time.monotonic() + 10
-    while len(queue) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    release.set()
-    for thread in (first, *waiting):
-        thread.join(10)
+    land_in_one_group(writer, [("p1", 5, [5]), ("p2", 5, [5])])
     table = DeltaTable(writer.uri("t"))
     assert landed_numbers(writer) == [0, 1, 5, 5]
     assert table.version() == 3  # create + first + one commit for both waiting calls
     assert table.transaction_version("p1") == table.transaction_version("p2") == 5
+
+
+@pytest.mark.parametrize("direct_log", [True, False])
+def test_one_app_id_twice_in_a_group_commit_lands_once(tmp_path: Path, direct_log: bool) -> None:
+    writer = BronzeWriter(str(tmp_path), direct_log=direct_log)
+    # A redelivery of the same batch, and an overlapping one, wait for the same commit.
+    land_in_one_group(writer, [("p1", 12, [10, 11, 12]), ("p1", 12, [10, 11, 12])])
+    land_in_one_group(writer, [("p1", 14, [12, 13, 14]), ("p1", 15, [13, 14, 15])])
+    table = DeltaTable(writer.uri("t"))
+    assert [n for n in landed_numbers(writer) if n >= 10] == [10, 11, 12, 13, 14, 15]
+    assert table.transaction_version("p1") == 15
+    log_dir = tmp_path / "bronze" / "t" / "_delta_log"
+    for commit in log_dir.glob("*.json"):
+        app_ids = [line for line in commit.read_text().splitlines() if '"appId":"p1"' in line]
+        assert len(app_ids) <= 1, commit.name
 
 
 def test_a_failure_while_building_rows_reaches_the_caller(tmp_path: Path) -> None:
@@ -217,3 +238,25 @@ def test_compaction_keeps_rows_and_exactly_once(tmp_path: Path) -> None:
     assert writer.land("t", SCHEMA, "p0", 11, rows_after(list(range(12)))).rows == 0
     assert writer.land("t", SCHEMA, "p0", 12, rows_after([11, 12])).rows == 1
     assert writer.compact("missing") is None
+
+
+def test_two_compactions_at_once_keep_every_row_once(tmp_path: Path) -> None:
+    first, second = BronzeWriter(str(tmp_path)), BronzeWriter(str(tmp_path))
+    for batch in range(20):
+        numbers = [batch * 2, batch * 2 + 1]
+        first.land("t", SCHEMA, "p0", numbers[-1], rows_after(numbers))
+    start = threading.Barrier(2)
+    results: list[object] = []
+
+    def compact(writer: BronzeWriter) -> None:
+        start.wait(10)
+        results.append(writer.compact("t"))
+
+    threads = [threading.Thread(target=compact, args=(w,)) for w in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 2
+    assert landed_numbers(first) == list(range(40))
+    assert len(DeltaTable(first.uri("t")).file_uris()) == 1

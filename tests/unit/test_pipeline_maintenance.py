@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,28 @@ def test_tables_without_keys_are_compacted_and_missing_ones_reported(tmp_path: P
     result = pipeline.maintain({"layer": "silver", "table": "quarantine", "zorder": []})
     assert result["operation"] == "compact"
     assert result["vacuumed_files"] == 0  # the default retention keeps this week's files
+
+
+def test_two_maintenance_jobs_at_once_keep_every_row_once(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    pipeline = medallion_for(lake)
+    for batch in range(6):
+        land(lake, "payment.transaction", [payment(f"p{batch}", f"a{batch}", 1, T0)])
+        pipeline.build_silver("payment_transaction", f"run-{batch}")
+    before = sorted(r["event_id"] for r in read(lake, "silver", "payment_transaction"))
+    target = {"layer": "silver", "table": "payment_transaction", "zorder": []}
+    start = threading.Barrier(2)
+    results: list[dict[str, object]] = []
+
+    def maintain() -> None:
+        start.wait(10)
+        results.append(pipeline.maintain(target))
+
+    jobs = [threading.Thread(target=maintain) for _ in range(2)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(60)
+    assert len(results) == 2
+    assert sorted(r["event_id"] for r in read(lake, "silver", "payment_transaction")) == before
+    assert len(DeltaTable(f"{lake}/silver/payment_transaction").file_uris()) == 1
