@@ -51,8 +51,11 @@ def hold_local_lake(root: Path) -> None:
     with _guard:
         if root in _held:
             return
-        root.mkdir(parents=True, exist_ok=True)
-        file = open(root / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for good
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            file = open(root / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held for good
+        except OSError:
+            return  # nothing can write this lake either; its readiness probe reports why
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
