@@ -17,7 +17,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from shared.events.contracts import Contract
 from shared.events.envelope import DecodedGroup, EventDecoder
 from shared.events.errors import EventRejected, Reason
 from shared.events.failures import isolate, processing_error
@@ -29,13 +28,13 @@ from shared.lakehouse.bronze_rows import (
     HubMessage,
     Position,
     Rejection,
+    RowBuilder,
 )
 from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, DEADLETTER_TABLE
 
 _SEQUENCE = attrgetter("sequence_number")
 _ENQUEUED = attrgetter("enqueued_time")
 _DATA = attrgetter("data")
-RowBuilder = Callable[[Contract, Pseudonymizer], ContractRows]
 
 
 class MissingHubPosition(ValueError):

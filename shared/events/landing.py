@@ -1,7 +1,9 @@
 """The landing service: files from the landing container into bronze, exactly once per version.
 
 A file is read a chunk at a time through its contract; valid rows are committed in batches
-(`commit_rows`), rejected records go to the dead-letter table. Each commit carries a Delta
+(`commit_rows`), rejected records go to the dead-letter table, and so does a valid record whose
+row cannot be built (`processing_error`, found by bisecting its chunk): one bad value never
+fails the file. Each commit carries a Delta
 application transaction whose app id names the blob path and version (ETag) and whose version
 is the ordinal of the last record committed (its position among the file's records: lines do
 not do, as a minified JSON array has all its objects on line 1). What the reader could not
@@ -32,13 +34,20 @@ import pyarrow as pa
 from shared.events.contracts import ContractRegistry
 from shared.events.envelope import DecodedEvent
 from shared.events.errors import EventRejected, Reason
+from shared.events.failures import isolate, processing_error
 from shared.events.landing_file import LandingFile
 from shared.events.landing_records import RecordChecker, file_rejection
 from shared.events.pseudonymize import Pseudonymizer
 from shared.files.reader import READERS, read_records
 from shared.files.records import FileChunk
 from shared.lakehouse.bronze import BronzeWriter
-from shared.lakehouse.bronze_rows import ContractRows, DeadLetterRows, Position, Rejection
+from shared.lakehouse.bronze_rows import (
+    ContractRows,
+    DeadLetterRows,
+    Position,
+    Rejection,
+    RowBuilder,
+)
 from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, DEADLETTER_TABLE
 
 FILE_PARTITION = -1  # the bronze `partition` of rows from files: they come from no hub partition
@@ -93,6 +102,7 @@ class FileLanding:
         commit_bytes: int = 64 * 1024 * 1024,
         give_up_after: int = 1_000,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        row_builder: RowBuilder = ContractRows,
     ) -> None:
         self._registry = registry
         self._writer = writer
@@ -102,7 +112,7 @@ class FileLanding:
         self._give_up_after = give_up_after
         latest = registry.latest()
         self._checkers = {c.event_type: RecordChecker(c, pseudonymizer) for c in latest}
-        self._rows = {c.event_type: ContractRows(c, pseudonymizer) for c in latest}
+        self._rows = {c.event_type: row_builder(c, pseudonymizer) for c in latest}
         self._deadletter = DeadLetterRows(registry, pseudonymizer)
 
     def land(self, file: LandingFile) -> LandingReport:
@@ -245,16 +255,37 @@ class _Batch:
     def add_rows(self, events: list[DecodedEvent], lines: list[int], ordinals: list[int]) -> None:
         if not events:
             return
-        assert self._builder is not None
-        count = len(events)
-        table = self._builder.table(
-            events, lines, [self.arrived] * count, FILE_PARTITION, self._clock()
-        )
-        index = table.schema.get_field_index("extensions")
-        stamp = pa.repeat(pa.scalar(self._extensions, pa.string()), count)
-        self._tables.append(table.set_column(index, table.schema.field(index), stamp))
-        self._ordinals.extend(ordinals)
-        self._bytes += table.nbytes
+        builder, ingested_at = self._builder, self._clock()
+        assert builder is not None
+
+        def attempt(chosen: list[int]) -> None:
+            whole = len(chosen) == len(events)
+            table = builder.table(
+                events if whole else [events[i] for i in chosen],
+                lines if whole else [lines[i] for i in chosen],
+                [self.arrived] * len(chosen),
+                FILE_PARTITION,
+                ingested_at,
+            )
+            index = table.schema.get_field_index("extensions")
+            stamp = pa.repeat(pa.scalar(self._extensions, pa.string()), len(chosen))
+            self._tables.append(table.set_column(index, table.schema.field(index), stamp))
+            self._ordinals.extend(ordinals if whole else [ordinals[i] for i in chosen])
+            self._bytes += table.nbytes
+
+        for at, error in isolate(range(len(events)), attempt):
+            envelope = events[at].envelope
+            failure = processing_error(error, builder.contract.event_type)
+            rejection = file_rejection(
+                failure,
+                self._file.path,
+                self._file.event_type,
+                lines[at],
+                self.arrived,
+                data=envelope.data,
+                event_id=envelope.id,
+            )
+            self.add_rejections([rejection], [ordinals[at]])
 
     def add_rejections(self, rejections: list[Rejection], ordinals: list[int]) -> None:
         self._rejections.extend(zip(ordinals, rejections, strict=True))
