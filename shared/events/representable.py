@@ -3,13 +3,14 @@
 An event time becomes the bronze `event_time` and its UTC date the `event_date` partition, so
 it must convert to UTC (year 1 at +14:00 does not) and be believable. One window serves HTTP
 intake, the hub ingest and file landing: from the Unix epoch to `MAX_CLOCK_SKEW` past now.
-A contract's typed fields get the checks their Arrow column needs: int64 for integers, and
-datetimes that convert to UTC.
+A contract's typed fields get the checks their Arrow column needs: int64 for integers,
+datetimes that convert to UTC, and finite floats (as JSON has them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,14 @@ def field_range_check(info: msgspec.inspect.Type) -> tuple[Callable[[Any], bool]
         if bounded and capped:
             return None
         return _fits_int64, "is outside the 64-bit integer range"
+    if isinstance(info, msgspec.inspect.FloatType):
+        if None in (
+            info.ge if info.gt is None else info.gt,
+            info.le if info.lt is None else info.lt,
+        ):
+            # JSON, the events' format, has no NaN or infinity: a file (Parquet) may not either.
+            return _finite, "must be a finite number"
+        return None  # both bounds refuse NaN and infinity
     if isinstance(info, msgspec.inspect.DateTimeType):
         return _converts_to_utc, "is a time outside years 1 to 9999 in UTC"
     if isinstance(info, msgspec.inspect.UnionType):
@@ -68,6 +77,10 @@ def field_range_check(info: msgspec.inspect.Type) -> tuple[Callable[[Any], bool]
 
 def _fits_int64(value: Any) -> bool:
     return not isinstance(value, int) or INT64_MIN <= value <= INT64_MAX
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
 
 
 def _converts_to_utc(value: Any) -> bool:

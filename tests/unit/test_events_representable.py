@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import msgspec
 import pyarrow as pa
@@ -67,6 +68,7 @@ class Counted(msgspec.Struct):
     id: str
     count: int
     seen: dt.datetime | None = None
+    ratio: float = 0.0
 
 
 COUNTED = Contract("test.counted", 1, Counted, "id")
@@ -87,3 +89,9 @@ def test_a_datetime_field_is_accepted_only_when_it_converts_to_utc(moment: dt.da
         assert pa.array([moment], TIMESTAMP)[0].as_py() == moment
     else:
         assert "outside years 1 to 9999" in problem
+
+
+@given(st.floats())
+def test_a_float_field_is_accepted_when_finite(value: float) -> None:
+    problem = COUNTED.violation(Counted("a", 1, None, value))
+    assert (problem is None) == math.isfinite(value)
