@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
@@ -28,6 +29,7 @@ STANDARD_ATTRIBUTES = frozenset(
     ("specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema")
 )
 _EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
+_TIME = attrgetter("time")
 
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 UriRef = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
@@ -161,7 +163,6 @@ class EventDecoder:
         and reason of each rejected one."""
         fast, contract_of = self._fast.decode, self._contract_of
         window = EventTimeWindow(self._clock())
-        earliest, latest = window.earliest, window.latest
         by_type: dict[type, tuple[list[Any], list[int]]] = {}
         slow: list[int] = []
         rejected: list[tuple[int, EventRejected]] = []
@@ -176,19 +177,21 @@ class EventDecoder:
                 if envelope.dataschema != contract_of[kind].dataschema:
                     slow.append(index)
                     continue
-            moment = envelope.time
-            if moment is not None and not earliest <= moment <= latest:
-                slow.append(index)  # rejected there, with the reason
-                continue
             group = by_type.get(kind)
             if group is None:
                 group = by_type[kind] = ([], [])
             group[0].append(envelope)
             group[1].append(index)
-        groups = {
-            contract_of[kind]: DecodedGroup(envelopes, indexes)
-            for kind, (envelopes, indexes) in by_type.items()
-        }
+        groups: dict[Contract, DecodedGroup] = {}
+        for kind, (envelopes, indexes) in by_type.items():
+            late = window.outside(list(map(_TIME, envelopes)))
+            if late:  # rejected on the slow path, with the reason
+                slow.extend(indexes[i] for i in late)
+                keep = sorted(set(range(len(envelopes))).difference(late))
+                envelopes = [envelopes[i] for i in keep]
+                indexes = [indexes[i] for i in keep]
+            if envelopes:
+                groups[contract_of[kind]] = DecodedGroup(envelopes, indexes)
         for index in slow:
             try:
                 event = self._decode_slow(bodies[index], window)

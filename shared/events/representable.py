@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import msgspec
 
@@ -30,15 +30,47 @@ class EventTimeWindow:
     def __init__(self, now: dt.datetime) -> None:
         self.earliest = EARLIEST_EVENT_TIME
         self.latest = now + MAX_CLOCK_SKEW
+        # The bounds in each UTC offset met: datetimes that share a tzinfo object compare by
+        # their fields, 8 times faster than across offsets (msgspec shares one per offset).
+        self._bounds: dict[dt.tzinfo | None, tuple[dt.datetime, dt.datetime]] = {
+            dt.UTC: (self.earliest, self.latest)
+        }
+
+    def contains(self, moment: dt.datetime) -> bool:
+        """Whether `moment` is in the window (a naive one is taken as UTC)."""
+        zone = moment.tzinfo
+        bounds = self._bounds.get(zone)
+        if bounds is None:
+            bounds = self._bounds[zone] = self._bounds_in(zone)
+        return bounds[0] <= moment <= bounds[1]
+
+    def outside(self, times: Sequence[dt.datetime | None]) -> list[int]:
+        """The indexes of the times outside the window (None, no time, is not); fast when
+        all share one offset, as a batch from one source does."""
+        if None in times:
+            present = [t for t in times if t is not None]
+        else:
+            present = cast(list[dt.datetime], times)
+        if not present:
+            return []
+        contains = self.contains
+        if contains(min(present)) and contains(max(present)):
+            return []
+        return [i for i, t in enumerate(times) if t is not None and not contains(t)]
 
     def problem(self, moment: dt.datetime | None, name: str = "time") -> str | None:
         """Why `moment` is outside the window (without quoting it), or None."""
-        if moment is None or self.earliest <= _aware(moment) <= self.latest:
+        if moment is None or self.contains(moment):
             return None
         return (
             f"{name} is outside the accepted window, {self.earliest:%Y-%m-%dT%H:%M:%SZ} to"
             f" {MAX_CLOCK_SKEW.days} day(s) after the time of receipt"
         )
+
+    def _bounds_in(self, zone: dt.tzinfo | None) -> tuple[dt.datetime, dt.datetime]:
+        if zone is None:
+            return self.earliest.replace(tzinfo=None), self.latest.replace(tzinfo=None)
+        return self.earliest.astimezone(zone), self.latest.astimezone(zone)
 
 
 def field_range_check(info: msgspec.inspect.Type) -> tuple[Callable[[Any], bool], str] | None:

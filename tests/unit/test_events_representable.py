@@ -95,3 +95,12 @@ def test_a_datetime_field_is_accepted_only_when_it_converts_to_utc(moment: dt.da
 def test_a_float_field_is_accepted_when_finite(value: float) -> None:
     problem = COUNTED.violation(Counted("a", 1, None, value))
     assert (problem is None) == math.isfinite(value)
+
+
+@given(st.lists(st.one_of(st.none(), MOMENTS), max_size=30))
+def test_the_times_outside_a_batch_are_those_outside_one_by_one(
+    times: list[dt.datetime | None],
+) -> None:
+    window = EventTimeWindow(NOW)
+    expected = [i for i, t in enumerate(times) if window.problem(t) is not None]
+    assert window.outside(times) == expected
