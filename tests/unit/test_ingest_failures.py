@@ -64,6 +64,8 @@ def rows(lake: Path, table: str) -> list[dict[str, Any]]:
 def batch_with_poison(first: int = 0) -> list[bytes]:
     bodies = [encoded(telemetry(n)) for n in range(first, first + 7)]
     bodies[4] = encoded(telemetry(first + 4, device_id=POISON_DEVICE))
+    bodies[1] = encoded(telemetry(first + 1, note="an extra field"))
+    bodies[6] = encoded({**telemetry(first + 6), "traceparent": "00-1-2-01"})
     return bodies
 
 
@@ -94,8 +96,10 @@ def test_an_event_failing_for_an_unknown_reason_is_dead_lettered_and_the_partiti
     assert later.landed == {"iot_telemetry": 3}
     again = service.ingest(POSITION, messages(batch_with_poison()))
     assert sum(again.landed.values()) == 0
-    landed = sorted(r["sequence_number"] for r in rows(tmp_path, "iot_telemetry"))
-    assert landed == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    landed = {r["sequence_number"]: r for r in rows(tmp_path, "iot_telemetry")}
+    assert sorted(landed) == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    assert landed[1]["extras"] == '{"note":"an extra field"}' and landed[2]["extras"] is None
+    assert landed[6]["extensions"] == '{"traceparent":"00-1-2-01"}'
     assert len(rows(tmp_path, "deadletter")) == 1
     table = DeltaTable(str(tmp_path / "bronze" / "iot_telemetry"))
     assert table.transaction_version(app_id(POSITION)) == 9
