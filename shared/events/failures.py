@@ -32,11 +32,14 @@ def is_transient(error: BaseException) -> bool:
 
 
 def isolate(
-    items: Sequence[int], attempt: Callable[[list[int]], None]
+    items: Sequence[int],
+    attempt: Callable[[list[int]], None],
+    failed: Callable[[int, Exception], None] | None = None,
 ) -> list[tuple[int, Exception]]:
     """Run `attempt` over all `items`; when it fails deterministically, over each half in
     turn (in order), down to single items. Returns the items that failed alone, with their
-    error; a transient error (`is_transient`) propagates."""
+    error, each also passed to `failed` as soon as it is found (before the items after it are
+    attempted); a transient error (`is_transient`) propagates."""
     chosen = list(items)
     if not chosen:
         return []
@@ -47,9 +50,17 @@ def isolate(
         if is_transient(error):
             raise
         if len(chosen) == 1:
+            if failed is not None:
+                failed(chosen[0], error)
             return [(chosen[0], error)]
     middle = len(chosen) // 2
-    return isolate(chosen[:middle], attempt) + isolate(chosen[middle:], attempt)
+    return isolate(chosen[:middle], attempt, failed) + isolate(chosen[middle:], attempt, failed)
+
+
+# The app id suffix of dead letters of rows the appender refused: they are committed as they
+# are found, before the rows after them (whose commit moves the rows' txn past them), under
+# their own txn, versioned by their position, so that a redelivery neither loses nor repeats one.
+UNLANDABLE = "#unlandable"
 
 
 def processing_error(error: Exception, contract: str | None) -> EventRejected:

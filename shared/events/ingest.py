@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from shared.events.envelope import DecodedGroup, EventDecoder
 from shared.events.errors import EventRejected, Reason
-from shared.events.failures import isolate, processing_error
+from shared.events.failures import UNLANDABLE, isolate, processing_error
 from shared.events.pseudonymize import Pseudonymizer
 from shared.lakehouse.bronze import BronzeWriter
 from shared.lakehouse.bronze_rows import (
@@ -139,6 +139,14 @@ class Ingestor:
         if None in enqueued_times:  # Event Hubs always sets it; a hand-made event may not
             enqueued_times = [t or ingested_at for t in enqueued_times]
         key = app_id(position)
+
+        def refused(index: int, cause: Exception, event_type: str) -> None:
+            # Committed at once, under its own txn (see `failures.UNLANDABLE`).
+            message = messages[index]
+            refusal = [(processing_error(cause, event_type), message)]
+            number = _SEQUENCE(message)
+            self._land_rejected(position, key + UNLANDABLE, number, refusal, ingested_at, report)
+
         for contract, group in groups.items():
             if not len(group):
                 continue
@@ -148,11 +156,10 @@ class Ingestor:
                 numbers = [sequence_numbers[i] for i in group.indexes]
                 times = [enqueued_times[i] for i in group.indexes]
             rows = _GroupRows(self._rows[contract], group, numbers, times, position.partition)
-            unlandable = rows.build(ingested_at)
-            unlandable += rows.land(self._writer, key, last, report)
-            for at, cause in unlandable:
+            for at, cause in rows.build(ingested_at):
                 failure = processing_error(cause, contract.event_type)
                 rejected.append((failure, messages[group.indexes[at]]))
+            rows.land(self._writer, key, last, report, refused)
         if rejected:
             rejected.sort(key=lambda pair: _SEQUENCE(pair[1]))
             self._land_rejected(position, key, last, rejected, ingested_at, report)
@@ -198,8 +205,8 @@ class Ingestor:
             return self._deadletter.table(chosen, position, ingested_at) if chosen else None
 
         landed = self._writer.land(DEADLETTER_TABLE, DEADLETTER_SCHEMA, key, last, rows_after)
-        report.rejected = len(rejections)
-        report.landed[DEADLETTER_TABLE] = landed.rows
+        report.rejected += len(rejections)
+        report.landed[DEADLETTER_TABLE] = report.landed.get(DEADLETTER_TABLE, 0) + landed.rows
         report.already_landed += len(rejections) - landed.rows
 
 
@@ -250,13 +257,19 @@ class _GroupRows:
         return failures
 
     def land(
-        self, writer: BronzeWriter, key: str, last: int, report: IngestReport
-    ) -> list[tuple[int, Exception]]:
+        self,
+        writer: BronzeWriter,
+        key: str,
+        last: int,
+        report: IngestReport,
+        refused: Callable[[int, Exception, str], None],
+    ) -> None:
         """Land the rows built, with txn version `last`; rows the appender refuses for good
-        are isolated (each part committed with its own last sequence number, in order)."""
+        are isolated (each part committed with its own last sequence number, in order) and
+        passed to `refused` (batch index, error, event type) before the rows after them land."""
         table, kept = self._table, self._kept
         if table is None:
-            return []
+            return
         builder, numbers = self._builder, self._numbers
         name = builder.contract.table
         final = kept[-1]
@@ -277,7 +290,12 @@ class _GroupRows:
             report.landed[name] = report.landed.get(name, 0) + landed.rows
             report.already_landed += len(chosen) - landed.rows
 
-        return [(kept[i], error) for i, error in isolate(range(len(kept)), attempt)]
+        indexes, event_type = self._group.indexes, builder.contract.event_type
+
+        def failed(at: int, error: Exception) -> None:
+            refused(indexes[kept[at]], error, event_type)
+
+        isolate(range(len(kept)), attempt, failed)
 
 
 def _pick(

@@ -152,3 +152,33 @@ def test_an_event_time_beyond_the_clock_skew_is_out_of_range(tmp_path: Path) -> 
     late["time"] = "2024-05-02T12:00:01Z"
     report = service.ingest(POSITION, messages([encoded(soon), encoded(late)]))
     assert report.landed["iot_telemetry"] == 1 and report.reasons == {"out_of_range": 1}
+
+
+class CrashAfterThePoison(AppenderRefusingOneDevice):
+    """Goes away (a transient failure) when it first comes to land the rows after the poison."""
+
+    crashed = False
+
+    def land(
+        self, table: str, schema: pa.Schema, app_id: str, version: int, rows_after: RowsAfter
+    ) -> Landed:
+        part = rows_after(None)
+        after = part is not None and min(part.column("sequence_number").to_pylist()) == 5
+        if table == "iot_telemetry" and after and not self.crashed:
+            self.crashed = True
+            raise ConnectionError("the lake went away")
+        return super().land(table, schema, app_id, version, rows_after)
+
+
+def test_a_refused_row_is_dead_lettered_once_across_a_failure_after_it(tmp_path: Path) -> None:
+    crashing = Ingestor(EventDecoder(), PSEUDONYMIZER, CrashAfterThePoison(str(tmp_path)))
+    with pytest.raises(ConnectionError):
+        crashing.ingest(POSITION, messages(batch_with_poison()))
+    [dead] = rows(tmp_path, "deadletter")  # committed before the rows after it
+    assert dead["sequence_number"] == 4
+    again = Ingestor(EventDecoder(), PSEUDONYMIZER, AppenderRefusingOneDevice(str(tmp_path)))
+    report = again.ingest(POSITION, messages(batch_with_poison()))
+    assert report.landed.get("deadletter", 0) == 0
+    assert len(rows(tmp_path, "deadletter")) == 1
+    landed = sorted(r["sequence_number"] for r in rows(tmp_path, "iot_telemetry"))
+    assert landed == [0, 1, 2, 3, 5, 6]
