@@ -34,7 +34,7 @@ import pyarrow as pa
 from shared.events.contracts import ContractRegistry
 from shared.events.envelope import DecodedEvent
 from shared.events.errors import EventRejected, Reason
-from shared.events.failures import isolate, processing_error
+from shared.events.failures import UNLANDABLE, isolate, processing_error
 from shared.events.landing_file import LandingFile
 from shared.events.landing_records import RecordChecker, file_rejection
 from shared.events.pseudonymize import Pseudonymizer
@@ -343,17 +343,37 @@ class _Batch:
         tables, ordinals = self._tables, self._ordinals
         self._tables, self._ordinals = [], []
         data = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        contract = self._builder.contract
+        table, schema = contract.table, self._builder.schema
 
-        def rows_after(done: int | None) -> pa.Table | None:
-            # The rows are in ordinal order: those after `done` are a tail.
-            start = 0 if done is None else bisect.bisect_right(ordinals, done)
-            return data.slice(start) if start < len(ordinals) else None
+        def attempt(chosen: list[int]) -> None:
+            whole = len(chosen) == len(ordinals)
+            part = data if whole else data.take(chosen)
+            numbers = ordinals if whole else [ordinals[i] for i in chosen]
 
-        table = self._builder.contract.table
-        landed = self._writer.land(
-            table, self._builder.schema, self._file.app_id, ordinals[-1], rows_after
-        )
-        _count(self.report, table, len(ordinals), landed.rows)
+            def rows_after(done: int | None) -> pa.Table | None:
+                # The rows are in ordinal order: those after `done` are a tail.
+                start = 0 if done is None else bisect.bisect_right(numbers, done)
+                return part.slice(start) if start < len(numbers) else None
+
+            landed = self._writer.land(table, schema, self._file.app_id, numbers[-1], rows_after)
+            _count(self.report, table, len(numbers), landed.rows)
+
+        def refused(at: int, error: Exception) -> None:
+            # Committed at once, under its own txn (see `failures.UNLANDABLE`).
+            row = data.slice(at, 1).select(["event_id", "sequence_number"]).to_pylist()[0]
+            failure = processing_error(error, contract.event_type)
+            rejection = file_rejection(
+                failure,
+                self._file.path,
+                self._file.event_type,
+                row["sequence_number"],
+                self.arrived,
+                event_id=row["event_id"],
+            )
+            self._flush_rejections([(ordinals[at], rejection)], self._file.app_id + UNLANDABLE)
+
+        isolate(range(len(ordinals)), attempt, refused)
 
 
 def _count(report: LandingReport, table: str, rows: int, landed: int) -> None:

@@ -15,7 +15,7 @@ from shared.events.contracts import ContractRegistry
 from shared.events.envelope import DecodedEvent
 from shared.events.landing import FileLanding
 from shared.events.pseudonymize import Pseudonymizer
-from shared.lakehouse.bronze import BronzeWriter
+from shared.lakehouse.bronze import BronzeWriter, Landed, RowsAfter
 from shared.lakehouse.bronze_rows import ContractRows
 from tests.eventdata import card
 from tests.landingdata import csv_bytes, landing, ndjson_bytes, payment_record, table_rows
@@ -81,3 +81,37 @@ def test_a_row_that_cannot_be_built_is_dead_lettered_and_the_others_land(tmp_pat
         landing(csv_bytes(records))
     )
     assert sum(again.landed.values()) == 0
+
+
+class AppenderRefusingOneMerchant(BronzeWriter):
+    """An appender that refuses, for good, any commit holding one merchant's rows."""
+
+    def land(
+        self, table: str, schema: pa.Schema, app_id: str, version: int, rows_after: RowsAfter
+    ) -> Landed:
+        def checked(landed: int | None) -> pa.Table | None:
+            rows = rows_after(landed)
+            if table == "payment_transaction" and rows is not None:
+                if POISON_MERCHANT in rows.column("merchant_id").to_pylist():
+                    raise OverflowError("date value out of range")
+            return rows
+
+        return super().land(table, schema, app_id, version, checked)
+
+
+def test_a_row_the_appender_refuses_is_dead_lettered_and_the_others_land(
+    tmp_path: Path,
+) -> None:
+    records = [payment_record(n) for n in range(9)]
+    records[5]["merchant_id"] = POISON_MERCHANT
+    writer = AppenderRefusingOneMerchant(str(tmp_path))
+    land = FileLanding(ContractRegistry(), KEY, writer, clock=lambda: NOW).land
+    report = land(landing(csv_bytes(records)))
+    assert report.landed == {"payment_transaction": 8, "deadletter": 1}
+    assert report.reasons == {"processing_error": 1}
+    [dead] = table_rows(tmp_path, "deadletter")
+    assert (dead["reason"], dead["sequence_number"]) == ("processing_error", 7)
+    assert "OverflowError" in dead["error"] and dead["event_id"].startswith("7-")
+    assert sum(land(landing(csv_bytes(records))).landed.values()) == 0  # a redelivery
+    assert len(table_rows(tmp_path, "deadletter")) == 1
+    assert len(table_rows(tmp_path, "payment_transaction")) == 8
