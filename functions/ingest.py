@@ -3,8 +3,9 @@
 
 Input: up to `maxEventBatchSize` CloudEvents from one partition, in order, with their
 `PartitionContext`. Valid events land in `bronze/<type>` with PII pseudonymized, rejected ones
-in `bronze/deadletter` with the reason, all exactly once per hub position. Raising (the lake
-is unavailable) leaves the batch to be delivered again, by the retry policy in Azure.
+in `bronze/deadletter` with the reason, all exactly once per hub position; an event that
+cannot land for good is dead-lettered too (`processing_error`), so the partition moves on.
+Raising (the lake is unavailable) leaves the batch to be delivered again, by the retry policy.
 """
 
 import json

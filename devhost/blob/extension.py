@@ -16,7 +16,7 @@ from devhost.appsettings import AppSettings
 from devhost.blob.output import BlobOutputSink, trigger_binding_data
 from devhost.blob.patterns import BlobPattern, BlobPatternError
 from devhost.blob.receipts import DEFAULT_MAX_ATTEMPTS, BlobReceipts, Receipt, ReceiptStatus
-from devhost.blob.store import BlobFile, BlobStore
+from devhost.blob.store import BlobFile, BlobStore, name_problem, printable
 from devhost.blob.stream import (
     BlobChangedError,
     BlobDecodeError,
@@ -274,6 +274,10 @@ class BlobExtension:
         keys = (function.name, blob.blob_path, blob.etag)
         if not self._invoker.accepting:
             return None
+        problem = name_problem(blob.blob_path)
+        if problem is not None:  # no retry can fix it: poison it now, once
+            self._settle(await run(lambda: receipts.poison_now(*keys, problem)))
+            return None
         receipt = await run(lambda: receipts.begin(*keys))
         if receipt.status is not ReceiptStatus.PENDING:
             self._settle(receipt)
@@ -338,7 +342,7 @@ class BlobExtension:
             log.warning(
                 "poison blob: %s (%s) for function %s after %d attempt(s): %s; recorded in %s"
                 " (table poison; Azure would queue it on webjobs-blobtrigger-poison)",
-                receipt.blob,
+                printable(receipt.blob),
                 receipt.etag,
                 receipt.function,
                 receipt.attempts,

@@ -1,4 +1,9 @@
-"""Blob receipts in SQLite: each blob version triggers a function once, across restarts."""
+"""Blob receipts in SQLite: each blob version triggers a function once, across restarts.
+
+Blob names are kept as given. A local file's name that is not UTF-8 (Python decodes it with
+surrogate escapes) cannot be SQLite text: it is stored as its bytes, so it can still be
+poisoned, once, and found again after a restart.
+"""
 
 from __future__ import annotations
 
@@ -75,6 +80,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _stored(blob: str) -> str | bytes:
+    try:
+        blob.encode("utf-8")
+    except UnicodeEncodeError:
+        return blob.encode("utf-8", "surrogateescape")
+    return blob
+
+
+def _name(stored: str | bytes) -> str:
+    return stored if isinstance(stored, str) else stored.decode("utf-8", "surrogateescape")
+
+
 class BlobReceipts:
     """The receipt and poison tables, safe to use from several threads."""
 
@@ -114,7 +131,7 @@ class BlobReceipts:
         row = self._db.execute(
             "SELECT status, attempts, last_error FROM receipts"
             " WHERE function = ? AND blob = ? AND etag = ?",
-            (function, blob, etag),
+            (function, _stored(blob), etag),
         ).fetchone()
         if row is None:
             return None
@@ -126,7 +143,7 @@ class BlobReceipts:
             rows = self._db.execute(
                 "SELECT function, blob, etag FROM receipts WHERE status != 'pending'"
             ).fetchall()
-        return {(row[0], row[1], row[2]) for row in rows}
+        return {(row[0], _name(row[1]), row[2]) for row in rows}
 
     def begin(self, function: str, blob: str, etag: str) -> Receipt:
         """Count an attempt before making it, so a crash mid-attempt still counts.
@@ -150,7 +167,7 @@ class BlobReceipts:
                 " VALUES (?, ?, ?, 'pending', ?, ?)"
                 " ON CONFLICT (function, blob, etag) DO UPDATE"
                 " SET attempts = excluded.attempts, updated_at = excluded.updated_at",
-                (function, blob, etag, attempts, _now()),
+                (function, _stored(blob), etag, attempts, _now()),
             )
             last_error = None if receipt is None else receipt.last_error
             return Receipt(function, blob, etag, ReceiptStatus.PENDING, attempts, last_error)
@@ -162,12 +179,12 @@ class BlobReceipts:
                 "UPDATE receipts SET attempts = attempts - 1, updated_at = ?"
                 " WHERE function = ? AND blob = ? AND etag = ? AND status = 'pending'"
                 " AND attempts > 0",
-                (_now(), function, blob, etag),
+                (_now(), function, _stored(blob), etag),
             )
             db.execute(
                 "DELETE FROM receipts WHERE function = ? AND blob = ? AND etag = ?"
                 " AND status = 'pending' AND attempts = 0 AND last_error IS NULL",
-                (function, blob, etag),
+                (function, _stored(blob), etag),
             )
 
     def complete(self, function: str, blob: str, etag: str) -> None:
@@ -176,7 +193,7 @@ class BlobReceipts:
             db.execute(
                 "UPDATE receipts SET status = 'done', updated_at = ?"
                 " WHERE function = ? AND blob = ? AND etag = ?",
-                (_now(), function, blob, etag),
+                (_now(), function, _stored(blob), etag),
             )
 
     def fail(self, function: str, blob: str, etag: str, error: str) -> Receipt:
@@ -185,7 +202,7 @@ class BlobReceipts:
             db.execute(
                 "UPDATE receipts SET last_error = ?, updated_at = ?"
                 " WHERE function = ? AND blob = ? AND etag = ?",
-                (error, _now(), function, blob, etag),
+                (error, _now(), function, _stored(blob), etag),
             )
             receipt = self._get(function, blob, etag)
             if receipt is None:
@@ -206,21 +223,22 @@ class BlobReceipts:
                 db.execute(
                     "INSERT INTO receipts (function, blob, etag, status, attempts, updated_at)"
                     " VALUES (?, ?, ?, 'pending', 0, ?)",
-                    (function, blob, etag, _now()),
+                    (function, _stored(blob), etag, _now()),
                 )
             return self._poison(db, receipt, error)
 
     def _poison(self, db: sqlite3.Connection, receipt: Receipt, error: str) -> Receipt:
         now = _now()
+        key = (receipt.function, _stored(receipt.blob), receipt.etag)
         db.execute(
             "UPDATE receipts SET status = 'poison', last_error = ?, updated_at = ?"
             " WHERE function = ? AND blob = ? AND etag = ?",
-            (error, now, *receipt.key),
+            (error, now, *key),
         )
         db.execute(
             "INSERT OR REPLACE INTO poison (function, blob, etag, attempts, error, poisoned_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (*receipt.key, receipt.attempts, error, now),
+            (*key, receipt.attempts, error, now),
         )
         return Receipt(
             receipt.function,
@@ -239,4 +257,4 @@ class BlobReceipts:
                 "SELECT function, blob, etag, attempts, error, poisoned_at FROM poison"
                 " ORDER BY poisoned_at, function, blob"
             ).fetchall()
-        return [PoisonRecord(*row) for row in rows]
+        return [PoisonRecord(row[0], _name(row[1]), *row[2:]) for row in rows]

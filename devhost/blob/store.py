@@ -44,6 +44,24 @@ def version_tag(size: int, mtime_ns: int) -> str:
     return f'"0x{mtime_ns:X}-{size:X}"'
 
 
+def name_problem(blob_path: str) -> str | None:
+    """Why a local file cannot be a blob of Azure Storage, whose names are UTF-8, or None."""
+    try:
+        blob_path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = printable(blob_path)
+        return (
+            f"the blob name '{shown}' is not valid UTF-8 (Azure Storage blob names are);"
+            " rename the file in UTF-8"
+        )
+    return None
+
+
+def printable(blob_path: str) -> str:
+    """A blob path fit for logs and text columns: bytes that are not UTF-8 as \\xNN."""
+    return blob_path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def is_ignored_name(name: str) -> bool:
     """Hidden and temporary files are not blobs yet: `.name`, `*.tmp`, `*.partial`."""
     return name.startswith(".") or name.endswith(TEMPORARY_SUFFIXES)

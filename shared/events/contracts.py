@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 
 from shared.events.iso_codes import ISO_3166_COUNTRIES, ISO_4217_CURRENCIES
+from shared.events.representable import field_range_check
 from shared.events.validators import invalid_card_numbers, is_card_number
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -112,12 +113,16 @@ class Contract:
     pii: Mapping[str, Pii] = field(default_factory=dict)
     checks: tuple[FieldCheck, ...] = ()
     description: str = ""
+    # The contract's own checks, after those every typed field needs to fit its bronze column
+    # (`representable.field_range_check`): the data must be storable before it is judged.
+    all_checks: tuple[FieldCheck, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         names = set(self.field_names)
         unknown = ({self.entity_key} | set(self.pii) | {c.field for c in self.checks}) - names
         if unknown:
             raise ValueError(f"contract {self.event_type}: unknown fields {sorted(unknown)}")
+        object.__setattr__(self, "all_checks", (*_range_checks(self.data), *self.checks))
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -135,7 +140,7 @@ class Contract:
 
     def violation(self, data: Any) -> str | None:
         """The first rule the decoded data breaks, as a message without the value, or None."""
-        for check in self.checks:
+        for check in self.all_checks:
             if not check.accepts(getattr(data, check.field)):
                 return f"data.{check.field} {check.problem}"
         return None
@@ -143,7 +148,7 @@ class Contract:
     def violations(self, datas: Sequence[Any]) -> dict[int, str]:
         """`violation` for many, column by column: the index and message of each failure."""
         found: dict[int, str] = {}
-        for check in self.checks:
+        for check in self.all_checks:
             values = list(map(attrgetter(check.field), datas))
             if check.rejects_many is not None:
                 refused = check.rejects_many(values)
@@ -154,6 +159,17 @@ class Contract:
             for index in refused:
                 found.setdefault(index, message)
         return found
+
+
+def _range_checks(data: type[msgspec.Struct]) -> list[FieldCheck]:
+    info = msgspec.inspect.type_info(data)
+    assert isinstance(info, msgspec.inspect.StructType)
+    checks = []
+    for struct_field in info.fields:
+        found = field_range_check(struct_field.type)
+        if found is not None:
+            checks.append(FieldCheck(struct_field.name, *found))
+    return checks
 
 
 PAYMENT_TRANSACTION = Contract(

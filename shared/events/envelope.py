@@ -8,16 +8,19 @@ generically to keep extras and extensions, or to explain precisely why the event
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
 from shared.events.contracts import Contract, ContractRegistry
 from shared.events.errors import EventRejected, Reason
+from shared.events.representable import EventTimeWindow
 from shared.files.json_bytes import decode_any_json
 
 SPEC_VERSION = "1.0"
@@ -26,6 +29,7 @@ STANDARD_ATTRIBUTES = frozenset(
     ("specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema")
 )
 _EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
+_TIME = attrgetter("time")
 
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 UriRef = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
@@ -113,8 +117,14 @@ def envelope_type(contract: Contract) -> type[msgspec.Struct]:
 class EventDecoder:
     """Decodes one event's JSON bytes against the registry's contracts."""
 
-    def __init__(self, registry: ContractRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: ContractRegistry | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        """`clock` places the window of accepted event times (`EventTimeWindow`)."""
         self.registry = registry or ContractRegistry()
+        self._clock = clock
         self._envelopes = {c: envelope_type(c) for c in self.registry.all()}
         self._decoders: dict[Contract, msgspec.json.Decoder[Any]] = {
             c: msgspec.json.Decoder(t) for c, t in self._envelopes.items()
@@ -137,6 +147,7 @@ class EventDecoder:
         contract = self._contract_of[type(envelope)]
         if envelope.dataschema is not None and envelope.dataschema != contract.dataschema:
             return self._decode_slow(body)
+        _check_time(envelope, contract, EventTimeWindow(self._clock()))
         if not check:
             return DecodedEvent(contract, envelope)
         problem = contract.violation(envelope.data)
@@ -151,8 +162,10 @@ class EventDecoder:
         runs them per column): the valid ones grouped by contract, in order, and the index
         and reason of each rejected one."""
         fast, contract_of = self._fast.decode, self._contract_of
+        window = EventTimeWindow(self._clock())
         by_type: dict[type, tuple[list[Any], list[int]]] = {}
         slow: list[int] = []
+        rejected: list[tuple[int, EventRejected]] = []
         for index, body in enumerate(bodies):
             try:
                 envelope = fast(body)
@@ -169,14 +182,19 @@ class EventDecoder:
                 group = by_type[kind] = ([], [])
             group[0].append(envelope)
             group[1].append(index)
-        groups = {
-            contract_of[kind]: DecodedGroup(envelopes, indexes)
-            for kind, (envelopes, indexes) in by_type.items()
-        }
-        rejected: list[tuple[int, EventRejected]] = []
+        groups: dict[Contract, DecodedGroup] = {}
+        for kind, (envelopes, indexes) in by_type.items():
+            late = window.outside(list(map(_TIME, envelopes)))
+            if late:  # rejected on the slow path, with the reason
+                slow.extend(indexes[i] for i in late)
+                keep = sorted(set(range(len(envelopes))).difference(late))
+                envelopes = [envelopes[i] for i in keep]
+                indexes = [indexes[i] for i in keep]
+            if envelopes:
+                groups[contract_of[kind]] = DecodedGroup(envelopes, indexes)
         for index in slow:
             try:
-                event = self._decode_slow(bodies[index])
+                event = self._decode_slow(bodies[index], window)
             except EventRejected as error:
                 rejected.append((index, error))
                 continue
@@ -189,7 +207,7 @@ class EventDecoder:
                 decoded.reorder()
         return groups, rejected
 
-    def decode_document(self, document: Any) -> DecodedEvent:
+    def decode_document(self, document: Any, window: EventTimeWindow | None = None) -> DecodedEvent:
         """Validate an already parsed JSON value as one event; raises EventRejected."""
         if not isinstance(document, dict):
             raise EventRejected(Reason.NOT_AN_EVENT, "an event must be a JSON object")
@@ -218,13 +236,16 @@ class EventDecoder:
             in_data = re.search(r"`\$\.data(`|\.|\[)", message) is not None
             reason = Reason.INVALID_DATA if in_data else Reason.INVALID_ENVELOPE
             raise EventRejected(reason, message, contract.event_type) from None
+        _check_time(envelope, contract, window or EventTimeWindow(self._clock()))
         problem = contract.violation(envelope.data)
         if problem is not None:
             raise EventRejected(Reason.INVALID_DATA, problem, contract.event_type)
         return DecodedEvent(contract, envelope, extras or None, extensions or None)
 
-    def _decode_slow(self, body: bytes | memoryview) -> DecodedEvent:
-        return self.decode_document(parse_json(body))
+    def _decode_slow(
+        self, body: bytes | memoryview, window: EventTimeWindow | None = None
+    ) -> DecodedEvent:
+        return self.decode_document(parse_json(body), window)
 
     def _contract(self, document: dict[str, Any]) -> Contract:
         if document.get("specversion") != SPEC_VERSION:
@@ -266,6 +287,12 @@ def parse_json(body: bytes | memoryview) -> Any:
         ) from None
     except RecursionError:
         raise EventRejected(Reason.MALFORMED_JSON, "the event is nested too deeply") from None
+
+
+def _check_time(envelope: Any, contract: Contract, window: EventTimeWindow) -> None:
+    problem = window.problem(envelope.time)
+    if problem is not None:
+        raise EventRejected(Reason.OUT_OF_RANGE, problem, contract.event_type)
 
 
 def _extensions(document: dict[str, Any], contract: Contract) -> dict[str, Any]:

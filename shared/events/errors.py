@@ -17,6 +17,8 @@ class Reason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     UNKNOWN_VERSION = "unknown_version"
     INVALID_DATA = "invalid_data"
+    OUT_OF_RANGE = "out_of_range"  # a value the lake cannot hold, or a time outside the window
+    PROCESSING_ERROR = "processing_error"  # valid as far as checks go, yet it could not land
     UNREADABLE_RECORD = "unreadable_record"  # a landing file's record that could not be read
     UNSUPPORTED_FILE = "unsupported_file"  # a landing file of an unknown format, or unreadable
 

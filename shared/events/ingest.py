@@ -1,5 +1,10 @@
 """The ingest service: one batch of one hub partition, decoded, validated, pseudonymized and
-landed in bronze exactly once; rejected events go to the dead-letter table with the reason."""
+landed in bronze exactly once; rejected events go to the dead-letter table with the reason.
+
+An event that passes validation and still cannot be built into a row or landed (bad data the
+checks do not know, a bug) is isolated by bisecting its group and dead-lettered alone
+(`processing_error`), so that the partition moves on; a transient failure (the lake is
+unreachable) raises, and the batch is delivered again (`shared.events.failures`)."""
 
 from __future__ import annotations
 
@@ -14,14 +19,16 @@ import pyarrow as pa
 
 from shared.events.envelope import DecodedGroup, EventDecoder
 from shared.events.errors import EventRejected, Reason
+from shared.events.failures import UNLANDABLE, isolate, processing_error
 from shared.events.pseudonymize import Pseudonymizer
-from shared.lakehouse.bronze import BronzeWriter, RowsAfter
+from shared.lakehouse.bronze import BronzeWriter
 from shared.lakehouse.bronze_rows import (
     ContractRows,
     DeadLetterRows,
     HubMessage,
     Position,
     Rejection,
+    RowBuilder,
 )
 from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, DEADLETTER_TABLE
 
@@ -97,16 +104,17 @@ class Ingestor:
         pseudonymizer: Pseudonymizer,
         writer: BronzeWriter,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        row_builder: RowBuilder = ContractRows,
     ) -> None:
         self._decoder = decoder
         self._writer = writer
         self._clock = clock
-        self._rows = {c: ContractRows(c, pseudonymizer) for c in decoder.registry.all()}
+        self._rows = {c: row_builder(c, pseudonymizer) for c in decoder.registry.all()}
         self._deadletter = DeadLetterRows(decoder.registry, pseudonymizer)
 
     def ingest(self, position: Position, messages: Sequence[HubMessage]) -> IngestReport:
-        """Land one batch (in partition order); raises LakeWriteFailed if bronze is unavailable,
-        so that the batch is delivered again rather than lost."""
+        """Land one batch (in partition order); raises LakeWriteFailed (or another transient
+        error) if bronze is unavailable, so that the batch is delivered again rather than lost."""
         report = IngestReport(position, len(messages))
         if not messages:
             return report
@@ -126,28 +134,34 @@ class Ingestor:
                     rejected.append((error, messages[group.indexes[at]]))
                 keep = [i for i in range(len(group)) if i not in failures]
                 groups[contract] = group.select(keep)
-        rejected.sort(key=lambda pair: _SEQUENCE(pair[1]))
         ingested_at = self._clock()
         enqueued_times = list(map(_ENQUEUED, messages))
         if None in enqueued_times:  # Event Hubs always sets it; a hand-made event may not
             enqueued_times = [t or ingested_at for t in enqueued_times]
         key = app_id(position)
+
+        def refused(index: int, cause: Exception, event_type: str) -> None:
+            # Committed at once, under its own txn (see `failures.UNLANDABLE`).
+            message = messages[index]
+            refusal = [(processing_error(cause, event_type), message)]
+            number = _SEQUENCE(message)
+            self._land_rejected(position, key + UNLANDABLE, number, refusal, ingested_at, report)
+
         for contract, group in groups.items():
             if not len(group):
                 continue
-            builder = self._rows[contract]
             if len(group) == len(messages):  # the whole batch is of one contract
                 numbers, times = sequence_numbers, enqueued_times
             else:
                 numbers = [sequence_numbers[i] for i in group.indexes]
                 times = [enqueued_times[i] for i in group.indexes]
-            rows_after = _contract_rows(
-                builder, group, numbers, times, position.partition, ingested_at
-            )
-            landed = self._writer.land(contract.table, builder.schema, key, last, rows_after)
-            report.landed[contract.table] = landed.rows
-            report.already_landed += len(group) - landed.rows
+            rows = _GroupRows(self._rows[contract], group, numbers, times, position.partition)
+            for at, cause in rows.build(ingested_at):
+                failure = processing_error(cause, contract.event_type)
+                rejected.append((failure, messages[group.indexes[at]]))
+            rows.land(self._writer, key, last, report, refused)
         if rejected:
+            rejected.sort(key=lambda pair: _SEQUENCE(pair[1]))
             self._land_rejected(position, key, last, rejected, ingested_at, report)
         return report
 
@@ -191,54 +205,105 @@ class Ingestor:
             return self._deadletter.table(chosen, position, ingested_at) if chosen else None
 
         landed = self._writer.land(DEADLETTER_TABLE, DEADLETTER_SCHEMA, key, last, rows_after)
-        report.rejected = len(rejections)
-        report.landed[DEADLETTER_TABLE] = landed.rows
+        report.rejected += len(rejections)
+        report.landed[DEADLETTER_TABLE] = report.landed.get(DEADLETTER_TABLE, 0) + landed.rows
         report.already_landed += len(rejections) - landed.rows
 
 
-def _contract_rows(
-    builder: ContractRows,
-    group: DecodedGroup,
-    numbers: list[int],
-    times: list[dt.datetime],
-    partition: int,
-    ingested_at: dt.datetime,
-) -> RowsAfter:
-    def rows_after(landed: int | None) -> pa.Table | None:
-        keep = _after(numbers, landed)
-        if keep is None:
-            return _build(builder, group, numbers, times, partition, ingested_at)
-        if not keep:
-            return None
-        return _build(
-            builder,
-            group.select(keep),
-            [numbers[i] for i in keep],
-            [times[i] for i in keep],
-            partition,
-            ingested_at,
-        )
+class _GroupRows:
+    """One contract's events of a batch as bronze rows, built and landed apart from the events
+    that fail deterministically."""
 
-    return rows_after
+    def __init__(
+        self,
+        builder: ContractRows,
+        group: DecodedGroup,
+        numbers: list[int],
+        times: list[dt.datetime],
+        partition: int,
+    ) -> None:
+        self._builder = builder
+        self._group = group
+        self._numbers = numbers
+        self._times = times
+        self._partition = partition
+        self._kept: list[int] = []  # the group's positions of the rows built
+        self._table: pa.Table | None = None
+
+    def build(self, ingested_at: dt.datetime) -> list[tuple[int, Exception]]:
+        """Build the rows, before any commit (rows built in a group commit would fail the
+        other partitions' batches with it); returns the events that cannot be built."""
+        parts: list[tuple[list[int], pa.Table]] = []
+        builder, group, numbers, times = self._builder, self._group, self._numbers, self._times
+
+        def attempt(chosen: list[int]) -> None:
+            whole = len(chosen) == len(group)
+            table = builder.build(
+                group.envelopes if whole else [group.envelopes[i] for i in chosen],
+                numbers if whole else [numbers[i] for i in chosen],
+                times if whole else [times[i] for i in chosen],
+                self._partition,
+                ingested_at,
+                extras=_pick(group.extras, chosen, whole),
+                extensions=_pick(group.extensions, chosen, whole),
+            )
+            parts.append((chosen, table))
+
+        failures = isolate(range(len(group)), attempt)
+        self._kept = [i for chosen, _ in parts for i in chosen]
+        if parts:
+            tables = [table for _, table in parts]
+            self._table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        return failures
+
+    def land(
+        self,
+        writer: BronzeWriter,
+        key: str,
+        last: int,
+        report: IngestReport,
+        refused: Callable[[int, Exception, str], None],
+    ) -> None:
+        """Land the rows built, with txn version `last`; rows the appender refuses for good
+        are isolated (each part committed with its own last sequence number, in order) and
+        passed to `refused` (batch index, error, event type) before the rows after them land."""
+        table, kept = self._table, self._kept
+        if table is None:
+            return
+        builder, numbers = self._builder, self._numbers
+        name = builder.contract.table
+        final = kept[-1]
+
+        def attempt(chosen: list[int]) -> None:
+            # `chosen` are positions in `kept`, hence in `table`.
+            picked = [numbers[kept[i]] for i in chosen]
+            part = table if len(chosen) == len(kept) else table.take(chosen)
+            version = last if kept[chosen[-1]] == final else picked[-1]
+
+            def rows_after(landed: int | None) -> pa.Table | None:
+                keep = _after(picked, landed)
+                if keep is None:
+                    return part
+                return part.take(keep) if keep else None
+
+            landed = writer.land(name, builder.schema, key, version, rows_after)
+            report.landed[name] = report.landed.get(name, 0) + landed.rows
+            report.already_landed += len(chosen) - landed.rows
+
+        indexes, event_type = self._group.indexes, builder.contract.event_type
+
+        def failed(at: int, error: Exception) -> None:
+            refused(indexes[kept[at]], error, event_type)
+
+        isolate(range(len(kept)), attempt, failed)
 
 
-def _build(
-    builder: ContractRows,
-    group: DecodedGroup,
-    numbers: list[int],
-    times: list[dt.datetime],
-    partition: int,
-    ingested_at: dt.datetime,
-) -> pa.Table:
-    return builder.build(
-        group.envelopes,
-        numbers,
-        times,
-        partition,
-        ingested_at,
-        extras=group.extras,
-        extensions=group.extensions,
-    )
+def _pick(
+    values: list[dict[str, Any] | None] | None, chosen: list[int], whole: bool
+) -> list[dict[str, Any] | None] | None:
+    if values is None or whole:
+        return values
+    return [values[i] for i in chosen]
 
 
 def _after(numbers: list[int], landed: int | None) -> list[int] | None:

@@ -1,7 +1,9 @@
 """The landing service: files from the landing container into bronze, exactly once per version.
 
 A file is read a chunk at a time through its contract; valid rows are committed in batches
-(`commit_rows`), rejected records go to the dead-letter table. Each commit carries a Delta
+(`commit_rows`), rejected records go to the dead-letter table, and so does a valid record whose
+row cannot be built (`processing_error`, found by bisecting its chunk): one bad value never
+fails the file. Each commit carries a Delta
 application transaction whose app id names the blob path and version (ETag) and whose version
 is the ordinal of the last record committed (its position among the file's records: lines do
 not do, as a minified JSON array has all its objects on line 1). What the reader could not
@@ -32,13 +34,20 @@ import pyarrow as pa
 from shared.events.contracts import ContractRegistry
 from shared.events.envelope import DecodedEvent
 from shared.events.errors import EventRejected, Reason
+from shared.events.failures import UNLANDABLE, isolate, processing_error
 from shared.events.landing_file import LandingFile
 from shared.events.landing_records import RecordChecker, file_rejection
 from shared.events.pseudonymize import Pseudonymizer
 from shared.files.reader import READERS, read_records
 from shared.files.records import FileChunk
 from shared.lakehouse.bronze import BronzeWriter
-from shared.lakehouse.bronze_rows import ContractRows, DeadLetterRows, Position, Rejection
+from shared.lakehouse.bronze_rows import (
+    ContractRows,
+    DeadLetterRows,
+    Position,
+    Rejection,
+    RowBuilder,
+)
 from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, DEADLETTER_TABLE
 
 FILE_PARTITION = -1  # the bronze `partition` of rows from files: they come from no hub partition
@@ -93,6 +102,7 @@ class FileLanding:
         commit_bytes: int = 64 * 1024 * 1024,
         give_up_after: int = 1_000,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        row_builder: RowBuilder = ContractRows,
     ) -> None:
         self._registry = registry
         self._writer = writer
@@ -102,7 +112,7 @@ class FileLanding:
         self._give_up_after = give_up_after
         latest = registry.latest()
         self._checkers = {c.event_type: RecordChecker(c, pseudonymizer) for c in latest}
-        self._rows = {c.event_type: ContractRows(c, pseudonymizer) for c in latest}
+        self._rows = {c.event_type: row_builder(c, pseudonymizer) for c in latest}
         self._deadletter = DeadLetterRows(registry, pseudonymizer)
 
     def land(self, file: LandingFile) -> LandingReport:
@@ -245,16 +255,37 @@ class _Batch:
     def add_rows(self, events: list[DecodedEvent], lines: list[int], ordinals: list[int]) -> None:
         if not events:
             return
-        assert self._builder is not None
-        count = len(events)
-        table = self._builder.table(
-            events, lines, [self.arrived] * count, FILE_PARTITION, self._clock()
-        )
-        index = table.schema.get_field_index("extensions")
-        stamp = pa.repeat(pa.scalar(self._extensions, pa.string()), count)
-        self._tables.append(table.set_column(index, table.schema.field(index), stamp))
-        self._ordinals.extend(ordinals)
-        self._bytes += table.nbytes
+        builder, ingested_at = self._builder, self._clock()
+        assert builder is not None
+
+        def attempt(chosen: list[int]) -> None:
+            whole = len(chosen) == len(events)
+            table = builder.table(
+                events if whole else [events[i] for i in chosen],
+                lines if whole else [lines[i] for i in chosen],
+                [self.arrived] * len(chosen),
+                FILE_PARTITION,
+                ingested_at,
+            )
+            index = table.schema.get_field_index("extensions")
+            stamp = pa.repeat(pa.scalar(self._extensions, pa.string()), len(chosen))
+            self._tables.append(table.set_column(index, table.schema.field(index), stamp))
+            self._ordinals.extend(ordinals if whole else [ordinals[i] for i in chosen])
+            self._bytes += table.nbytes
+
+        for at, error in isolate(range(len(events)), attempt):
+            envelope = events[at].envelope
+            failure = processing_error(error, builder.contract.event_type)
+            rejection = file_rejection(
+                failure,
+                self._file.path,
+                self._file.event_type,
+                lines[at],
+                self.arrived,
+                data=envelope.data,
+                event_id=envelope.id,
+            )
+            self.add_rejections([rejection], [ordinals[at]])
 
     def add_rejections(self, rejections: list[Rejection], ordinals: list[int]) -> None:
         self._rejections.extend(zip(ordinals, rejections, strict=True))
@@ -312,17 +343,37 @@ class _Batch:
         tables, ordinals = self._tables, self._ordinals
         self._tables, self._ordinals = [], []
         data = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        contract = self._builder.contract
+        table, schema = contract.table, self._builder.schema
 
-        def rows_after(done: int | None) -> pa.Table | None:
-            # The rows are in ordinal order: those after `done` are a tail.
-            start = 0 if done is None else bisect.bisect_right(ordinals, done)
-            return data.slice(start) if start < len(ordinals) else None
+        def attempt(chosen: list[int]) -> None:
+            whole = len(chosen) == len(ordinals)
+            part = data if whole else data.take(chosen)
+            numbers = ordinals if whole else [ordinals[i] for i in chosen]
 
-        table = self._builder.contract.table
-        landed = self._writer.land(
-            table, self._builder.schema, self._file.app_id, ordinals[-1], rows_after
-        )
-        _count(self.report, table, len(ordinals), landed.rows)
+            def rows_after(done: int | None) -> pa.Table | None:
+                # The rows are in ordinal order: those after `done` are a tail.
+                start = 0 if done is None else bisect.bisect_right(numbers, done)
+                return part.slice(start) if start < len(numbers) else None
+
+            landed = self._writer.land(table, schema, self._file.app_id, numbers[-1], rows_after)
+            _count(self.report, table, len(numbers), landed.rows)
+
+        def refused(at: int, error: Exception) -> None:
+            # Committed at once, under its own txn (see `failures.UNLANDABLE`).
+            row = data.slice(at, 1).select(["event_id", "sequence_number"]).to_pylist()[0]
+            failure = processing_error(error, contract.event_type)
+            rejection = file_rejection(
+                failure,
+                self._file.path,
+                self._file.event_type,
+                row["sequence_number"],
+                self.arrived,
+                event_id=row["event_id"],
+            )
+            self._flush_rejections([(ordinals[at], rejection)], self._file.app_id + UNLANDABLE)
+
+        isolate(range(len(ordinals)), attempt, refused)
 
 
 def _count(report: LandingReport, table: str, rows: int, landed: int) -> None:

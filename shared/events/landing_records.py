@@ -23,6 +23,7 @@ from shared.events.contracts import Contract
 from shared.events.envelope import DecodedEvent
 from shared.events.errors import EventRejected, Reason
 from shared.events.pseudonymize import Pseudonymizer
+from shared.events.representable import EventTimeWindow
 from shared.files.records import FileRecord, FileReject
 from shared.lakehouse.bronze_rows import Rejection
 
@@ -130,8 +131,10 @@ class RecordChecker:
     ) -> CheckedRecords:
         """Type, validate and identify consecutive records, the first being the file's
         `first`-th; `text_values` for CSV, whose cells are all text (converted per field
-        type) and whose empty cells are missing values."""
+        type) and whose empty cells are missing values. A record's time must be in the
+        window of event times around `arrived` (`EventTimeWindow`), as over HTTP."""
         out = CheckedRecords()
+        window, time_field = EventTimeWindow(arrived), self._time_field
         contract, struct, fields = self.contract, self.contract.data, self._fields
         strict = not text_values
         convert, encode = msgspec.convert, msgspec.json.encode
@@ -168,6 +171,13 @@ class RecordChecker:
                 value = convert(data, struct, strict=strict)
             except msgspec.ValidationError as error:
                 reject(record, ordinal, str(error), content=content)
+                continue
+            if time_field is None:
+                late = window.problem(when, TIME_COLUMN)
+            else:
+                late = window.problem(getattr(value, time_field), f"data.{time_field}")
+            if late is not None:
+                reject(record, ordinal, late, content=content, reason=Reason.OUT_OF_RANGE)
                 continue
             values.append(value)
             kept.append(record)
@@ -271,9 +281,11 @@ class RecordChecker:
         *,
         content: bytes | None = None,
         envelope: bool = False,
+        reason: Reason | None = None,
     ) -> Rejection:
         event_type = self.contract.event_type
-        reason = Reason.INVALID_ENVELOPE if envelope else Reason.INVALID_DATA
+        if reason is None:
+            reason = Reason.INVALID_ENVELOPE if envelope else Reason.INVALID_DATA
         error = EventRejected(reason, problem, event_type)
         event_id = None
         if content is not None:

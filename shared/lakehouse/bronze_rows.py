@@ -7,7 +7,7 @@ events become dead-letter rows whose payload is pseudonymized wherever a card nu
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
 
@@ -158,6 +158,9 @@ class ContractRows:
             [None if v is None else msgspec.json.encode(scrub(v)).decode() for v in values],
             pa.string(),
         )
+
+
+RowBuilder = Callable[[Contract, Pseudonymizer], ContractRows]  # ContractRows, or one like it
 
 
 def timestamps(values: Sequence[dt.datetime]) -> pa.Array:

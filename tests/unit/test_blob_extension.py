@@ -212,3 +212,38 @@ async def test_poll_once_reports_new_work_and_skips_settled_blobs(
         await wait_until(lambda: seen == ["landing/a.csv", "landing/b.csv"])
     finally:
         await extension.stop()
+
+
+async def test_a_blob_name_that_is_not_utf8_is_poisoned_once_with_a_reason(
+    make_context: MakeContext, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "data" / "blobs" / "landing"
+    folder.mkdir(parents=True)
+    bad = os.path.join(os.fsencode(folder), b"caf\xe9.csv")  # Latin-1, as an old tool names it
+    with open(bad, "wb") as file:
+        file.write(b"x")
+    then = time.time() - 5
+    os.utime(bad, (then, then))
+    drop(tmp_path / "data", "landing/good.csv")
+    seen: list[str] = []
+    for _ in range(2):  # a restart finds the poison recorded and says nothing more
+        context = make_context({"DEVHOST_BLOB_POLL_INTERVAL_S": "0.02"})
+        extension = BlobExtension(
+            context, blob_functions("landing/{name}", lambda b: seen.append(str(b.name)))
+        )
+        with caplog.at_level(logging.WARNING):
+            await extension.start()
+            try:
+                await wait_until(lambda: "landing/good.csv" in seen)
+                await asyncio.sleep(0.2)  # many polls
+                assert extension._receipts is not None
+                poisoned = extension._receipts.poisoned()
+            finally:
+                await extension.stop()
+    assert seen == ["landing/good.csv"]
+    [record] = poisoned
+    assert record.blob == os.fsdecode(b"landing/caf\xe9.csv") and record.attempts == 0
+    assert "not valid UTF-8" in record.error and "caf\\xe9.csv" in record.error
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    warnings = [r for r in caplog.records if "poison blob" in r.getMessage()]
+    assert len(warnings) == 1

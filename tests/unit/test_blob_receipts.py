@@ -155,3 +155,21 @@ def test_failing_without_a_begun_attempt_is_a_programming_error(
 ) -> None:
     with pytest.raises(KeyError, match="call begin first"):
         receipts.fail(*KEY, "boom")
+
+
+def test_a_name_that_is_not_utf8_is_kept_apart_and_survives_a_restart(
+    receipts: BlobReceipts,
+) -> None:
+    latin1 = ("ingest", "landing/caf\udce9.csv", '"0x1-1"')  # b"caf\xe9" as os.scandir gives it
+    lookalike = ("ingest", "landing/caf\\xe9.csv", '"0x1-1"')  # a real name, escape-shaped
+    receipts.begin(*lookalike)
+    receipts.complete(*lookalike)
+    poisoned = receipts.poison_now(*latin1, "the blob name is not valid UTF-8")
+    assert poisoned.status is ReceiptStatus.POISON and poisoned.blob == latin1[1]
+    restarted = reopen(receipts)
+    try:
+        assert restarted.settled() == {latin1, lookalike}
+        assert restarted.begin(*latin1).status is ReceiptStatus.POISON
+        assert [record.blob for record in restarted.poisoned()] == [latin1[1]]
+    finally:
+        restarted.close()

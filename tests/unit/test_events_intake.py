@@ -168,3 +168,19 @@ async def test_an_unusable_log_is_a_publish_failure(tmp_path: Path) -> None:
     publisher = LocalEventPublisher.for_settings(blocker, {}, "EventHubConnection")
     with pytest.raises(PublishFailed):
         await EventIntake(EventDecoder(), publisher).submit(encoded(payment()), SINGLE)
+
+
+@pytest.mark.parametrize(
+    "time", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1969-12-31T23:59:59Z"]
+)
+async def test_an_event_time_outside_the_window_is_refused_out_of_range(
+    intake: EventIntake, publisher: FakePublisher, time: str
+) -> None:
+    event = telemetry(1)
+    event["time"] = time
+    single = await intake.submit(encoded(event), SINGLE)
+    assert single.status == 400 and "window" in single.to_json()["error"]
+    batch = await intake.submit(json.dumps([event, telemetry(2)]).encode(), BATCH)
+    assert (batch.status, batch.accepted) == (202, 1)
+    assert [r.reason for r in batch.rejected] == ["out_of_range"]
+    assert len(publisher.published) == 1 and len(publisher.published[0][1]) == 1
