@@ -165,10 +165,20 @@ class BronzeWriter:
                         request.error = failure
                     return
                 time.sleep(self._retry_delay_s * 2 ** (attempt - 1))
-            except BaseException as error:  # building rows failed: every caller of the group raises
+            except Exception as error:  # not the lake: one call's rows (bad data, a bug)
+                if len(group) == 1:
+                    group[0].error = error
+                    return
+                # Commit each call alone, so that only the one at fault fails: the others
+                # are other partitions' valid batches, which a shared error would dead-letter.
+                entry.forget()
+                for request in group:
+                    self._commit_group(entry, table, [request])
+                return
+            except BaseException as error:  # interrupted: every caller of the group raises
                 for request in group:
                     request.error = error
-                return
+                raise
 
     def _commit_once(self, entry: _Table, table: str, group: list[_Request]) -> None:
         self._refresh_access(entry)

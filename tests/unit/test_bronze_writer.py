@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable
 
 from shared.lakehouse.access import StaticAccess
-from shared.lakehouse.bronze import BronzeWriter, LakeWriteFailed
+from shared.lakehouse.bronze import BronzeWriter, Landed, LakeWriteFailed, RowsAfter
 
 pytestmark = pytest.mark.unit
 
@@ -50,22 +50,30 @@ def landed_numbers(writer: BronzeWriter, table: str = "t") -> list[int]:
     return sorted(data.column("sequence_number").to_pylist())
 
 
-def land_in_one_group(writer: BronzeWriter, calls: list[tuple[str, int, list[int]]]) -> None:
-    """Land `calls` while another commit runs, so that they all fall into the next one."""
+def land_in_one_group(
+    writer: BronzeWriter, calls: list[tuple[str, int, list[int] | RowsAfter]]
+) -> dict[int, Landed | BaseException]:
+    """Land `calls` while another commit runs, so that they all fall into the next one; the
+    outcome of each call (its Landed, or what it raised) by index."""
     holder = f"holder-{time.monotonic_ns()}"
     writer.land("t", SCHEMA, holder, 0, rows_after([0]))
     release = threading.Event()
+    outcomes: dict[int, Landed | BaseException] = {}
 
     def slow(landed: int | None) -> pa.Table:
         release.wait(10)
         return rows([1])
 
+    def land(index: int, app_id: str, version: int, build: list[int] | RowsAfter) -> None:
+        after = rows_after(build) if isinstance(build, list) else build
+        try:
+            outcomes[index] = writer.land("t", SCHEMA, app_id, version, after)
+        except Exception as error:
+            outcomes[index] = error
+
     first = threading.Thread(target=writer.land, args=("t", SCHEMA, holder, 1, slow))
     first.start()
-    waiting = [
-        threading.Thread(target=writer.land, args=("t", SCHEMA, app_id, version, rows_after(n)))
-        for app_id, version, n in calls
-    ]
+    waiting = [threading.Thread(target=land, args=(i, *call)) for i, call in enumerate(calls)]
     for thread in waiting:
         thread.start()
     queue = writer._tables["t"].queue
@@ -75,6 +83,7 @@ def land_in_one_group(writer: BronzeWriter, calls: list[tuple[str, int, list[int
     release.set()
     for thread in (first, *waiting):
         thread.join(10)
+    return outcomes
 
 
 def test_first_land_creates_the_partitioned_table(tmp_path: Path) -> None:
@@ -223,6 +232,24 @@ def test_a_failure_while_building_rows_reaches_the_caller(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="bad rows"):
         writer.land("t", SCHEMA, "p0", 0, broken)
     assert writer.land("t", SCHEMA, "p0", 0, rows_after([0])).rows == 1
+
+
+@pytest.mark.parametrize("direct_log", [True, False])
+def test_bad_rows_of_one_call_fail_only_that_call_of_a_group_commit(
+    tmp_path: Path, direct_log: bool
+) -> None:
+    writer = BronzeWriter(str(tmp_path), direct_log=direct_log)
+
+    def broken(landed: int | None) -> pa.Table:
+        raise ValueError("bad rows")
+
+    outcomes = land_in_one_group(writer, [("p1", 5, [5]), ("p2", 5, broken), ("p3", 6, [6])])
+    assert isinstance(outcomes[1], ValueError)
+    assert [type(outcomes[i]) for i in (0, 2)] == [Landed, Landed]
+    assert landed_numbers(writer) == [0, 1, 5, 6]
+    table = DeltaTable(writer.uri("t"))
+    assert (table.transaction_version("p1"), table.transaction_version("p3")) == (5, 6)
+    assert table.transaction_version("p2") is None
 
 
 def test_compaction_keeps_rows_and_exactly_once(tmp_path: Path) -> None:
