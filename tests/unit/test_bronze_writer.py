@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable
 
 from shared.lakehouse.access import StaticAccess
-from shared.lakehouse.bronze import BronzeWriter, Landed, LakeWriteFailed, RowsAfter
+from shared.lakehouse.bronze import BronzeWriter, LakeWriteFailed, Landed, RowsAfter
 
 pytestmark = pytest.mark.unit
 
