@@ -121,6 +121,7 @@ def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
     planning = context.call_activity_with_retry(PLAN, RETRY, context.get_input())
     first = yield context.task_any(cancel.beside([planning]))
     if first is cancel.task:
+        context.set_custom_status({"stage": "cancelled", "engine": None, "tables": {}})
         return _cancelled_before_planning(started, context.current_utc_datetime)
     plan = planning.result
     tables = {f"silver/{t}": "pending" for t in plan["silver"]}

@@ -80,6 +80,8 @@ def test_a_cancel_during_silver_lets_silver_finish_and_starts_no_gold() -> None:
     assert _started_orchestrators(state) == [SILVER_TABLE]
     output = state["output"] if isinstance(state["output"], dict) else json.loads(state["output"])
     assert output["status"] == "cancelled"
+    custom = state["customStatus"]
+    assert (json.loads(custom) if isinstance(custom, str) else custom)["stage"] == "cancelled"
     assert output["silver"]["silver/payments"]["status"] == "succeeded"
     assert output["gold"]["gold/spend"]["status"] == "cancelled"
 
