@@ -4,7 +4,8 @@ Orchestrators only coordinate; all I/O is in `medallion_activities`. Remote gold
 monitor pattern: submit in one activity, then poll with durable timers at a growing interval,
 cancelling the run on timeout or on a `cancel` event. A `cancel` event to the run itself stops
 it between steps: the steps in flight finish, none starts after it. Nothing sleeps inside an
-activity.
+activity. What goes to and comes back from activities and sub-orchestrations is a payload of
+`shared.pipeline.payloads`, encoded on sending and decoded on receipt.
 """
 
 from __future__ import annotations
@@ -25,13 +26,30 @@ from orchestrations.medallion_activities import (
     PLAN,
     SUBMIT_GOLD,
 )
+from shared.batch.engine import RunStatus
+from shared.pipeline.payloads import (
+    ActivityFailure,
+    FinishGold,
+    GoldRequest,
+    GoldSubmission,
+    MaintenanceResult,
+    MaintenanceTarget,
+    RunPlan,
+    RunRef,
+    RunState,
+    SilverOutcome,
+    SilverRequest,
+    SubmitGold,
+    decode,
+    decode_outcome,
+    encode,
+)
 
 MEDALLION = "medallion"
 SILVER_TABLE = "medallion_silver_table"
 GOLD_MODEL = "medallion_gold_model"
 MAINTENANCE = "medallion_maintenance"
 CANCEL_EVENT = "cancel"
-TERMINAL = ("succeeded", "failed", "cancelled")
 CANCEL_POLLS = 5  # polls after a cancel, for the remote run to say it stopped
 
 bp = df.Blueprint()
@@ -123,19 +141,19 @@ def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
     if first is cancel.task:
         context.set_custom_status({"stage": "cancelled", "engine": None, "tables": {}})
         return _cancelled_before_planning(started, context.current_utc_datetime)
-    plan = planning.result
-    tables = {f"silver/{t}": "pending" for t in plan["silver"]}
-    tables |= {f"gold/{m}": "pending" for m in plan["gold"]}
-    status: dict[str, Any] = {"stage": "silver", "engine": plan["engine"], "tables": tables}
+    plan = decode(planning.result, RunPlan)
+    tables = {f"silver/{t}": "pending" for t in plan.silver}
+    tables |= {f"gold/{m}": "pending" for m in plan.gold}
+    status: dict[str, Any] = {"stage": "silver", "engine": plan.engine, "tables": tables}
     context.set_custom_status(status)
 
     silver_tasks = {
         f"silver/{table}": context.call_sub_orchestrator(
             SILVER_TABLE,
-            {"table": table, "run_id": context.instance_id},
+            encode(SilverRequest(table, context.instance_id)),
             child_id(context.instance_id, "silver", table),
         )
-        for table in plan["silver"]
+        for table in plan.silver
     }
     silver = yield from _fan_in(context, status, silver_tasks, cancel)
     failed = {name.split("/", 1)[1] for name, r in silver.items() if r.get("status") == "failed"}
@@ -145,9 +163,9 @@ def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
     gold_tasks = {}
     gold: dict[str, Any] = {}
     if cancel.requested:
-        gold |= _not_started([f"gold/{m}" for m in plan["gold"]], status)
-    for model in [] if cancel.requested else plan["gold"]:
-        blocked = sorted(set(plan["reads"][model]) & failed)
+        gold |= _not_started([f"gold/{m}" for m in plan.gold], status)
+    for model in [] if cancel.requested else plan.gold:
+        blocked = sorted(set(plan.reads[model]) & failed)
         if blocked:
             gold[f"gold/{model}"] = {
                 "model": model,
@@ -156,19 +174,15 @@ def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
             }
             status["tables"][f"gold/{model}"] = "skipped"
             continue
-        request = {
-            "model": model,
-            "run_key": context.instance_id,
-            "poll_first_s": plan["poll_first_s"],
-            "poll_max_s": plan["poll_max_s"],
-            "run_timeout_s": plan["run_timeout_s"],
-        }
+        request = GoldRequest(
+            model, context.instance_id, plan.poll_first_s, plan.poll_max_s, plan.run_timeout_s
+        )
         gold_tasks[f"gold/{model}"] = context.call_sub_orchestrator(
-            GOLD_MODEL, request, child_id(context.instance_id, "gold", model)
+            GOLD_MODEL, encode(request), child_id(context.instance_id, "gold", model)
         )
     gold |= yield from _fan_in(context, status, gold_tasks, cancel)
 
-    summary = _summary(plan, silver, gold, started, context.current_utc_datetime)
+    summary = _summary(plan.engine, silver, gold, started, context.current_utc_datetime)
     if cancel.requested:
         summary["status"] = "cancelled"
     status["stage"] = "cancelled" if cancel.requested else "done"
@@ -177,13 +191,15 @@ def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
 
 
 def _cancelled_before_planning(started: Any, finished: Any) -> dict[str, Any]:
-    plan: dict[str, Any] = {"engine": None, "silver": [], "gold": []}
-    summary = _summary(plan, {}, {}, started, finished)
-    return {**summary, "status": "cancelled"}
+    return {**_summary(None, {}, {}, started, finished), "status": "cancelled"}
 
 
 def _summary(
-    plan: dict[str, Any], silver: dict[str, Any], gold: dict[str, Any], started: Any, finished: Any
+    engine: str | None,
+    silver: dict[str, Any],
+    gold: dict[str, Any],
+    started: Any,
+    finished: Any,
 ) -> dict[str, Any]:
     checks = [c for r in silver.values() for c in r.get("checks", [])]
     failures = [
@@ -193,7 +209,7 @@ def _summary(
     ]
     return {
         "pipeline": MEDALLION,
-        "engine": plan["engine"],
+        "engine": engine,
         "status": "failed" if failures else "succeeded",
         "failures": failures,
         "totals": {
@@ -217,43 +233,45 @@ def _summary(
 
 @bp.orchestration_trigger(context_name="context", orchestration=SILVER_TABLE)
 def medallion_silver_table(context: df.DurableOrchestrationContext) -> Orchestration:
-    """One silver table, its failures caught so that the other tables' results survive."""
-    request = context.get_input()
+    """One silver table (`SilverRequest`), its failures caught so that the other tables'
+    results survive. Output: the `SilverOutcome`, or `{"table", "status": "failed", "error"}`."""
+    request = decode(context.get_input(), SilverRequest)
     try:
-        outcome = yield context.call_activity_with_retry(BUILD_SILVER, RETRY, request)
+        answer = yield context.call_activity_with_retry(BUILD_SILVER, RETRY, encode(request))
     except Exception as error:
-        return {"table": request["table"], "status": "failed", "error": _error(error)}
-    if "error" in outcome:
-        return {"table": request["table"], "status": "failed", "error": outcome["error"]}
-    return dict(outcome)
+        return {"table": request.table, "status": "failed", "error": _error(error)}
+    outcome = decode_outcome(answer, SilverOutcome)
+    if isinstance(outcome, ActivityFailure):
+        return {"table": request.table, "status": "failed", "error": outcome.error}
+    return dict(encode(outcome))
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=GOLD_MODEL)
 def medallion_gold_model(context: df.DurableOrchestrationContext) -> Orchestration:
-    """Submit one model, then watch its run until it ends, times out or is cancelled."""
-    request = context.get_input()
-    model = request["model"]
+    """Submit one model (`GoldRequest`), then watch its run until it ends, times out or is
+    cancelled. Output: the model's status, with the run's id, engine, message and rows."""
+    request = decode(context.get_input(), GoldRequest)
+    model = request.model
     # The ledger records the run under this instance and its parent, for the reaper.
-    owner = {"instance_id": context.instance_id, "parent_instance_id": context.parent_instance_id}
+    submit = SubmitGold(model, request.run_key, context.instance_id, context.parent_instance_id)
     try:
-        submission = yield context.call_activity_with_retry(
-            SUBMIT_GOLD, RETRY, {**request, **owner}
-        )
+        answer = yield context.call_activity_with_retry(SUBMIT_GOLD, RETRY, encode(submit))
     except Exception as error:
         return {"model": model, "status": "failed", "message": _error(error)}
-    if "error" in submission:
-        return {"model": model, "status": "failed", "message": submission["error"]}
-    run = submission["run"]
+    submission = decode_outcome(answer, GoldSubmission)
+    if isinstance(submission, ActivityFailure):
+        return {"model": model, "status": "failed", "message": submission.error}
+    run = submission.run
     if run is None:
-        return {"model": model, "status": "up_to_date", "inputs": submission["inputs"]}
+        return {"model": model, "status": "up_to_date", "inputs": dict(submission.inputs)}
 
-    deadline = context.current_utc_datetime + timedelta(seconds=request["run_timeout_s"])
-    interval = float(request["poll_first_s"])
+    deadline = context.current_utc_datetime + timedelta(seconds=request.run_timeout_s)
+    interval = float(request.poll_first_s)
     cancel = context.wait_for_external_event(CANCEL_EVENT)
     polls = 0
-    while run["status"] not in TERMINAL:
+    while not run.status.terminal:
         context.set_custom_status(
-            {"model": model, "run_id": run["run_id"], "status": run["status"], "polls": polls}
+            {"model": model, "run_id": run.run_id, "status": run.status.value, "polls": polls}
         )
         now = context.current_utc_datetime
         if now >= deadline:
@@ -263,66 +281,67 @@ def medallion_gold_model(context: df.DurableOrchestrationContext) -> Orchestrati
         if winner == cancel:
             timer.cancel()
             return (yield from _cancel(context, request, run, "cancelled", polls))
-        interval = min(interval * 2, float(request["poll_max_s"]))
+        interval = min(interval * 2, float(request.poll_max_s))
         polls += 1
         try:
-            run = yield context.call_activity_with_retry(
-                GOLD_STATE, RETRY, {"run_id": run["run_id"]}
+            answer = yield context.call_activity_with_retry(
+                GOLD_STATE, RETRY, encode(RunRef(run.run_id))
             )
         except Exception as error:
             return {
                 "model": model,
                 "status": "failed",
-                "run_id": run["run_id"],
+                "run_id": run.run_id,
                 "message": _error(error),
             }
-        if "error" in run:
-            return {"model": model, "status": "failed", "message": run["error"], "polls": polls}
-    if run["status"] == "succeeded":
+        state = decode_outcome(answer, RunState)
+        if isinstance(state, ActivityFailure):
+            return {"model": model, "status": "failed", "message": state.error, "polls": polls}
+        run = state
+    if run.status is RunStatus.SUCCEEDED:
         yield context.call_activity_with_retry(
-            FINISH_GOLD, RETRY, {"submission": submission, "final": run}
+            FINISH_GOLD, RETRY, encode(FinishGold(submission, run))
         )
     return {
         "model": model,
-        "status": run["status"],
-        "engine": run["engine"],
-        "run_id": run["run_id"],
-        "message": run["message"],
-        "rows_out": run["rows_out"],
+        "status": run.status.value,
+        "engine": run.engine,
+        "run_id": run.run_id,
+        "message": run.message,
+        "rows_out": run.rows_out,
         "polls": polls,
     }
 
 
 def _cancel(
     context: df.DurableOrchestrationContext,
-    request: dict[str, Any],
-    run: dict[str, Any],
+    request: GoldRequest,
+    run: RunState,
     why: str,
     polls: int,
 ) -> Generator[Any, Any, dict[str, Any]]:
     """Ask the engine to cancel, then watch a few more polls for the run to stop."""
     remote = "unknown"
+    ref = encode(RunRef(run.run_id))
     try:
-        after = yield context.call_activity_with_retry(
-            CANCEL_GOLD, RETRY, {"run_id": run["run_id"]}
+        after = decode_outcome(
+            (yield context.call_activity_with_retry(CANCEL_GOLD, RETRY, ref)), RunState
         )
         for _ in range(CANCEL_POLLS):
-            remote = after.get("status", after.get("error"))
-            if remote in TERMINAL or "error" in after:
+            if isinstance(after, ActivityFailure) or after.status.terminal:
                 break
-            wake = context.current_utc_datetime + timedelta(seconds=float(request["poll_first_s"]))
+            wake = context.current_utc_datetime + timedelta(seconds=float(request.poll_first_s))
             yield context.create_timer(wake)
-            after = yield context.call_activity_with_retry(
-                GOLD_STATE, RETRY, {"run_id": run["run_id"]}
-            )
-        remote = after.get("status", after.get("error"))
+            answer = yield context.call_activity_with_retry(GOLD_STATE, RETRY, ref)
+            after = decode_outcome(answer, RunState)
+        remote = after.error if isinstance(after, ActivityFailure) else after.status.value
     except Exception as error:
         remote = f"cancel failed: {_error(error)}"
     return {
-        "model": request["model"],
+        "model": request.model,
         "status": why,
-        "run_id": run["run_id"],
-        "engine": run["engine"],
+        "run_id": run.run_id,
+        "engine": run.engine,
         "message": f"remote run {remote} after cancel",
         "polls": polls,
     }
@@ -330,19 +349,25 @@ def _cancel(
 
 @bp.orchestration_trigger(context_name="context", orchestration=MAINTENANCE)
 def medallion_maintenance(context: df.DurableOrchestrationContext) -> Orchestration:
-    """Compaction, Z-order and vacuum, one table after another (they compete for the same disk)."""
-    targets = yield context.call_activity_with_retry(MAINTENANCE_PLAN, RETRY, None)
-    results = []
+    """Compaction, Z-order and vacuum, one table after another (they compete for the same disk).
+    Output: each table's `MaintenanceResult`, the status and the tables that failed."""
+    answer = yield context.call_activity_with_retry(MAINTENANCE_PLAN, RETRY, None)
+    targets = decode(answer, list[MaintenanceTarget])
+    results: list[MaintenanceResult] = []
     for target in targets:
+        name = f"{target.layer}/{target.table}"
         try:
-            result = yield context.call_activity_with_retry(MAINTAIN_TABLE, RETRY, target)
+            answer = yield context.call_activity_with_retry(MAINTAIN_TABLE, RETRY, encode(target))
+            done = decode_outcome(answer, MaintenanceResult)
         except Exception as error:
-            result = {
-                "table": f"{target['layer']}/{target['table']}",
-                "status": "failed",
-                "error": _error(error),
-            }
-        results.append(result)
+            done = ActivityFailure(_error(error))
+        if isinstance(done, ActivityFailure):
+            done = MaintenanceResult(name, "failed", error=done.error)
+        results.append(done)
         context.set_custom_status({"done": len(results), "of": len(targets)})
-    failed = [r["table"] for r in results if r.get("status") == "failed" or "error" in r]
-    return {"tables": results, "status": "failed" if failed else "succeeded", "failures": failed}
+    failed = [r.table for r in results if r.status == "failed"]
+    return {
+        "tables": encode(results),
+        "status": "failed" if failed else "succeeded",
+        "failures": failed,
+    }

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 
 class BatchError(RuntimeError):
@@ -65,26 +65,6 @@ class RunState:
     status: RunStatus
     message: str = ""
     rows_out: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "engine": self.engine,
-            "run_id": self.run_id,
-            "status": self.status.value,
-            "message": self.message,
-            "rows_out": self.rows_out,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RunState:
-        rows = data.get("rows_out")
-        return cls(
-            engine=str(data["engine"]),
-            run_id=str(data["run_id"]),
-            status=RunStatus(data["status"]),
-            message=str(data.get("message", "")),
-            rows_out=None if rows is None else int(rows),
-        )
 
 
 class BatchEngine(Protocol):

@@ -10,7 +10,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from shared.batch.engine import BatchEngine, RunState, RunStatus, SqlJob
 from shared.batch.sql import ModelSqlError, referenced_tables
@@ -67,27 +66,12 @@ def _silver_columns(table: str) -> dict[str, str] | None:
 
 @dataclass(frozen=True)
 class GoldSubmission:
-    """What `GoldRunner.submit` did: nothing (inputs unchanged), or a run in the engine."""
+    """What `GoldRunner.submit` did: nothing (inputs unchanged), or a run in the engine (a
+    durable payload: `shared.pipeline.payloads` encodes it)."""
 
     model: str
     inputs: Mapping[str, int | None]
     run: RunState | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "inputs": dict(self.inputs),
-            "run": None if self.run is None else self.run.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> GoldSubmission:
-        run = data.get("run")
-        return cls(
-            str(data["model"]),
-            dict(data["inputs"]),
-            None if run is None else RunState.from_json(run),
-        )
 
 
 class GoldRunner:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from msgspec import UNSET, UnsetType
 
 from shared.lakehouse.access import StaticAccess
 from shared.lakehouse.lease import TableBusy, TableLeases
@@ -25,6 +26,23 @@ class MaintenanceTarget:
     layer: str
     table: str
     zorder: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MaintenanceResult:
+    """What maintenance did to one table (`layer/table`): `maintained` with its figures,
+    `missing`, or `failed` with the error. Unset figures stay off the wire."""
+
+    table: str
+    status: str  # maintained | missing | busy (another job holds the table) | failed
+    operation: str | UnsetType = UNSET  # compact | z_order
+    zorder: list[str] | UnsetType = UNSET
+    files_added: int | UnsetType = UNSET
+    files_removed: int | UnsetType = UNSET
+    vacuumed_files: int | UnsetType = UNSET
+    version: int | UnsetType = UNSET
+    error: str | UnsetType = UNSET
+    reason: str | UnsetType = UNSET  # why it was busy
 
 
 def maintenance_targets(
@@ -40,26 +58,26 @@ def maintenance_targets(
     return targets
 
 
-def maintain(lake: Lake, target: MaintenanceTarget, retention_hours: int) -> dict[str, Any]:
+def maintain(lake: Lake, target: MaintenanceTarget, retention_hours: int) -> MaintenanceResult:
     """Compact (or Z-order, which also compacts) one table, then vacuum what is older than
     `retention_hours`; time travel further back than that is given up on purpose. Reports
     `busy` (and changes nothing) while another job maintains the table."""
     name = f"{target.layer}/{target.table}"
     if lake.open(target.layer, target.table) is None:
-        return {"table": name, "status": "missing"}
+        return MaintenanceResult(name, "missing")
     leases = TableLeases(lake.root, lake.access or StaticAccess(dict(lake.storage_options)))
     try:
         with leases.hold(target.layer, target.table):
             return _maintain(lake, target, retention_hours)
     except TableBusy as busy:
-        return {"table": name, "status": "busy", "reason": str(busy)}
+        return MaintenanceResult(name, "busy", reason=str(busy))
 
 
-def _maintain(lake: Lake, target: MaintenanceTarget, retention_hours: int) -> dict[str, Any]:
+def _maintain(lake: Lake, target: MaintenanceTarget, retention_hours: int) -> MaintenanceResult:
     table = lake.open(target.layer, target.table)
     name = f"{target.layer}/{target.table}"
     if table is None:
-        return {"table": name, "status": "missing"}
+        return MaintenanceResult(name, "missing")
     names = {column.name for column in table.schema().fields}
     columns = [c for c in target.zorder if c in names]
     if columns:
@@ -71,19 +89,19 @@ def _maintain(lake: Lake, target: MaintenanceTarget, retention_hours: int) -> di
     removed = table.vacuum(
         retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
     )
-    return {
-        "table": name,
-        "status": "maintained",
-        "operation": operation,
-        "zorder": columns,
-        "files_added": int(metrics.get("numFilesAdded", 0)),
-        "files_removed": int(metrics.get("numFilesRemoved", 0)),
-        "vacuumed_files": len(removed),
-        "version": table.version(),
-    }
+    return MaintenanceResult(
+        name,
+        "maintained",
+        operation=operation,
+        zorder=columns,
+        files_added=int(metrics.get("numFilesAdded", 0)),
+        files_removed=int(metrics.get("numFilesRemoved", 0)),
+        vacuumed_files=len(removed),
+        version=table.version(),
+    )
 
 
 def maintain_all(
     lake: Lake, targets: Sequence[MaintenanceTarget], retention_hours: int
-) -> list[dict[str, Any]]:
+) -> list[MaintenanceResult]:
     return [maintain(lake, target, retention_hours) for target in targets]

@@ -1,4 +1,4 @@
-"""The medallion pipeline's operations as its orchestration calls them (JSON in, JSON out)."""
+"""The medallion pipeline's operations as its activities call them, typed payloads in and out."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared.batch.engine import BatchEngine, RunState
 from shared.batch.factory import build_engine
@@ -14,9 +13,15 @@ from shared.config import Settings
 from shared.lakehouse.access import lake_access
 from shared.pipeline.gold import GoldRunner, GoldSubmission
 from shared.pipeline.lake import Lake
-from shared.pipeline.maintenance import MaintenanceTarget, maintain, maintenance_targets
+from shared.pipeline.maintenance import (
+    MaintenanceResult,
+    MaintenanceTarget,
+    maintain,
+    maintenance_targets,
+)
+from shared.pipeline.payloads import RunPlan
 from shared.pipeline.run_ledger import RemoteRun, RunLedger, RunOwner, SqliteRunLedger, settle
-from shared.pipeline.silver import SilverBuilder
+from shared.pipeline.silver import SilverBuilder, SilverOutcome
 from shared.pipeline.specs import SILVER_SPECS, SilverSpec
 from shared.pipeline.state import PipelineStateStore, SqliteStateStore
 
@@ -75,31 +80,33 @@ class Medallion:
         """The silver tables and gold models a run goes through, in order."""
         return {"silver": sorted(self.specs), "gold": sorted(self.gold.models)}
 
-    def run_plan(self) -> dict[str, Any]:
+    def run_plan(self) -> RunPlan:
         """What a run does, as its orchestrator needs it: tables, models, what each model
         reads from silver, and how to watch a remote run."""
         reads = {
             name: sorted(t.split(".", 1)[1] for t in model.inputs if t.startswith("silver."))
             for name, model in self.gold.models.items()
         }
-        return {
-            **self.plan(),
-            "reads": reads,
-            "engine": self.engine.name,
-            "poll_first_s": self.poll_first_s,
-            "poll_max_s": self.poll_max_s,
-            "run_timeout_s": self.run_timeout_s,
-        }
+        plan = self.plan()
+        return RunPlan(
+            silver=plan["silver"],
+            gold=plan["gold"],
+            reads=reads,
+            engine=self.engine.name,
+            poll_first_s=self.poll_first_s,
+            poll_max_s=self.poll_max_s,
+            run_timeout_s=self.run_timeout_s,
+        )
 
-    def build_silver(self, table: str, run_id: str) -> dict[str, Any]:
+    def build_silver(self, table: str, run_id: str) -> SilverOutcome:
         spec = self.specs.get(table)
         if spec is None:
             raise UnknownTable(f"no silver table {table!r}")
-        return self.silver.build(spec, run_id).to_json()
+        return self.silver.build(spec, run_id)
 
     def submit_gold(
         self, model: str, run_key: str, owner: RunOwner | None = None
-    ) -> dict[str, Any]:
+    ) -> GoldSubmission:
         """Submit the model; a run still going is recorded in the ledger under its `owner`."""
         if model not in self.gold.models:
             raise UnknownTable(f"no gold model {model!r}")
@@ -107,13 +114,13 @@ class Medallion:
         run = submission.run
         if run is not None and not run.status.terminal and self.runs is not None and owner:
             self.runs.record(RemoteRun.submitted(run, model, owner, self.clock()))
-        return submission.to_json()
+        return submission
 
-    def gold_state(self, run_id: str) -> dict[str, Any]:
-        return self._seen(self.gold.state(run_id)).to_json()
+    def gold_state(self, run_id: str) -> RunState:
+        return self._seen(self.gold.state(run_id))
 
-    def cancel_gold(self, run_id: str) -> dict[str, Any]:
-        return self._seen(self.gold.cancel(run_id)).to_json()
+    def cancel_gold(self, run_id: str) -> RunState:
+        return self._seen(self.gold.cancel(run_id))
 
     def _seen(self, state: RunState) -> RunState:
         """Close the run's ledger entry once its monitor sees it end."""
@@ -121,20 +128,16 @@ class Medallion:
             settle(self.runs, state, by="monitor", note=state.message, now=self.clock())
         return state
 
-    def finish_gold(self, submission: Mapping[str, Any], final: Mapping[str, Any]) -> None:
-        self.gold.record_success(GoldSubmission.from_json(submission), RunState.from_json(final))
+    def finish_gold(self, submission: GoldSubmission, final: RunState) -> None:
+        self.gold.record_success(submission, final)
 
-    def maintenance_plan(self) -> list[dict[str, Any]]:
+    def maintenance_plan(self) -> list[MaintenanceTarget]:
         silver = {table: spec.zorder for table, spec in self.specs.items()}
         gold = {name: model.keys for name, model in self.gold.models.items()}
-        return [
-            {"layer": t.layer, "table": t.table, "zorder": list(t.zorder)}
-            for t in maintenance_targets(silver, gold)
-        ]
+        return maintenance_targets(silver, gold)
 
-    def maintain(self, target: Mapping[str, Any]) -> dict[str, Any]:
-        chosen = MaintenanceTarget(target["layer"], target["table"], tuple(target["zorder"]))
-        return maintain(self.lake, chosen, self.vacuum_retention_hours)
+    def maintain(self, target: MaintenanceTarget) -> MaintenanceResult:
+        return maintain(self.lake, target, self.vacuum_retention_hours)
 
 
 def build_medallion(settings: Settings) -> Medallion:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -34,9 +33,10 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SilverOutcome:
-    """What one run did to one silver table, as the orchestration reports it."""
+    """What one run did to one silver table, as the orchestration reports it (a durable payload:
+    `shared.pipeline.payloads` encodes it; `failed_checks` is derived from `checks`)."""
 
     table: str
     status: str  # built | up_to_date | no_bronze
@@ -48,25 +48,11 @@ class SilverOutcome:
     quarantined: int = 0
     late_rows: int = 0
     checks: list[CheckResult] = field(default_factory=list)
+    failed_checks: list[str] = field(init=False, default_factory=list)
 
-    @property
-    def failed_checks(self) -> list[str]:
-        return [check.rule for check in self.checks if not check.passed]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "status": self.status,
-            "bronze_from": self.bronze_from,
-            "bronze_to": self.bronze_to,
-            "rows_in": self.rows_in,
-            "rows_out": self.rows_out,
-            "duplicates": self.duplicates,
-            "quarantined": self.quarantined,
-            "late_rows": self.late_rows,
-            "checks": [check.to_json() for check in self.checks],
-            "failed_checks": self.failed_checks,
-        }
+    def __post_init__(self) -> None:
+        failed = [check.rule for check in self.checks if not check.passed]
+        object.__setattr__(self, "failed_checks", failed)
 
 
 @dataclass
@@ -114,30 +100,37 @@ class SilverBuilder:
         if self._lake.open("bronze", spec.table) is None:
             return SilverOutcome(spec.table, "no_bronze")
         increment = bronze_increment(bronze_uri, since, self._lake.options())
-        outcome = SilverOutcome(spec.table, "built", since, increment.to_version)
         if since == increment.to_version:
-            outcome.status = "up_to_date"
-            return outcome
+            return SilverOutcome(spec.table, "up_to_date", since, increment.to_version)
         previous_newest = _parse_time(watermark.get("newest_event_time"))
         now = self._clock()
         rules = rules_for(spec)
         tally = _Tally(failed=[0] * len(rules))
         for chunk in increment.chunks(self._chunk_rows):
             self._process(spec, chunk, run_id, now, previous_newest, tally)
-        outcome.rows_in, outcome.rows_out = tally.rows_in, tally.rows_out
-        outcome.duplicates = tally.rows_in - tally.rows_out - tally.quarantined
-        outcome.quarantined, outcome.late_rows = tally.quarantined, tally.late_rows
-        outcome.checks = [
+        checks = [
             row_result(rule, tally.checked, failed)
             for rule, failed in zip(rules, tally.failed, strict=True)
         ]
         newest = max((t for t in (previous_newest, tally.newest) if t), default=None)
         for table_rule in spec.table_rules:
             if isinstance(table_rule, Freshness):
-                outcome.checks.append(freshness_result(table_rule, newest, now, tally.rows_in))
+                checks.append(freshness_result(table_rule, newest, now, tally.rows_in))
             elif isinstance(table_rule, RowCountChange):
                 previous_rows = watermark.get("rows_in")
-                outcome.checks.append(row_count_result(table_rule, tally.rows_in, previous_rows))
+                checks.append(row_count_result(table_rule, tally.rows_in, previous_rows))
+        outcome = SilverOutcome(
+            spec.table,
+            "built",
+            since,
+            increment.to_version,
+            rows_in=tally.rows_in,
+            rows_out=tally.rows_out,
+            duplicates=tally.rows_in - tally.rows_out - tally.quarantined,
+            quarantined=tally.quarantined,
+            late_rows=tally.late_rows,
+            checks=checks,
+        )
         append_quality(self._lake, run_id, spec.table, outcome, now)
         self._state.write(
             self._pipeline,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,6 +11,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from shared.batch.duckdb_engine import DuckDBEngine
 from shared.batch.engine import RunState, RunStatus, SqlJob, UnknownRun
+from shared.pipeline.payloads import decode, encode
 
 pytestmark = pytest.mark.unit
 
@@ -93,5 +95,13 @@ def test_query_previews_without_writing(tmp_path: Path, numbers: str) -> None:
 
 def test_run_states_survive_a_json_round_trip() -> None:
     state = RunState("databricks", "42", RunStatus.FAILED, "boom", rows_out=None)
-    assert RunState.from_json(state.to_json()) == state
+    wire = encode(state)
+    assert wire == {
+        "engine": "databricks",
+        "run_id": "42",
+        "status": "failed",
+        "message": "boom",
+        "rows_out": None,
+    }
+    assert decode(json.loads(json.dumps(wire)), RunState) == state
     assert RunStatus.CANCELLED.terminal and not RunStatus.RUNNING.terminal

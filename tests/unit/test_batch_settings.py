@@ -92,4 +92,4 @@ def test_the_pipeline_is_wired_from_settings(tmp_path: Path) -> None:
         )
     )
     assert remote.engine.name == "databricks"  # no request made: the client comes on first use
-    assert remote.run_plan()["run_timeout_s"] == 90.0
+    assert remote.run_plan().run_timeout_s == 90.0

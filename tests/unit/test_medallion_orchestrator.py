@@ -1,15 +1,19 @@
-"""The medallion orchestrator, replayed by the SDK: a `cancel` stops the run between steps."""
+"""The medallion orchestrator, replayed by the SDK over recorded histories: the plan drives the
+silver and gold sub-orchestrations; a `cancel` stops the run between steps."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from orchestrations.medallion import CANCEL_EVENT, GOLD_MODEL, SILVER_TABLE
+from orchestrations.medallion import CANCEL_EVENT, GOLD_MODEL, MEDALLION, SILVER_TABLE
 from orchestrations.medallion import medallion as medallion_function
-from tests.orchestrator_replay import first_turn, history_event, replay
+from orchestrations.medallion_activities import PLAN
+from shared.pipeline.payloads import GoldRequest, decode
+from tests.medallion_history import GOLD_REQUEST, SILVER_BUILT
+from tests.medallion_history import PLAN as RECORDED_PLAN
+from tests.orchestrator_replay import History, names, scheduled
 
 pytestmark = [
     pytest.mark.unit,
@@ -17,84 +21,102 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:azure.functions df_loads was called without expected_type"),
 ]
 
-PLAN = {
-    "silver": ["payments"],
-    "gold": ["spend"],
-    "reads": {"spend": ["payments"]},
-    "engine": "duckdb",
-    "poll_first_s": 1,
-    "poll_max_s": 2,
-    "run_timeout_s": 60,
-}
-SILVER_DONE = {"table": "payments", "status": "succeeded", "rows_in": 3, "rows_out": 3}
 ORCHESTRATOR = medallion_function.build().get_user_function()
+GOLD_DONE = {
+    "model": "spend",
+    "status": "succeeded",
+    "engine": "duckdb",
+    "run_id": "r",
+    "message": "",
+    "rows_out": 5,
+    "polls": 0,
+}
 
 
-def _planned() -> list[dict[str, Any]]:
-    """The run has its plan and has started its one silver table (task 1)."""
-    return [
-        *first_turn("medallion", json.dumps({"trigger": "test"})),
-        history_event(4, 0, Name="medallion_plan"),
-        history_event(13),
-        history_event(12),
-        history_event(5, TaskScheduledId=0, Result=json.dumps(PLAN)),
-        history_event(7, 1, Name=SILVER_TABLE, InstanceId="i1:silver:payments"),
-        history_event(13),
-        history_event(12),
+def _planned(plan: dict[str, Any] = RECORDED_PLAN) -> tuple[History, int]:
+    """The run has its plan and has started its one silver table (the task id it returns)."""
+    history = History(MEDALLION, {"trigger": "test"}).activity(PLAN, plan)
+    silver = history.start_sub_orchestration(SILVER_TABLE, "i1:silver:payments")
+    history.turn()
+    return history, silver
+
+
+def _cancel(history: History) -> History:
+    return history.raised(CANCEL_EVENT, {"reason": "test"})
+
+
+def test_the_plan_drives_silver_then_gold_with_typed_requests() -> None:
+    history, silver = _planned()
+    history.sub_orchestration_completed(silver, SILVER_BUILT)
+    gold = history.start_sub_orchestration(GOLD_MODEL, "i1:gold:spend")
+    history.turn().sub_orchestration_completed(gold, GOLD_DONE)
+
+    state = history.replay(ORCHESTRATOR)
+
+    assert state["isDone"], state
+    assert scheduled(state) == [
+        (PLAN, {"trigger": "test"}),
+        (SILVER_TABLE, {"table": "payments", "run_id": "i1"}),
+        (GOLD_MODEL, {**GOLD_REQUEST, "run_key": "i1"}),
     ]
+    assert decode(scheduled(state)[2][1], GoldRequest).run_timeout_s == 600.0
+    output = state["output"]
+    assert (output["status"], output["engine"], output["failures"]) == ("succeeded", "duckdb", [])
+    assert output["totals"]["rows_in"] == 3 and output["totals"]["quarantined"] == 1
+    assert output["totals"]["checks_failed"] == 1 and output["totals"]["gold_rows_out"] == 5
+    assert output["silver"] == {"silver/payments": SILVER_BUILT}
+    assert output["gold"] == {"gold/spend": GOLD_DONE}
+    assert state["customStatus"] == {
+        "stage": "done",
+        "engine": "duckdb",
+        "tables": {"silver/payments": "built", "gold/spend": "succeeded"},
+    }
 
 
-def _cancel() -> dict[str, Any]:
-    return history_event(15, Name=CANCEL_EVENT, Input=json.dumps({"reason": "test"}))
+def test_a_failed_silver_table_skips_the_models_that_read_it() -> None:
+    history, silver = _planned()
+    failed = {"table": "payments", "status": "failed", "error": "disk"}
+    state = history.sub_orchestration_completed(silver, failed).replay(ORCHESTRATOR)
+    assert state["isDone"] and names(state) == [PLAN, SILVER_TABLE]
+    assert state["output"]["gold"]["gold/spend"] == {
+        "model": "spend",
+        "status": "skipped",
+        "message": "silver failed: payments",
+    }
+    assert state["output"]["failures"] == ["silver/payments", "gold/spend"]
 
 
-def _silver_done() -> dict[str, Any]:
-    return history_event(8, TaskScheduledId=1, Result=json.dumps(SILVER_DONE))
-
-
-def _started_orchestrators(state: dict[str, Any]) -> list[str]:
-    """Names of the sub-orchestrators among the actions (compound ones flattened)."""
-    names: list[str] = []
-
-    def walk(action: dict[str, Any]) -> None:
-        if action.get("functionName") in (SILVER_TABLE, GOLD_MODEL):
-            names.append(action["functionName"])
-        for child in action.get("compoundActions", []) or []:
-            walk(child)
-
-    for group in state["actions"]:
-        for action in group if isinstance(group, list) else [group]:
-            walk(action)
-    return names
+def test_a_plan_without_its_payload_shape_fails_the_run() -> None:
+    renamed = {**RECORDED_PLAN, "timeout_s": 600.0}
+    del renamed["run_timeout_s"]
+    history = History(MEDALLION, {"trigger": "test"}).activity(PLAN, renamed)
+    with pytest.raises(Exception, match="RunPlan.*run_timeout_s"):
+        history.replay(ORCHESTRATOR)
 
 
 def test_without_a_cancel_the_run_goes_on_to_gold() -> None:
-    state = json.loads(replay(ORCHESTRATOR, [*_planned(), _silver_done()]))
+    history, silver = _planned()
+    state = history.sub_orchestration_completed(silver, SILVER_BUILT).replay(ORCHESTRATOR)
     assert not state["isDone"]
-    assert _started_orchestrators(state) == [SILVER_TABLE, GOLD_MODEL]
+    assert names(state) == [PLAN, SILVER_TABLE, GOLD_MODEL]
 
 
 def test_a_cancel_during_silver_lets_silver_finish_and_starts_no_gold() -> None:
-    state = json.loads(replay(ORCHESTRATOR, [*_planned(), _cancel(), _silver_done()]))
+    history, silver = _planned()
+    _cancel(history).sub_orchestration_completed(silver, SILVER_BUILT)
+    state = history.replay(ORCHESTRATOR)
     assert state["isDone"], state
-    assert _started_orchestrators(state) == [SILVER_TABLE]
-    output = state["output"] if isinstance(state["output"], dict) else json.loads(state["output"])
+    assert names(state) == [PLAN, SILVER_TABLE]
+    output = state["output"]
     assert output["status"] == "cancelled"
-    custom = state["customStatus"]
-    assert (json.loads(custom) if isinstance(custom, str) else custom)["stage"] == "cancelled"
-    assert output["silver"]["silver/payments"]["status"] == "succeeded"
+    assert output["silver"]["silver/payments"]["status"] == "built"
     assert output["gold"]["gold/spend"]["status"] == "cancelled"
 
 
 def test_a_cancel_before_the_plan_starts_nothing() -> None:
-    history = [
-        *first_turn("medallion", None),
-        history_event(4, 0, Name="medallion_plan"),
-        history_event(13),
-        history_event(12),
-        _cancel(),
-    ]
-    state = json.loads(replay(ORCHESTRATOR, history))
-    assert state["isDone"] and _started_orchestrators(state) == []
-    output = state["output"] if isinstance(state["output"], dict) else json.loads(state["output"])
-    assert output["status"] == "cancelled"
+    history = History(MEDALLION)
+    history.schedule_activity(PLAN)
+    state = _cancel(history.turn()).replay(ORCHESTRATOR)
+    assert state["isDone"] and names(state) == [PLAN]
+    assert state["output"]["status"] == "cancelled"
+    assert state["customStatus"]["stage"] == "cancelled"

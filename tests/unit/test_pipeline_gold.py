@@ -64,9 +64,9 @@ def _refresh(pipeline: Any, run: str) -> dict[str, Any]:
         pipeline.build_silver(table, run)
     for model in pipeline.plan()["gold"]:
         submission = pipeline.submit_gold(model, run)
-        if submission["run"] is not None:
-            assert submission["run"]["status"] == "succeeded", submission
-            pipeline.finish_gold(submission, submission["run"])
+        if submission.run is not None:
+            assert submission.run.status == "succeeded", submission
+            pipeline.finish_gold(submission, submission.run)
         results[model] = submission
     return results
 
@@ -233,7 +233,7 @@ def test_a_second_run_with_no_new_data_changes_nothing(lake: Path) -> None:
 
     second = _refresh(pipeline, "run-2")
 
-    assert all(submission["run"] is None for submission in second.values())
+    assert all(submission.run is None for submission in second.values())
     assert {m: version(lake, "gold", m) for m in MODELS} == versions
     assert {m: read(lake, "gold", m) for m in MODELS} == before
 
@@ -247,8 +247,8 @@ def test_new_and_late_data_rebuild_only_the_models_that_read_it(lake: Path) -> N
 
     second = _refresh(pipeline, "run-2")
 
-    assert second["device_health_hourly"]["run"] is None
-    assert second["account_daily_spend"]["run"]["status"] == "succeeded"
+    assert second["device_health_hourly"].run is None
+    assert second["account_daily_spend"].run.status == "succeeded"
     spend = {r["day"]: r["total_amount"] for r in read(lake, "gold", "account_daily_spend")}
     assert spend == {
         T0.date(): Decimal("10.00"),
@@ -263,10 +263,10 @@ def test_a_failed_model_is_rebuilt_by_the_next_run(lake: Path) -> None:
     land(lake, "payment.transaction", [payment("p1", "a", 10, T0)])
     pipeline.build_silver("payment_transaction", "run-1")
     submission = pipeline.submit_gold("account_daily_spend", "run-1")
-    failed = RunState("duckdb", "x", RunStatus.FAILED, "boom").to_json()
+    failed = RunState("duckdb", "x", RunStatus.FAILED, "boom")
     pipeline.finish_gold(submission, failed)  # not recorded as built
 
-    assert pipeline.submit_gold("account_daily_spend", "run-2")["run"] is not None
+    assert pipeline.submit_gold("account_daily_spend", "run-2").run is not None
 
 
 @pytest.mark.parametrize(

@@ -204,7 +204,7 @@ async def test_the_monitor_seeing_the_cancel_land_closes_it_as_cancelled(
         Lake(str(tmp_path / "lake")), SqliteStateStore(tmp_path / "s.sqlite"), engine, runs=ledger
     )
 
-    assert pipeline.gold_state(run.run_id)["status"] == "cancelled"  # the child's next poll
+    assert pipeline.gold_state(run.run_id).status == "cancelled"  # the child's next poll
 
     entry = _entry(ledger, run)
     assert (entry.status, entry.closed_by) == (EntryStatus.CANCELLED, "monitor")
@@ -338,7 +338,7 @@ def test_a_submitted_remote_run_is_recorded_under_its_orchestration(
     pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP))  # the activity retried
 
     [entry] = ledger.unfinished()
-    assert entry.run_id == submission["run"]["run_id"]
+    assert entry.run_id == submission.run.run_id
     assert (entry.engine, entry.model, entry.owner) == (
         "fake-remote",
         "merchant_daily",
@@ -350,12 +350,12 @@ def test_a_submitted_remote_run_is_recorded_under_its_orchestration(
 def test_the_monitor_closes_the_record_when_the_run_ends(
     pipeline: Medallion, ledger: SqliteRunLedger, engine: FakeRemoteEngine
 ) -> None:
-    run_id = pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP))["run"]["run_id"]
+    run_id = pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP)).run.run_id
 
-    assert pipeline.gold_state(run_id)["status"] == "pending"
+    assert pipeline.gold_state(run_id).status == "pending"
     assert len(ledger.unfinished()) == 1
     engine.finish(run_id, RunStatus.FAILED)
-    assert pipeline.gold_state(run_id)["status"] == "failed"
+    assert pipeline.gold_state(run_id).status == "failed"
 
     entry = ledger.get("fake-remote", run_id)
     assert entry is not None
@@ -369,9 +369,9 @@ def test_the_monitor_closes_the_record_when_the_run_ends(
 def test_a_run_cancelled_by_its_own_orchestration_is_finished(
     pipeline: Medallion, ledger: SqliteRunLedger
 ) -> None:
-    run_id = pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP))["run"]["run_id"]
+    run_id = pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP)).run.run_id
 
-    assert pipeline.cancel_gold(run_id)["status"] == "cancelled"
+    assert pipeline.cancel_gold(run_id).status == "cancelled"
 
     entry = ledger.get("fake-remote", run_id)
     assert entry is not None and entry.status is EntryStatus.FINISHED
@@ -391,7 +391,7 @@ def test_local_runs_that_end_inside_submit_are_not_recorded(
 
     submission = local.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP))
 
-    assert submission["run"]["status"] == "succeeded"
+    assert submission.run.status == "succeeded"
     assert ledger.unfinished() == []
 
 

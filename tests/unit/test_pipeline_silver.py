@@ -53,10 +53,10 @@ def test_silver_holds_each_distinct_valid_event_once_with_typed_columns(lake: Pa
     assert all(r["event_time"].utcoffset() == dt.timedelta(0) for r in rows)
     assert {r["event_date"] for r in rows} == {T0.date()}
     assert rows[0]["card_last4"] == "4242"  # bronze columns pass through
-    assert outcome["rows_in"] == 4
-    assert outcome["rows_out"] == 3
-    assert outcome["duplicates"] == 1
-    assert outcome["quarantined"] == 0
+    assert outcome.rows_in == 4
+    assert outcome.rows_out == 3
+    assert outcome.duplicates == 1
+    assert outcome.quarantined == 0
 
 
 def test_a_resubmitted_event_in_a_later_batch_is_not_doubled(lake: Path) -> None:
@@ -71,8 +71,8 @@ def test_a_resubmitted_event_in_a_later_batch_is_not_doubled(lake: Path) -> None
         "e1",
         "e2",
     ]
-    assert (outcome["rows_in"], outcome["rows_out"], outcome["duplicates"]) == (2, 1, 1)
-    assert (outcome["bronze_from"], outcome["bronze_to"]) == (0, 1)
+    assert (outcome.rows_in, outcome.rows_out, outcome.duplicates) == (2, 1, 1)
+    assert (outcome.bronze_from, outcome.bronze_to) == (0, 1)
 
 
 def test_late_events_land_on_their_event_day_and_are_counted(lake: Path) -> None:
@@ -85,7 +85,7 @@ def test_late_events_land_on_their_event_day_and_are_counted(lake: Path) -> None
 
     days = {r["event_id"]: r["event_date"] for r in read(lake, "silver", "payment_transaction")}
     assert days == {"new": (T0 + DAY).date(), "old": (T0 - 3 * DAY).date()}
-    assert outcome["late_rows"] == 1
+    assert outcome.late_rows == 1
 
 
 def test_a_run_with_no_new_bronze_changes_nothing(lake: Path) -> None:
@@ -96,7 +96,7 @@ def test_a_run_with_no_new_bronze_changes_nothing(lake: Path) -> None:
 
     outcome = pipeline.build_silver("payment_transaction", "run-2")
 
-    assert outcome["status"] == "up_to_date"
+    assert outcome.status == "up_to_date"
     after = (version(lake, "silver", "payment_transaction"), version(lake, "silver", "_quality"))
     assert after == before
 
@@ -125,8 +125,8 @@ def test_blocking_failures_are_quarantined_with_the_rule_and_never_reach_silver(
     }
     assert json.loads(quarantined["huge"]["row"])["amount"] == 5_000_000.0
     assert quarantined["huge"]["run_id"] == "run-1"
-    assert outcome["quarantined"] == 3
-    blocking_failures = {c["rule"] for c in outcome["checks"] if c["blocking"] and not c["passed"]}
+    assert outcome.quarantined == 3
+    blocking_failures = {c.rule for c in outcome.checks if c.blocking and not c.passed}
     assert blocking_failures == {
         "range:amount",
         "pattern:currency",
@@ -183,7 +183,7 @@ def test_a_required_column_missing_from_bronze_quarantines_as_not_null(lake: Pat
 
     outcome = medallion_for(lake).build_silver("payment_transaction", "run-1")
 
-    assert outcome["rows_out"] == 0
+    assert outcome.rows_out == 0
     assert [r["rule"] for r in read(lake, "silver", "quarantine")] == ["not_null:merchant_id"]
 
 
@@ -222,7 +222,7 @@ def test_a_failed_run_leaves_the_watermark_and_the_retry_catches_up(
     assert pipeline.state.read("medallion", "silver:payment_transaction") == watermark
     monkeypatch.undo()
     outcome = pipeline.build_silver("payment_transaction", "run-3")
-    assert outcome["rows_out"] == 2
+    assert outcome.rows_out == 2
     assert sorted(r["event_id"] for r in read(lake, "silver", "payment_transaction")) == [
         "e1",
         "e2",
@@ -254,7 +254,7 @@ def test_small_chunks_still_deduplicate_across_files(lake: Path) -> None:
         "c",
         "same",
     ]
-    assert (outcome["rows_in"], outcome["rows_out"], outcome["duplicates"]) == (7, 3, 4)
+    assert (outcome.rows_in, outcome.rows_out, outcome.duplicates) == (7, 3, 4)
 
 
 def test_freshness_and_row_count_change_warn_without_quarantining(lake: Path) -> None:
@@ -277,7 +277,7 @@ def test_freshness_and_row_count_change_warn_without_quarantining(lake: Path) ->
 
 
 def test_no_bronze_table_yet_is_not_an_error(lake: Path) -> None:
-    assert medallion_for(lake).build_silver("app_interaction", "run-1")["status"] == "no_bronze"
+    assert medallion_for(lake).build_silver("app_interaction", "run-1").status == "no_bronze"
 
 
 def test_an_unknown_table_is_refused(lake: Path) -> None:

@@ -25,7 +25,7 @@ def _silver(lake: Path) -> list[tuple[str, str, dt.date, object]]:
 
 
 def _counts(outcome: dict[str, object]) -> tuple[object, ...]:
-    return (outcome["rows_in"], outcome["rows_out"], outcome["duplicates"], outcome["quarantined"])
+    return (outcome.rows_in, outcome.rows_out, outcome.duplicates, outcome.quarantined)
 
 
 def test_a_resend_on_another_day_in_a_later_run_adds_no_row(lake: Path) -> None:

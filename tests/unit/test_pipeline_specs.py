@@ -48,8 +48,8 @@ def test_accepted_values_match_the_contracts_literals() -> None:
 
 def test_the_run_plan_says_which_silver_tables_each_model_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
     plan = medallion_for(tmp_path / "lake").run_plan()
-    assert plan["silver"] == sorted(SILVER_SPECS)
-    assert plan["gold"] == sorted(load_models())
-    assert plan["reads"]["account_daily_spend"] == ["payment_transaction"]
-    assert plan["reads"]["ingestion_kpis"] == sorted(SILVER_SPECS)
-    assert plan["engine"] == "duckdb"
+    assert plan.silver == sorted(SILVER_SPECS)
+    assert plan.gold == sorted(load_models())
+    assert plan.reads["account_daily_spend"] == ["payment_transaction"]
+    assert plan.reads["ingestion_kpis"] == sorted(SILVER_SPECS)
+    assert plan.engine == "duckdb"
