@@ -269,5 +269,9 @@ def test_cancelling_a_run_cancels_its_remote_gold_runs(
     ] != "Completed":
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    assert status["output"]["gold"]["gold/item_pairs"]["status"] == "cancelled"
-    assert databricks.cancelled_models() == ["item_pairs"]
+    gold = status["output"]["gold"]
+    assert gold["gold/item_pairs"]["status"] == "cancelled"
+    # item_pairs is held; a model still running when the cancel came (on a loaded machine) is
+    # cancelled with it, and every model cancelled remotely is reported cancelled.
+    assert "item_pairs" in databricks.cancelled_models()
+    assert all(gold[f"gold/{m}"]["status"] == "cancelled" for m in databricks.cancelled_models())
