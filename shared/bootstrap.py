@@ -11,11 +11,13 @@ from pathlib import Path
 
 from shared import __version__
 from shared.config import Adapter, Settings, load_settings
+from shared.events.pseudonymize import Pseudonymizer
 from shared.events.services import EventServices, build_event_services
 from shared.health import ReadinessProbe
 from shared.lakehouse.access import LakeAccess, lake_access
 from shared.lakehouse.lake_lock import hold_local_lake
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
+from shared.privacy.log_scrub import install_log_scrubber
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,10 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     _set_log_level(settings.log_level)
     if settings.lake.adapter is Adapter.LOCAL:
         hold_local_lake(Path(settings.lake.uri))  # before anything writes to it
+    pseudonymizer = Pseudonymizer(settings.pseudonym_key.encode("utf-8", "surrogatepass"))
+    install_log_scrubber(pseudonymizer.scrub_text)  # before anything logs a value
     access = lake_access(settings.lake)
-    events = build_event_services(settings, access, os.environ)
+    events = build_event_services(settings, access, pseudonymizer, os.environ)
     probes: list[ReadinessProbe] = [_lake_probe(settings, access), events.probe]
     return Platform(settings=settings, probes=tuple(probes), events=events)
 

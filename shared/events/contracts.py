@@ -25,6 +25,8 @@ Amount = Annotated[float, msgspec.Meta(ge=0, le=1e15)]
 Measure = Annotated[float, msgspec.Meta(ge=-1e9, le=1e9)]
 Temperature = Annotated[float, msgspec.Meta(ge=-273.15, le=1e5)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0, le=1e9)]
+# A PII field of a protected event (pseudonymized at intake): its HMAC-SHA256, in hex.
+Pseudonym = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
 
 MCC_CODES = tuple(f"{code:04d}" for code in range(10_000))
 
@@ -116,13 +118,23 @@ class Contract:
     # The contract's own checks, after those every typed field needs to fit its bronze column
     # (`representable.field_range_check`): the data must be storable before it is judged.
     all_checks: tuple[FieldCheck, ...] = field(init=False, repr=False)
+    # The data of a protected event: each PII field as its pseudonym, followed by the part
+    # the contract keeps (`Pii.kept_as`); `data` itself when the contract has no PII.
+    protected_data: type[msgspec.Struct] = field(init=False, repr=False)
+    # The fields of free text (strings that are not PII), which the card number scrubber reads.
+    text_fields: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         names = set(self.field_names)
         unknown = ({self.entity_key} | set(self.pii) | {c.field for c in self.checks}) - names
         if unknown:
             raise ValueError(f"contract {self.event_type}: unknown fields {sorted(unknown)}")
+        kept = {p.kept_as for p in self.pii.values()} & names
+        if kept:
+            raise ValueError(f"contract {self.event_type}: kept_as names a field: {sorted(kept)}")
         object.__setattr__(self, "all_checks", (*_range_checks(self.data), *self.checks))
+        object.__setattr__(self, "protected_data", _protected_data(self.data, self.pii))
+        object.__setattr__(self, "text_fields", _text_fields(self.data, self.pii))
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -138,27 +150,72 @@ class Contract:
         """The CloudEvents `dataschema` naming this version."""
         return f"urn:contract:{self.event_type}:{self.version}"
 
-    def violation(self, data: Any) -> str | None:
-        """The first rule the decoded data breaks, as a message without the value, or None."""
+    def violation(self, data: Any, *, protected: bool = False) -> str | None:
+        """The first rule the decoded data breaks, as a message without the value, or None.
+        A protected event's PII fields are pseudonyms, checked by their type alone."""
         for check in self.all_checks:
+            if protected and check.field in self.pii:
+                continue
             if not check.accepts(getattr(data, check.field)):
                 return f"data.{check.field} {check.problem}"
         return None
 
-    def violations(self, datas: Sequence[Any]) -> dict[int, str]:
-        """`violation` for many, column by column: the index and message of each failure."""
+    def violations(
+        self, datas: Sequence[Any], protected: Sequence[bool] | None = None
+    ) -> dict[int, str]:
+        """`violation` for many, column by column: the index and message of each failure.
+        `protected` says which are protected events (None: none is)."""
         found: dict[int, str] = {}
+        raw = None if protected is None else [i for i, p in enumerate(protected) if not p]
         for check in self.all_checks:
-            values = list(map(attrgetter(check.field), datas))
+            chosen = datas
+            if raw is not None and check.field in self.pii:
+                chosen = [datas[i] for i in raw]
+            values = list(map(attrgetter(check.field), chosen))
             if check.rejects_many is not None:
                 refused = check.rejects_many(values)
             else:
                 results = list(map(check.accepts, values))
                 refused = [i for i, ok in enumerate(results) if not ok] if False in results else []
+            if chosen is not datas and raw is not None:
+                refused = [raw[i] for i in refused]
             message = f"data.{check.field} {check.problem}"
             for index in refused:
                 found.setdefault(index, message)
         return found
+
+
+def _protected_data(data: type[msgspec.Struct], pii: Mapping[str, Pii]) -> type[msgspec.Struct]:
+    if not pii:
+        return data
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for info in msgspec.structs.fields(data):
+        part = pii.get(info.name)
+        kind = info.type if part is None else Pseudonym
+        fields.append((info.name, kind) if info.required else (info.name, kind, info.default))
+        if part is not None and part.kept_as is not None:
+            kept = Annotated[str, msgspec.Meta(max_length=part.keep_last)]
+            fields.append((part.kept_as, kept) if info.required else (part.kept_as, kept, None))
+    return msgspec.defstruct(
+        f"Protected{data.__name__}",
+        fields,
+        forbid_unknown_fields=True,
+        frozen=True,
+        gc=False,
+    )
+
+
+def _text_fields(data: type[msgspec.Struct], pii: Mapping[str, Pii]) -> tuple[str, ...]:
+    info = msgspec.inspect.type_info(data)
+    assert isinstance(info, msgspec.inspect.StructType)
+    found = []
+    for struct_field in info.fields:
+        kind = struct_field.type
+        while isinstance(kind, msgspec.inspect.Metadata):
+            kind = kind.type
+        if isinstance(kind, msgspec.inspect.StrType) and struct_field.name not in pii:
+            found.append(struct_field.name)
+    return tuple(found)
 
 
 def _range_checks(data: type[msgspec.Struct]) -> list[FieldCheck]:

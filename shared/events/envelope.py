@@ -4,6 +4,9 @@ The fast path is a single msgspec decode against a tagged union of envelopes (ta
 one per contract, that forbids unknown fields. Anything it refuses (unknown fields, extension
 attributes, an older contract version, or an error) takes the slow path, which decodes
 generically to keep extras and extensions, or to explain precisely why the event is rejected.
+
+A protected event (pseudonymized at intake, `shared.events.protection`) is decoded against the
+contract's protected data: its PII fields are pseudonyms, followed by the parts it keeps.
 """
 
 from __future__ import annotations
@@ -38,24 +41,27 @@ Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 
 class DecodedEvent(NamedTuple):
     """A valid event: its contract, its typed envelope (`.id`, `.source`, `.time`, `.subject`,
-    `.data`), and the unknown data fields and extension attributes, if any (raw, not yet
-    pseudonymized)."""
+    `.data`), the unknown data fields and extension attributes, if any (raw, not yet
+    pseudonymized), and whether it is a protected event."""
 
     contract: Contract
     envelope: Any
     extras: dict[str, Any] | None = None
     extensions: dict[str, Any] | None = None
+    protected: bool = False
 
 
 @dataclass
 class DecodedGroup:
     """The valid events of one contract in a batch, in batch order: their typed envelopes,
-    their indexes in the batch, and their extras and extensions (None when no event has any)."""
+    their indexes in the batch, their extras and extensions (None when no event has any), and
+    which are protected events (None when none is)."""
 
     envelopes: list[Any]
     indexes: list[int]
     extras: list[dict[str, Any] | None] | None = None
     extensions: list[dict[str, Any] | None] | None = None
+    protected: list[bool] | None = None
 
     def __len__(self) -> int:
         return len(self.envelopes)
@@ -66,12 +72,30 @@ class DecodedGroup:
             self.extras = [None] * len(self.envelopes)
         if event.extensions is not None and self.extensions is None:
             self.extensions = [None] * len(self.envelopes)
+        if event.protected and self.protected is None:
+            self.protected = [False] * len(self.envelopes)
         self.envelopes.append(event.envelope)
         self.indexes.append(index)
         if self.extras is not None:
             self.extras.append(event.extras)
         if self.extensions is not None:
             self.extensions.append(event.extensions)
+        if self.protected is not None:
+            self.protected.append(event.protected)
+
+    def merge(self, other: DecodedGroup) -> None:
+        """Append the events of `other` (of the same contract); `reorder` puts them in place."""
+        count = len(self.envelopes)
+        for name in ("extras", "extensions", "protected"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is None and theirs is None:
+                continue
+            empty: Any = False if name == "protected" else None
+            mine = mine if mine is not None else [empty] * count
+            theirs = theirs if theirs is not None else [empty] * len(other)
+            setattr(self, name, mine + theirs)
+        self.envelopes = self.envelopes + other.envelopes
+        self.indexes = self.indexes + other.indexes
 
     def select(self, positions: Sequence[int]) -> DecodedGroup:
         """The events at these positions of the group."""
@@ -80,6 +104,7 @@ class DecodedGroup:
             [self.indexes[i] for i in positions],
             None if self.extras is None else [self.extras[i] for i in positions],
             None if self.extensions is None else [self.extensions[i] for i in positions],
+            None if self.protected is None else [self.protected[i] for i in positions],
         )
 
     def reorder(self) -> None:
@@ -90,17 +115,20 @@ class DecodedGroup:
         ordered = self.select(sorted(range(len(indexes)), key=indexes.__getitem__))
         self.envelopes, self.indexes = ordered.envelopes, ordered.indexes
         self.extras, self.extensions = ordered.extras, ordered.extensions
+        self.protected = ordered.protected
 
 
-def envelope_type(contract: Contract) -> type[msgspec.Struct]:
-    """The typed CloudEvents envelope of one contract, tagged by its `type`."""
+def envelope_type(contract: Contract, *, protected: bool = False) -> type[msgspec.Struct]:
+    """The typed CloudEvents envelope of one contract (of its protected events if
+    `protected`), tagged by its `type`."""
+    data = contract.protected_data if protected else contract.data
     return msgspec.defstruct(
-        f"{contract.data.__name__}EventV{contract.version}",
+        f"{data.__name__}EventV{contract.version}",
         [
             ("specversion", Literal["1.0"]),
             ("id", EventId),
             ("source", UriRef),
-            ("data", contract.data),
+            ("data", data),
             ("time", Timestamp | None, None),
             ("subject", UriRef | None, None),
             ("datacontenttype", Literal[JSON_CONTENT_TYPES] | None, None),
@@ -126,13 +154,19 @@ class EventDecoder:
         self.registry = registry or ContractRegistry()
         self._clock = clock
         self._envelopes = {c: envelope_type(c) for c in self.registry.all()}
-        self._decoders: dict[Contract, msgspec.json.Decoder[Any]] = {
-            c: msgspec.json.Decoder(t) for c, t in self._envelopes.items()
+        protected = {
+            c: envelope_type(c, protected=True) if c.pii else self._envelopes[c]
+            for c in self.registry.all()
         }
+        self._decoders: dict[tuple[Contract, bool], msgspec.json.Decoder[Any]] = {}
+        for c in self.registry.all():
+            self._decoders[c, False] = msgspec.json.Decoder(self._envelopes[c])
+            self._decoders[c, True] = msgspec.json.Decoder(protected[c])
         latest = self.registry.latest()
         self._contract_of = {self._envelopes[c]: c for c in latest}
-        union = tuple(self._envelopes[c] for c in latest)
-        self._fast = msgspec.json.Decoder(union[0] if len(union) == 1 else _union(union))
+        self._contract_of.update({protected[c]: c for c in latest})
+        self._fast = _union_decoder(tuple(self._envelopes[c] for c in latest))
+        self._fast_protected = _union_decoder(tuple(protected[c] for c in latest))
 
     def decode(self, body: bytes | memoryview, *, check: bool = True) -> DecodedEvent:
         """Decode and validate one event; raises EventRejected with the reason.
@@ -156,17 +190,20 @@ class EventDecoder:
         return DecodedEvent(contract, envelope)
 
     def decode_batch(
-        self, bodies: Sequence[bytes | memoryview]
+        self, bodies: Sequence[bytes | memoryview], protected: Sequence[bool] | None = None
     ) -> tuple[dict[Contract, DecodedGroup], list[tuple[int, EventRejected]]]:
         """Decode many events without their contracts' field checks (`Contract.violations`
         runs them per column): the valid ones grouped by contract, in order, and the index
-        and reason of each rejected one."""
-        fast, contract_of = self._fast.decode, self._contract_of
+        and reason of each rejected one. `protected` says which bodies are protected events
+        (None: none is)."""
+        contract_of = self._contract_of
+        plain, shielded = self._fast.decode, self._fast_protected.decode
         window = EventTimeWindow(self._clock())
         by_type: dict[type, tuple[list[Any], list[int]]] = {}
         slow: list[int] = []
         rejected: list[tuple[int, EventRejected]] = []
         for index, body in enumerate(bodies):
+            fast = shielded if protected is not None and protected[index] else plain
             try:
                 envelope = fast(body)
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
@@ -183,6 +220,7 @@ class EventDecoder:
             group[0].append(envelope)
             group[1].append(index)
         groups: dict[Contract, DecodedGroup] = {}
+        mixed = False
         for kind, (envelopes, indexes) in by_type.items():
             late = window.outside(list(map(_TIME, envelopes)))
             if late:  # rejected on the slow path, with the reason
@@ -190,11 +228,24 @@ class EventDecoder:
                 keep = sorted(set(range(len(envelopes))).difference(late))
                 envelopes = [envelopes[i] for i in keep]
                 indexes = [indexes[i] for i in keep]
-            if envelopes:
-                groups[contract_of[kind]] = DecodedGroup(envelopes, indexes)
+            if not envelopes:
+                continue
+            contract = contract_of[kind]
+            # The kinds of a contract without PII are one for raw and protected events alike:
+            # they are decoded the same way, and nothing tells them apart afterwards.
+            shield = bool(contract.pii) and protected is not None and protected[indexes[0]]
+            group = DecodedGroup(
+                envelopes, indexes, protected=[True] * len(envelopes) if shield else None
+            )
+            if contract in groups:
+                groups[contract].merge(group)
+                mixed = True
+            else:
+                groups[contract] = group
         for index in slow:
             try:
-                event = self._decode_slow(bodies[index], window)
+                shield = protected is not None and protected[index]
+                event = self._decode_slow(bodies[index], window, protected=shield)
             except EventRejected as error:
                 rejected.append((index, error))
                 continue
@@ -202,13 +253,16 @@ class EventDecoder:
             if found is None:
                 found = groups[event.contract] = DecodedGroup([], [])
             found.add(index, event)
-        if slow:
+        if slow or mixed:
             for decoded in groups.values():
                 decoded.reorder()
         return groups, rejected
 
-    def decode_document(self, document: Any, window: EventTimeWindow | None = None) -> DecodedEvent:
-        """Validate an already parsed JSON value as one event; raises EventRejected."""
+    def decode_document(
+        self, document: Any, window: EventTimeWindow | None = None, *, protected: bool = False
+    ) -> DecodedEvent:
+        """Validate an already parsed JSON value as one event (a protected one if
+        `protected`); raises EventRejected."""
         if not isinstance(document, dict):
             raise EventRejected(Reason.NOT_AN_EVENT, "an event must be a JSON object")
         contract = self._contract(document)
@@ -230,22 +284,27 @@ class EventDecoder:
         cleaned = {k: v for k, v in document.items() if k in STANDARD_ATTRIBUTES}
         cleaned["data"] = known
         try:
-            envelope: Any = self._decoders[contract].decode(msgspec.json.encode(cleaned))
+            decoder = self._decoders[contract, protected]
+            envelope: Any = decoder.decode(msgspec.json.encode(cleaned))
         except msgspec.ValidationError as error:
             message = str(error)
             in_data = re.search(r"`\$\.data(`|\.|\[)", message) is not None
             reason = Reason.INVALID_DATA if in_data else Reason.INVALID_ENVELOPE
             raise EventRejected(reason, message, contract.event_type) from None
         _check_time(envelope, contract, window or EventTimeWindow(self._clock()))
-        problem = contract.violation(envelope.data)
+        problem = contract.violation(envelope.data, protected=protected)
         if problem is not None:
             raise EventRejected(Reason.INVALID_DATA, problem, contract.event_type)
-        return DecodedEvent(contract, envelope, extras or None, extensions or None)
+        return DecodedEvent(contract, envelope, extras or None, extensions or None, protected)
 
     def _decode_slow(
-        self, body: bytes | memoryview, window: EventTimeWindow | None = None
+        self,
+        body: bytes | memoryview,
+        window: EventTimeWindow | None = None,
+        *,
+        protected: bool = False,
     ) -> DecodedEvent:
-        return self.decode_document(parse_json(body), window)
+        return self.decode_document(parse_json(body), window, protected=protected)
 
     def _contract(self, document: dict[str, Any]) -> Contract:
         if document.get("specversion") != SPEC_VERSION:
@@ -316,8 +375,8 @@ def _extensions(document: dict[str, Any], contract: Contract) -> dict[str, Any]:
     return extensions
 
 
-def _union(members: tuple[type[msgspec.Struct], ...]) -> Any:
+def _union_decoder(members: tuple[type[msgspec.Struct], ...]) -> msgspec.json.Decoder[Any]:
     from functools import reduce
     from operator import or_
 
-    return reduce(or_, members)
+    return msgspec.json.Decoder(members[0] if len(members) == 1 else reduce(or_, members))

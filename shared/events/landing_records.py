@@ -205,7 +205,10 @@ class RecordChecker:
         # runs once per row, and allocation is most of its cost.
         new, event = tuple.__new__, DecodedEvent
         out.events = [
-            new(event, (contract, FileEnvelope(event_id, source, None, when, value), more, None))
+            new(
+                event,
+                (contract, FileEnvelope(event_id, source, None, when, value), more, None, False),
+            )
             for event_id, value, when, more in zip(ids, values, times, extras_of, strict=True)
         ]
         return out

@@ -1,28 +1,40 @@
-"""Keyed pseudonyms for personal data (HMAC-SHA256), and a scrubber for payloads of unknown shape.
+"""Keyed pseudonyms for personal data (HMAC-SHA256), and a scrubber for strings and payloads.
 
 The same value under the same key always gives the same pseudonym, so pseudonymized columns
 still join and group; without the key they cannot be reversed or recomputed. The scrubber
-protects what no contract describes (extras, dead-letter payloads): every run of 12 to 19
-digits that passes Luhn, and every run of more than 19 digits, is replaced by its pseudonym.
+protects what no contract field describes (envelope attributes, identifiers, extras,
+extensions, dead-letter payloads, file names, log lines): every card number that the one
+detector (`shared.privacy.card_numbers`) finds is replaced by `pseudonym:<hex>`, the pseudonym
+of its digits, the same as a card number column holds for it. Scrubbing twice changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
+import math
 from collections.abc import Sequence
 from typing import Any
 
-from shared.events.validators import luhn_valid
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shared.privacy.card_numbers import (
+    ARROW_PREFILTER,
+    PSEUDONYM_PREFIX,
+    might_hold_card_number,
+    redact,
+)
 
 MIN_KEY_BYTES = 32
 _BLOCK = 64  # SHA-256's block size, which HMAC pads the key to
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
-# Digits with at most one space or dash between them, as card numbers are written.
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){11,}(?![0-9])")
-_MAX_SCRUB_INT = 10**11  # integers below this have at most 11 digits and cannot be a PAN
-PSEUDONYM_PREFIX = "pseudonym:"
+_MAX_SCRUB_INT = 10**11  # numbers below this have at most 11 digits and cannot be a PAN
+# A float holds 15 to 17 significant digits: from 1e16 on, its integer part may be a 17 to 19
+# digit card number rounded (most of its digits), which no checksum can recognise any more.
+_ROUNDED_PAN_FLOATS = (1e16, 1e20)
+_MIN_VECTOR = 16  # below this, a column is scrubbed one value at a time
+__all__ = ["MIN_KEY_BYTES", "PSEUDONYM_PREFIX", "Pseudonymizer"]
 
 
 class Pseudonymizer:
@@ -69,10 +81,29 @@ class Pseudonymizer:
         return result
 
     def scrub_text(self, text: str) -> str:
-        """Text with every card-number-like digit run replaced by `pseudonym:<hex>`."""
-        if len(text) < 12:
-            return text
-        return _DIGIT_RUN.sub(self._replace_run, text)
+        """Text with every card number (and run of over 19 digits) replaced by
+        `pseudonym:<hex>`."""
+        return redact(text, self._token)
+
+    def scrub_strings(self, values: Sequence[str | None]) -> Sequence[str | None]:
+        """`scrub_text` over a column of strings (None stays None); `values` itself when no
+        value changes, which is what a column of identifiers usually gives. Long columns are
+        screened at once in C (RE2 over Arrow), and only the flagged values looked at."""
+        if len(values) < _MIN_VECTOR:
+            flagged: Sequence[int] = [
+                i for i, v in enumerate(values) if v is not None and might_hold_card_number(v)
+            ]
+        else:
+            hits = pc.match_substring_regex(pa.array(values, pa.string()), ARROW_PREFILTER)
+            flagged = pc.indices_nonzero(hits.fill_null(False)).to_pylist()
+        if not flagged:
+            return values
+        changed = list(values)
+        for index in flagged:
+            text = changed[index]
+            assert text is not None
+            changed[index] = self.scrub_text(text)
+        return changed
 
     def scrub(self, value: Any) -> Any:
         """A copy of a JSON value with card-number-like strings, keys and numbers pseudonymized.
@@ -104,22 +135,19 @@ class Pseudonymizer:
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, int):
-            if abs(value) >= _MAX_SCRUB_INT:
-                return self.scrub_text(str(value)) if _is_pan_like(str(abs(value))) else value
-            return value
-        if isinstance(value, float) and value.is_integer() and abs(value) >= _MAX_SCRUB_INT:
-            digits = str(int(abs(value)))
-            return PSEUDONYM_PREFIX + self.pseudonym(digits) if _is_pan_like(digits) else value
+            if abs(value) < _MAX_SCRUB_INT:
+                return value
+            text = str(value)
+            scrubbed = self.scrub_text(text)
+            return value if scrubbed is text else scrubbed
+        if isinstance(value, float) and math.isfinite(value) and abs(value) >= _MAX_SCRUB_INT:
+            low, high = _ROUNDED_PAN_FLOATS
+            if low <= abs(value) < high:
+                return self._token(repr(value))
+            text = repr(value)  # positional below 1e16: "4011777766665550.5"
+            scrubbed = self.scrub_text(text)
+            return value if scrubbed is text else scrubbed
         return value
 
-    def _replace_run(self, match: re.Match[str]) -> str:
-        run = match.group(0)
-        digits = run.replace(" ", "").replace("-", "")
-        if not _is_pan_like(digits):
-            return run
+    def _token(self, digits: str) -> str:
         return PSEUDONYM_PREFIX + self.pseudonym(digits)
-
-
-def _is_pan_like(digits: str) -> bool:
-    # Longer runs may hide a card number inside them; they are rare enough to hide whole.
-    return len(digits) > 19 or (len(digits) >= 12 and luhn_valid(digits))

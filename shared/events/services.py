@@ -33,7 +33,10 @@ class EventServices:
 
 
 def build_event_services(
-    settings: Settings, access: LakeAccess, environ: Mapping[str, str]
+    settings: Settings,
+    access: LakeAccess,
+    pseudonymizer: Pseudonymizer,
+    environ: Mapping[str, str],
 ) -> EventServices:
     """Choose the publisher by settings and wire the decoder, pseudonymizer and bronze writer."""
     decoder = EventDecoder()
@@ -47,7 +50,6 @@ def build_event_services(
         data_dir = Path(environ.get(DEVHOST_DATA_DIR) or settings.data_dir)
         local = LocalEventPublisher.for_settings(data_dir, environ, events.connection)
         publisher, probe = local, LocalEventsProbe(local)
-    pseudonymizer = Pseudonymizer(settings.pseudonym_key.encode("utf-8", "surrogatepass"))
     writer = BronzeWriter(settings.lake.uri, access)
     return EventServices(
         intake=EventIntake(decoder, publisher),

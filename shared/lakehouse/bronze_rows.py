@@ -1,7 +1,9 @@
 """Build bronze batches as Arrow columns directly: one list per column, never a dict per row.
 
-Rows of valid events go to their contract's table with PII fields pseudonymized; rejected
-events become dead-letter rows whose payload is pseudonymized wherever a card number could be.
+Rows of valid events go to their contract's table with PII fields pseudonymized (a protected
+event's are pseudonyms already) and card numbers scrubbed from every other string: the envelope
+attributes, the free text fields, extras and extensions. Rejected events become dead-letter
+rows whose payload is pseudonymized wherever a card number could be.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shared.events.contracts import Contract, ContractRegistry
+from shared.events.contracts import Contract, ContractRegistry, Pii
 from shared.events.envelope import DecodedEvent
 from shared.events.errors import EventRejected
 from shared.events.pseudonymize import Pseudonymizer
@@ -29,6 +31,7 @@ _SUBJECT = attrgetter("subject")
 _TIME = attrgetter("time")
 _EXTRAS = attrgetter("extras")
 _EXTENSIONS = attrgetter("extensions")
+_PROTECTED = attrgetter("protected")
 _TZINFO = attrgetter("tzinfo")
 _MINUTE = dt.timedelta(minutes=1)
 _MAX_ATTRIBUTE_CHARS = 256
@@ -66,6 +69,7 @@ class Rejection(NamedTuple):
     sequence_number: int
     offset: int | None
     enqueued_time: dt.datetime
+    protected: bool = False  # a protected event: its PII fields hold pseudonyms already
 
 
 class ContractRows:
@@ -77,7 +81,12 @@ class ContractRows:
         self._pseudonymizer = pseudonymizer
         data_names = {f.name for f in self.schema} & set(contract.field_names)
         self._fields = [
-            (attrgetter(name), self.schema.field(name).type, contract.pii.get(name))
+            (
+                attrgetter(name),
+                self.schema.field(name).type,
+                contract.pii.get(name),
+                name in contract.text_fields,
+            )
             for name in contract.field_names
             if name in data_names
         ]
@@ -95,6 +104,7 @@ class ContractRows:
         """The rows of `events` (all of this contract), in order."""
         extras = list(map(_EXTRAS, events))
         extensions = list(map(_EXTENSIONS, events))
+        protected = list(map(_PROTECTED, events))
         return self.build(
             list(map(_ENVELOPE, events)),
             sequence_numbers,
@@ -103,6 +113,7 @@ class ContractRows:
             ingested_at,
             extras=extras if any(extras) else None,
             extensions=extensions if any(extensions) else None,
+            protected=protected if True in protected else None,
         )
 
     def build(
@@ -115,20 +126,23 @@ class ContractRows:
         *,
         extras: Sequence[dict[str, Any] | None] | None = None,
         extensions: Sequence[dict[str, Any] | None] | None = None,
+        protected: Sequence[bool] | None = None,
     ) -> pa.Table:
         """The rows of typed envelopes of this contract, with each one's extras and
-        extension attributes (None: no event has any), in order."""
+        extension attributes (None: no event has any), in order. `protected` says which
+        envelopes are of protected events (None: none is)."""
         count = len(envelopes)
         times = list(map(_TIME, envelopes))
         if None in times:  # CloudEvents `time` is optional: the hub's enqueued time stands in
             times = [t if t is not None else q for t, q in zip(times, enqueued_times, strict=True)]
         event_time = timestamps(times)
+        scrub = self._pseudonymizer.scrub_strings
         columns: list[pa.Array] = [
-            pa.array(list(map(_ID, envelopes)), pa.string()),
+            pa.array(scrub(list(map(_ID, envelopes))), pa.string()),
             pa.repeat(self._event_type, count),
             pa.repeat(self._version, count),
-            pa.array(list(map(_SOURCE, envelopes)), pa.string()),
-            pa.array(list(map(_SUBJECT, envelopes)), pa.string()),
+            pa.array(scrub(list(map(_SOURCE, envelopes))), pa.string()),
+            pa.array(scrub(list(map(_SUBJECT, envelopes))), pa.string()),
             event_time,
             timestamps(enqueued_times),
             pa.repeat(pa.scalar(ingested_at, TIMESTAMP), count),
@@ -136,19 +150,42 @@ class ContractRows:
             pa.array(sequence_numbers, pa.int64()),
         ]
         datas = list(map(_DATA, envelopes))
-        for get, arrow_type, pii in self._fields:
+        for get, arrow_type, pii, text in self._fields:
             values = list(map(get, datas))
             if pii is None:
-                columns.append(pa.array(values, arrow_type))
+                columns.append(pa.array(scrub(values) if text else values, arrow_type))
                 continue
-            columns.append(pa.array(self._pseudonymizer.pseudonyms(values), pa.string()))
-            if pii.kept_as is not None:
-                raw = pa.array(values, pa.string())
-                columns.append(pc.utf8_slice_codeunits(raw, start=-pii.keep_last))
+            columns.extend(self._pii_columns(pii, values, datas, protected))
         columns.append(self._json_column(extras, count))
         columns.append(self._json_column(extensions, count))
         columns.append(pc.cast(event_time, pa.date32()))
         return pa.Table.from_arrays(columns, schema=self.schema)
+
+    def _pii_columns(
+        self, pii: Pii, values: list[Any], datas: list[Any], protected: Sequence[bool] | None
+    ) -> list[pa.Array]:
+        """A PII field's pseudonyms, and the part kept if the contract keeps one."""
+        kept_as = pii.kept_as
+        if protected is None:  # raw values: hash them, slice the part kept
+            columns = [pa.array(self._pseudonymizer.pseudonyms(values), pa.string())]
+            if kept_as is not None:
+                raw = pa.array(values, pa.string())
+                columns.append(pc.utf8_slice_codeunits(raw, start=-pii.keep_last))
+            return columns
+        raw_at = [i for i, shielded in enumerate(protected) if not shielded]
+        pseudonyms = list(values)  # a protected event's value is its pseudonym already
+        for i, pseudonym in zip(
+            raw_at, self._pseudonymizer.pseudonyms([values[i] for i in raw_at]), strict=True
+        ):
+            pseudonyms[i] = pseudonym
+        columns = [pa.array(pseudonyms, pa.string())]
+        if kept_as is not None:
+            kept = [
+                getattr(data, kept_as) if shielded else _last(value, pii.keep_last)
+                for data, value, shielded in zip(datas, values, protected, strict=True)
+            ]
+            columns.append(pa.array(kept, pa.string()))
+        return columns
 
     def _json_column(self, values: Sequence[dict[str, Any] | None] | None, count: int) -> pa.Array:
         if values is None or not any(values):
@@ -161,6 +198,10 @@ class ContractRows:
 
 
 RowBuilder = Callable[[Contract, Pseudonymizer], ContractRows]  # ContractRows, or one like it
+
+
+def _last(value: str | None, count: int) -> str | None:
+    return None if value is None else value[-count:]
 
 
 def timestamps(values: Sequence[dt.datetime]) -> pa.Array:
@@ -209,7 +250,7 @@ class DeadLetterRows:
             columns["source"].append(self._attribute(attributes, "source"))
             columns["reason"].append(error.reason.value)
             columns["error"].append(self._pseudonymizer.scrub_text(error.message))
-            columns["payload"].append(self._payload(rejection.body, document))
+            columns["payload"].append(self._payload(rejection, document))
             columns["payload_bytes"].append(len(rejection.body))
             columns["namespace"].append(position.namespace)
             columns["hub"].append(position.hub)
@@ -235,11 +276,11 @@ class DeadLetterRows:
             return None
         return self._pseudonymizer.scrub_text(value[:_MAX_ATTRIBUTE_CHARS])
 
-    def _payload(self, body: bytes, document: Any) -> str:
+    def _payload(self, rejection: Rejection, document: Any) -> str:
         if document is _UNPARSED:
-            return self._pseudonymizer.scrub_text(body.decode("utf-8", "replace"))
+            return self._pseudonymizer.scrub_text(rejection.body.decode("utf-8", "replace"))
         data = document.get("data") if isinstance(document, dict) else None
-        if isinstance(data, dict):
+        if isinstance(data, dict) and not rejection.protected:
             # A contract's PII field is pseudonymized whatever it holds, even a value that
             # failed validation (a mistyped card number is still a card number).
             for name in self._pii_fields & data.keys():

@@ -142,3 +142,61 @@ def test_timestamps_are_the_utc_instants_arrow_computes(values: list[dt.datetime
 @given(MOMENTS, st.integers(1, 50))
 def test_one_repeated_moment_is_one_timestamp(moment: dt.datetime, count: int) -> None:
     assert timestamps([moment] * count).equals(pa.array([moment] * count, TIMESTAMP))
+
+
+PAN = "4920777766665550"
+
+
+def digits_only(text: str) -> str:
+    return "".join(c for c in text if c.isdigit())
+
+
+def test_card_numbers_in_attributes_identifiers_and_extensions_are_pseudonymized() -> None:
+    event = payment(
+        1, merchant_id=f"m-{PAN}", account_id="4920 7777 6666 5550", note="4011777766665550.5"
+    )
+    event.update(
+        id=PAN,
+        source="/cards/4920  7777.6666-5550 1/27",
+        subject="4920.7777.6666.5550",
+        traceid=f"{PAN}-1",
+    )
+    raw = encoded(event).replace(b'"4011777766665550.5"', b"4011777766665550.5")
+    decoded = DECODER.decode(raw)
+    row = ContractRows(PAYMENT_TRANSACTION, P).table([decoded], [0], [ENQUEUED], 0, INGESTED)
+    [values] = row.to_pylist()
+    token = "pseudonym:" + P.pseudonym(PAN)
+    assert values["event_id"] == token and values["subject"] == token
+    assert values["source"] == f"/cards/{token} 1/27"
+    assert values["merchant_id"] == f"m-{token}" and values["account_id"] == token
+    text = json.dumps(values, default=str)
+    assert PAN not in digits_only(text.replace(token, ""))
+    assert "4011777766665550" not in text
+
+
+def test_a_protected_events_pseudonyms_and_kept_part_are_stored_as_they_are() -> None:
+    protected = payment(1)
+    protected["data"]["card_number"] = P.pseudonym(card(1))
+    protected["data"]["card_last4"] = card(1)[-4:]
+    raw = payment(2)
+    groups, failed = DECODER.decode_batch(
+        [encoded(protected), encoded(raw)], protected=[True, False]
+    )
+    assert failed == []
+    [group] = groups.values()
+    assert group.protected == [True, False]
+    assert PAYMENT_TRANSACTION.violations([e.data for e in group.envelopes], group.protected) == {}
+    table = ContractRows(PAYMENT_TRANSACTION, P).build(
+        group.envelopes, [0, 1], [ENQUEUED] * 2, 0, INGESTED, protected=group.protected
+    )
+    assert table.column("card_number").to_pylist() == [P.pseudonym(card(1)), P.pseudonym(card(2))]
+    assert table.column("card_last4").to_pylist() == [card(1)[-4:], card(2)[-4:]]
+
+
+def test_a_raw_card_number_in_a_protected_event_is_refused() -> None:
+    event = payment(1)
+    event["data"]["card_last4"] = "5550"
+    groups, failed = DECODER.decode_batch([encoded(event)], protected=[True])
+    assert groups == {}
+    [(index, error)] = failed
+    assert error.reason == Reason.INVALID_DATA and "card_number" in error.message

@@ -17,17 +17,20 @@ import functions.ingest as ingest_function
 from shared.bootstrap import Platform
 from shared.config import load_settings
 from shared.events.ingest import MissingHubPosition
+from shared.events.pseudonymize import Pseudonymizer
 from shared.events.services import build_event_services
 from shared.lakehouse.access import StaticAccess
 from tests.eventdata import encoded, payment
 
 pytestmark = pytest.mark.unit
 
+KEY = Pseudonymizer(b"k" * 32)
+
 
 @pytest.fixture
 def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
     settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path)})
-    events = build_event_services(settings, StaticAccess(), {})
+    events = build_event_services(settings, StaticAccess(), KEY, {})
     platform = Platform(settings=settings, probes=(), events=events)
     monkeypatch.setattr(events_function, "platform", lambda: platform)
     monkeypatch.setattr(ingest_function, "platform", lambda: platform)

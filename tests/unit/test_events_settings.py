@@ -8,11 +8,14 @@ import pytest
 
 from shared.config import DEVELOPMENT_PSEUDONYM_KEY, Adapter, SettingsError, load_settings
 from shared.events.eventhubs import EventHubsPublisher
+from shared.events.pseudonymize import Pseudonymizer
 from shared.events.publisher import LocalEventPublisher
 from shared.events.services import build_event_services
 from shared.lakehouse.access import StaticAccess, emulator_options, lake_access
 
 pytestmark = pytest.mark.unit
+
+KEY = Pseudonymizer(b"k" * 32)
 SECRET = "s" * 40
 
 
@@ -51,9 +54,9 @@ def test_the_namespace_setting_switches_to_event_hubs(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings({name: "not a host"})
     assert isinstance(
-        build_event_services(local, StaticAccess(), {}).publisher, LocalEventPublisher
+        build_event_services(local, StaticAccess(), KEY, {}).publisher, LocalEventPublisher
     )
-    services = build_event_services(azure, StaticAccess(), {})
+    services = build_event_services(azure, StaticAccess(), KEY, {})
     assert isinstance(services.publisher, EventHubsPublisher)
     assert services.probe.backend == "events"
 
@@ -61,7 +64,7 @@ def test_the_namespace_setting_switches_to_event_hubs(tmp_path: Path) -> None:
 def test_the_local_log_is_the_devhost_s_when_it_runs(tmp_path: Path) -> None:
     settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path / "platform")})
     environ = {"DEVHOST_DATA_DIR": str(tmp_path / "devhost")}
-    publisher = build_event_services(settings, StaticAccess(), environ).publisher
+    publisher = build_event_services(settings, StaticAccess(), KEY, environ).publisher
     assert isinstance(publisher, LocalEventPublisher)
     assert publisher.log.path == (tmp_path / "devhost" / "eventhubs" / "local.sqlite3").resolve()
 

@@ -17,6 +17,7 @@ from devhost.indexing import index_app, load_app
 from shared.bootstrap import Platform
 from shared.config import load_settings
 from shared.events.landing_file import NotALandingFile
+from shared.events.pseudonymize import Pseudonymizer
 from shared.events.services import build_event_services
 from shared.lakehouse.access import StaticAccess
 from tests.devhost_process import PROJECT_ROOT
@@ -24,13 +25,15 @@ from tests.landingdata import csv_bytes, payment_record, table_rows
 
 pytestmark = pytest.mark.unit
 
+KEY = Pseudonymizer(b"k" * 32)
+
 land_file = next(iter(landing_function.bp._function_builders)).build().get_user_function()
 
 
 @pytest.fixture
 def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
     settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path)})
-    events = build_event_services(settings, StaticAccess(), {})
+    events = build_event_services(settings, StaticAccess(), KEY, {})
     platform = Platform(settings=settings, probes=(), events=events)
     monkeypatch.setattr(landing_function, "platform", lambda: platform)
     yield platform

@@ -250,3 +250,17 @@ def test_chunks_hold_at_most_about_16_mib_of_the_file(suffix: str) -> None:
     chunks = list(read_records(io.BytesIO(data), f"x{suffix}", chunk_records=5000))
     assert sum(len(c.records) for c in chunks) == 200
     assert max(len(c.records) for c in chunks) <= MAX_CHUNK_BYTES // 100_000 + 1
+
+
+def test_a_card_number_in_the_file_name_is_pseudonymized_in_rows_and_dead_letters(
+    tmp_path: Path,
+) -> None:
+    pan = "4920777766665550"
+    records = [payment_record(n) for n in range(3)]
+    records[1]["currency"] = "ZZZ"  # one dead letter, beside the rows that land
+    report = land(tmp_path, csv_bytes(records), f"4920 7777 6666 5550-{pan}.csv")
+    assert report.landed == {"payment_transaction": 2, "deadletter": 1}
+    token = "pseudonym:" + Pseudonymizer(b"k" * 32).pseudonym(pan)
+    sources = {r["source"] for r in table_rows(tmp_path, "payment_transaction")}
+    sources |= {r["source"] for r in table_rows(tmp_path, "deadletter")}
+    assert sources == {f"landing/payment.transaction/{token}-{token}.csv"}

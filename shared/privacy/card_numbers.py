@@ -1,0 +1,152 @@
+"""The one card number (PAN) detector: every string the platform stores or logs goes through it.
+
+A card number is 12 to 19 digits passing Luhn, written as real text writes it: in one run
+(`4920777766665550`), or in groups of at least three digits with up to three separators
+between them (spaces, tabs, non-breaking spaces, dots, dashes: `4920  7777.6666-5550`), in
+any Unicode decimal digits, next to anything else (`card:4920777766665550`, `...5550 1/27`).
+Every run of consecutive groups of 12 to 19 digits is checked, so a card number is found
+beside other digits (`4920777766665550 1`), and where candidates overlap, the union of all
+of them is replaced, so no part of a card number is left. A run of more than 19 digits in a
+row is replaced whole: it may hide a card number anywhere inside.
+
+Left as they are, because they are identifiers and not card numbers written as text: the
+platform's own `pseudonym:<64 hex>` tokens (so that scrubbing twice changes nothing), canonical
+UUIDs, and hexadecimal tokens with a letter of the lengths of digests and trace ids (32, 40,
+64 and 128 characters).
+
+`might_hold_card_number` and `ARROW_PREFILTER` are the cheap first look (a superset of what
+the detector finds): the same pattern for Python strings and, in RE2 syntax, for Arrow columns.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+
+from shared.events.validators import luhn_valid
+
+MIN_DIGITS = 12
+MAX_DIGITS = 19
+MIN_GROUP = 3  # digits in each group of a card number written in groups (4-4-4-4, 4-6-5, ...)
+MAX_SEPARATORS = 3  # separator characters between two groups ("  ", " - ")
+PSEUDONYM_PREFIX = "pseudonym:"
+
+# What may stand between a card number's digit groups, as code point ranges: every Unicode
+# white space, the hyphen-minus, the Unicode dashes and minus sign, and the full stop.
+_SEPARATOR_RANGES: tuple[tuple[int, int], ...] = (
+    (0x09, 0x0D),
+    (0x1C, 0x20),
+    (0x2D, 0x2E),  # - .
+    (0x85, 0x85),
+    (0xA0, 0xA0),
+    (0x1680, 0x1680),
+    (0x2000, 0x200A),
+    (0x2010, 0x2015),
+    (0x2028, 0x2029),
+    (0x202F, 0x202F),
+    (0x205F, 0x205F),
+    (0x2212, 0x2212),
+    (0x3000, 0x3000),
+)
+
+
+def _python_class(ranges: tuple[tuple[int, int], ...]) -> str:
+    parts = (
+        re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
+        for lo, hi in ranges
+    )
+    return "[" + "".join(parts) + "]"
+
+
+def _re2_class(ranges: tuple[tuple[int, int], ...]) -> str:
+    parts = (f"\\x{{{lo:x}}}" if lo == hi else f"\\x{{{lo:x}}}-\\x{{{hi:x}}}" for lo, hi in ranges)
+    return "[" + "".join(parts) + "]"
+
+
+_SEP = _python_class(_SEPARATOR_RANGES)
+_GAP = f"{_SEP}{{0,{MAX_SEPARATORS}}}"
+# Python's \d and RE2's \p{Nd} are the same class: Unicode decimal digits.
+_PREFILTER = re.compile(rf"\d(?:{_GAP}\d){{{MIN_DIGITS - 1}}}")
+_RE2_GAP = f"{_re2_class(_SEPARATOR_RANGES)}{{0,{MAX_SEPARATORS}}}"
+ARROW_PREFILTER = rf"\p{{Nd}}(?:{_RE2_GAP}\p{{Nd}}){{{MIN_DIGITS - 1}}}"
+
+_HEX = "[0-9A-Fa-f]"
+_KEPT = (
+    rf"{PSEUDONYM_PREFIX}[0-9a-f]{{64}}"
+    rf"|(?<![0-9A-Za-z]){_HEX}{{8}}(?:-{_HEX}{{4}}){{3}}-{_HEX}{{12}}(?![0-9A-Za-z])"
+    rf"|(?<![0-9A-Za-z])(?=[0-9]*[A-Fa-f])(?:{_HEX}{{32}}|{_HEX}{{40}}|{_HEX}{{64}}|{_HEX}{{128}})"
+    r"(?![0-9A-Za-z])"
+)
+_SCAN = re.compile(rf"(?P<kept>{_KEPT})|(?P<chain>\d+(?:{_SEP}{{1,{MAX_SEPARATORS}}}\d+)*)")
+_GROUP = re.compile(r"\d+")
+
+
+def might_hold_card_number(text: str) -> bool:
+    """False when `text` surely holds no card number (fewer than 12 digits close together)."""
+    return len(text) >= MIN_DIGITS and _PREFILTER.search(text) is not None
+
+
+def card_number_spans(text: str) -> list[tuple[int, int, str]]:
+    """Where `text` holds card numbers (or runs of more than 19 digits): start, end, and the
+    digits in ASCII, for each stretch to replace, left to right, without overlaps."""
+    if not might_hold_card_number(text):
+        return []
+    found: list[tuple[int, int, str]] = []
+    for match in _SCAN.finditer(text):
+        if match.lastgroup == "chain":
+            found.extend(_chain_spans(text, match.start(), match.end()))
+    return found
+
+
+def redact(text: str, replacement: Callable[[str], str]) -> str:
+    """`text` with each stretch `card_number_spans` finds replaced by `replacement(digits)`."""
+    spans = card_number_spans(text)
+    if not spans:
+        return text
+    parts: list[str] = []
+    at = 0
+    for start, end, digits in spans:
+        parts.append(text[at:start])
+        parts.append(replacement(digits))
+        at = end
+    parts.append(text[at:])
+    return "".join(parts)
+
+
+def _chain_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
+    groups = [(m.start(), m.end()) for m in _GROUP.finditer(text, start, end)]
+    digits = [_ascii_digits(text[a:b]) for a, b in groups]
+    hits: list[tuple[int, int]] = []  # first and last group of each candidate found
+    for first, head in enumerate(digits):
+        if len(head) > MAX_DIGITS:
+            hits.append((first, first))
+            continue
+        joined = ""
+        for last in range(first, len(digits)):
+            part = digits[last]
+            if last > first and (len(part) < MIN_GROUP or len(head) < MIN_GROUP):
+                break
+            joined += part
+            if len(joined) > MAX_DIGITS:
+                break
+            if len(joined) >= MIN_DIGITS and luhn_valid(joined):
+                hits.append((first, last))
+    if not hits:
+        return []
+    merged: list[list[int]] = []
+    for first, last in sorted(hits):
+        if merged and first <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [
+        (groups[first][0], groups[last][1], "".join(digits[first : last + 1]))
+        for first, last in merged
+    ]
+
+
+def _ascii_digits(group: str) -> str:
+    if group.isascii():
+        return group
+    return "".join(str(unicodedata.decimal(char)) for char in group)
