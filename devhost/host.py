@@ -93,6 +93,24 @@ def resolve_data_dir(options: HostOptions, settings: AppSettings) -> Path:
     return (options.script_root / ".data").resolve()
 
 
+# The data dir holds raw events (the hub's log) and the app's state: owner only. The umask
+# makes every file and folder that the host and the app then create 600 and 700.
+PRIVATE_UMASK = 0o077
+PRIVATE_DIR_MODE = 0o700
+
+
+def make_private(data_dir: Path) -> None:
+    """Create the data dir (700) and make what the process creates from now on owner only;
+    an existing data dir is closed to others (700), so that older files in it are too."""
+    os.umask(PRIVATE_UMASK)
+    data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if data_dir.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
+        try:
+            data_dir.chmod(PRIVATE_DIR_MODE)
+        except PermissionError:
+            log.warning("the data dir %s is not yours: others may read it", data_dir)
+
+
 class Host:
     def __init__(self, options: HostOptions) -> None:
         self.options = options
@@ -114,7 +132,7 @@ class Host:
         settings.export_to_environment()
         host_config = load_host_config(script_root)
         data_dir = resolve_data_dir(self.options, settings)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(data_dir)
         self._lock = HostLock(data_dir, script_root)
         self._lock.acquire()  # before the app opens anything in the data dir
         os.environ.update(data_dir_environment(self.options, data_dir))

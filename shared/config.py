@@ -255,12 +255,39 @@ def reaper_schedule(environ: Mapping[str, str] | None = None) -> str:
     return value
 
 
+def _refuse_embedded_in_prod(source: Mapping[str, str], settings: Settings) -> None:
+    """In prod, every port must name its Azure service: an embedded adapter (the local lake,
+    the devhost's event log, an emulator) would run without error and lose data."""
+    if settings.environment != "prod":
+        return
+    if settings.lake.adapter is not Adapter.AZURE:
+        raise SettingsError(
+            "LAKE_URI",
+            "must be an abfss:// URI in prod (ADLS Gen2); the local lake is refused: an "
+            "instance's disk is neither shared nor durable",
+        )
+    if settings.lake.emulator_endpoint is not None:
+        raise SettingsError("LAKE_EMULATOR_ENDPOINT", "must not be set in prod (an emulator)")
+    if settings.events.adapter is not Adapter.AZURE:
+        raise SettingsError(
+            f"{EVENTHUB_CONNECTION}__fullyQualifiedNamespace",
+            "must name the Event Hubs namespace in prod (<namespace>.servicebus.windows.net); "
+            "the devhost's local event log is refused",
+        )
+    if not source.get("BATCH_ENGINE", "").strip():
+        raise SettingsError(
+            "BATCH_ENGINE",
+            "must be set in prod: databricks, synapse, or duckdb to run the SQL in the app "
+            "over the ADLS lake (it is not chosen silently)",
+        )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the environment; raises SettingsError naming the bad setting."""
     source = os.environ if environ is None else environ
     data_dir = _data_dir(source)
     environment = _choice(source, "PLATFORM_ENVIRONMENT", "local", ("local", "dev", "test", "prod"))
-    return Settings(
+    settings = Settings(
         environment=environment,
         data_dir=data_dir,
         lake=_lake(source, data_dir),
@@ -271,3 +298,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         events=_events(source),
         pseudonym_key=_pseudonym_key(source, environment),
     )
+    _refuse_embedded_in_prod(source, settings)
+    return settings

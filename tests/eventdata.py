@@ -9,6 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.events.envelope import EventDecoder
+from shared.events.intake import EventIntake
+from shared.events.protection import EventProtector
+from shared.events.pseudonymize import Pseudonymizer
+from shared.events.publisher import EventPublisher
+
 UTC = dt.UTC
 _ids = itertools.count(1)
 
@@ -105,3 +111,23 @@ def messages(bodies: Iterable[bytes], first_sequence: int = 0) -> list[HubMessag
         HubMessage(body, first_sequence + i, offset=(first_sequence + i) * 100)
         for i, body in enumerate(bodies)
     ]
+
+
+TEST_PSEUDONYMIZER = Pseudonymizer(b"k" * 32)
+
+
+def event_intake(publisher: EventPublisher, decoder: EventDecoder | None = None) -> EventIntake:
+    """The intake over `publisher`, protecting events under the tests' pseudonym key."""
+    decoder = decoder or EventDecoder()
+    return EventIntake(decoder, publisher, EventProtector(decoder, TEST_PSEUDONYMIZER))
+
+
+def protected_data(event: dict[str, Any]) -> dict[str, Any]:
+    """The data of `event` as intake protects it: each PII field as its pseudonym, followed
+    by the part the contract keeps."""
+    data = dict(event["data"])
+    if "card_number" in data:
+        number = data["card_number"]
+        data["card_number"] = TEST_PSEUDONYMIZER.pseudonym(number)
+        data["card_last4"] = number[-4:]
+    return data

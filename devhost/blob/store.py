@@ -1,7 +1,13 @@
-"""The embedded blob store: a folder per container under `data_dir/blobs`, a file per blob."""
+"""The embedded blob store: a folder per container under `data_dir/blobs`, a file per blob.
+
+Azure Storage has no links, and a link here must not read a file from outside the store: a
+symbolic link to a file inside the store is a blob (its target's content), one that leads
+outside it (or nowhere) is skipped and logged once, and links to folders are not followed.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -13,6 +19,7 @@ from pathlib import Path
 # scan leaves it for a later poll. Writers that want no delay write elsewhere, then rename.
 QUIET_PERIOD_S = 0.5
 TEMPORARY_SUFFIXES = (".tmp", ".partial")
+log = logging.getLogger("devhost.blob")
 
 
 class BlobPathError(ValueError):
@@ -72,6 +79,7 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._refused_links: set[str] = set()
 
     def container_dir(self, container: str) -> Path:
         return self.root / container
@@ -109,14 +117,34 @@ class BlobStore:
                 if entry.is_dir(follow_symlinks=False):
                     yield from self._walk(container, Path(entry.path), name + "/", settled_before)
                     continue
-                if not entry.is_file():
+                path = Path(entry.path)
+                if entry.is_symlink():
+                    path = self._link_target(path)
+                    if path is None:
+                        continue
+                elif not entry.is_file(follow_symlinks=False):
                     continue
-                stat = entry.stat()
+                stat = path.stat()
             except FileNotFoundError:
                 continue  # deleted between listing and stat
             if stat.st_mtime_ns > settled_before:
                 continue
-            yield BlobFile(container, name, Path(entry.path), stat.st_size, stat.st_mtime_ns)
+            yield BlobFile(container, name, path, stat.st_size, stat.st_mtime_ns)
+
+    def _link_target(self, link: Path) -> Path | None:
+        """The file a link leads to, if it is inside the store; None (logged once) if not."""
+        target = link.resolve()
+        root = self.root.resolve()
+        if target.is_relative_to(root) and target.is_file():
+            return target
+        if str(link) not in self._refused_links:
+            self._refused_links.add(str(link))
+            log.warning(
+                "not following %s: a link that leads outside the blob store %s, or to no file",
+                printable(str(link)),
+                root,
+            )
+        return None
 
     def write_atomically(self, container: str, name: str, data: bytes) -> Path:
         """Write a blob so that readers and scans see the old file or the whole new one."""

@@ -119,9 +119,14 @@ class BlobStream(InputStream):
 def open_blob(blob: BlobFile, uri: str) -> BlobStream:
     """Open the scanned version of a blob, or raise BlobChangedError if it is gone or changed."""
     try:
-        file = open(blob.path, "rb")  # noqa: SIM115 - the stream owns and closes it
+        # No link is followed here: the scan resolved the ones allowed (`BlobStore`), and a
+        # file swapped for a link since then is not read.
+        descriptor = os.open(blob.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        file = open(descriptor, "rb")  # noqa: SIM115 - the stream owns and closes it
     except (FileNotFoundError, IsADirectoryError) as error:
         raise BlobChangedError(f"{blob.blob_path} vanished before it could be read") from error
+    except OSError as error:  # ELOOP: it became a link
+        raise BlobChangedError(f"{blob.blob_path} changed after it was scanned") from error
     stat = os.fstat(file.fileno())
     if version_tag(stat.st_size, stat.st_mtime_ns) != blob.etag:
         file.close()

@@ -129,7 +129,7 @@ class Contract:
         unknown = ({self.entity_key} | set(self.pii) | {c.field for c in self.checks}) - names
         if unknown:
             raise ValueError(f"contract {self.event_type}: unknown fields {sorted(unknown)}")
-        kept = {p.kept_as for p in self.pii.values()} & names
+        kept = {p.kept_as for p in self.pii.values() if p.kept_as is not None} & names
         if kept:
             raise ValueError(f"contract {self.event_type}: kept_as names a field: {sorted(kept)}")
         object.__setattr__(self, "all_checks", (*_range_checks(self.data), *self.checks))

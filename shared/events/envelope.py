@@ -234,14 +234,14 @@ class EventDecoder:
             # The kinds of a contract without PII are one for raw and protected events alike:
             # they are decoded the same way, and nothing tells them apart afterwards.
             shield = bool(contract.pii) and protected is not None and protected[indexes[0]]
-            group = DecodedGroup(
+            decoded = DecodedGroup(
                 envelopes, indexes, protected=[True] * len(envelopes) if shield else None
             )
             if contract in groups:
-                groups[contract].merge(group)
+                groups[contract].merge(decoded)
                 mixed = True
             else:
-                groups[contract] = group
+                groups[contract] = decoded
         for index in slow:
             try:
                 shield = protected is not None and protected[index]
@@ -277,7 +277,7 @@ class EventDecoder:
             raise EventRejected(
                 Reason.INVALID_DATA, "data must be a JSON object", contract.event_type
             )
-        fields = contract.field_names
+        fields = (contract.protected_data if protected else contract.data).__struct_fields__
         known = {name: value for name, value in data.items() if name in fields}
         extras = {name: value for name, value in data.items() if name not in fields}
         extensions = _extensions(document, contract)

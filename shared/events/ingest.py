@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -35,6 +35,7 @@ from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, DEADLETTER_TABLE
 _SEQUENCE = attrgetter("sequence_number")
 _ENQUEUED = attrgetter("enqueued_time")
 _DATA = attrgetter("data")
+T = TypeVar("T")
 
 
 class MissingHubPosition(ValueError):
@@ -112,9 +113,16 @@ class Ingestor:
         self._rows = {c: row_builder(c, pseudonymizer) for c in decoder.registry.all()}
         self._deadletter = DeadLetterRows(decoder.registry, pseudonymizer)
 
-    def ingest(self, position: Position, messages: Sequence[HubMessage]) -> IngestReport:
+    def ingest(
+        self,
+        position: Position,
+        messages: Sequence[HubMessage],
+        protected: Sequence[bool] | None = None,
+    ) -> IngestReport:
         """Land one batch (in partition order); raises LakeWriteFailed (or another transient
-        error) if bronze is unavailable, so that the batch is delivered again rather than lost."""
+        error) if bronze is unavailable, so that the batch is delivered again rather than lost.
+        `protected` says which events intake protected (`shared.events.protection`; None:
+        none did): their PII fields are pseudonyms already."""
         report = IngestReport(position, len(messages))
         if not messages:
             return report
@@ -123,15 +131,19 @@ class Ingestor:
             raise MissingHubPosition("an event of the batch has no sequence number")
         report.first_sequence_number = sequence_numbers[0]
         report.last_sequence_number = last = max(sequence_numbers)
-        groups, failed = self._decoder.decode_batch([m.get_body() for m in messages])
-        rejected = [(error, messages[index]) for index, error in failed]
+        if protected is not None and True not in protected:
+            protected = None
+        bodies = [m.get_body() for m in messages]
+        groups, failed = self._decoder.decode_batch(bodies, protected)
+        rejected = [(error, index) for index, error in failed]
         for contract, group in list(groups.items()):
             # The field checks run per column, over the whole batch.
-            failures = contract.violations(list(map(_DATA, group.envelopes)))
+            datas = list(map(_DATA, group.envelopes))
+            failures = contract.violations(datas, group.protected)
             if failures:
                 for at, problem in failures.items():
                     error = EventRejected(Reason.INVALID_DATA, problem, contract.event_type)
-                    rejected.append((error, messages[group.indexes[at]]))
+                    rejected.append((error, group.indexes[at]))
                 keep = [i for i in range(len(group)) if i not in failures]
                 groups[contract] = group.select(keep)
         ingested_at = self._clock()
@@ -142,10 +154,18 @@ class Ingestor:
 
         def refused(index: int, cause: Exception, event_type: str) -> None:
             # Committed at once, under its own txn (see `failures.UNLANDABLE`).
-            message = messages[index]
-            refusal = [(processing_error(cause, event_type), message)]
-            number = _SEQUENCE(message)
-            self._land_rejected(position, key + UNLANDABLE, number, refusal, ingested_at, report)
+            refusal = [(processing_error(cause, event_type), index)]
+            number = sequence_numbers[index]
+            self._land_rejected(
+                position,
+                key + UNLANDABLE,
+                number,
+                refusal,
+                messages,
+                protected,
+                ingested_at,
+                report,
+            )
 
         for contract, group in groups.items():
             if not len(group):
@@ -158,11 +178,13 @@ class Ingestor:
             rows = _GroupRows(self._rows[contract], group, numbers, times, position.partition)
             for at, cause in rows.build(ingested_at):
                 failure = processing_error(cause, contract.event_type)
-                rejected.append((failure, messages[group.indexes[at]]))
+                rejected.append((failure, group.indexes[at]))
             rows.land(self._writer, key, last, report, refused)
         if rejected:
-            rejected.sort(key=lambda pair: _SEQUENCE(pair[1]))
-            self._land_rejected(position, key, last, rejected, ingested_at, report)
+            rejected.sort(key=lambda pair: sequence_numbers[pair[1]])
+            self._land_rejected(
+                position, key, last, rejected, messages, protected, ingested_at, report
+            )
         return report
 
     def compact_bronze(self) -> dict[str, dict[str, Any]]:
@@ -180,19 +202,23 @@ class Ingestor:
         position: Position,
         key: str,
         last: int,
-        rejected: list[tuple[EventRejected, HubMessage]],
+        rejected: list[tuple[EventRejected, int]],
+        messages: Sequence[HubMessage],
+        protected: Sequence[bool] | None,
         ingested_at: dt.datetime,
         report: IngestReport,
     ) -> None:
+        """Dead-letter the events at these indexes of the batch, each with its error."""
         rejections = [
             Rejection(
                 error,
-                message.get_body(),
-                _SEQUENCE(message),
-                _offset(message.offset),
-                message.enqueued_time or ingested_at,
+                messages[index].get_body(),
+                _SEQUENCE(messages[index]),
+                _offset(messages[index].offset),
+                messages[index].enqueued_time or ingested_at,
+                protected is not None and protected[index],
             )
-            for error, message in rejected
+            for error, index in rejected
         ]
         for rejection in rejections:
             reason = rejection.error.reason.value
@@ -246,6 +272,7 @@ class _GroupRows:
                 ingested_at,
                 extras=_pick(group.extras, chosen, whole),
                 extensions=_pick(group.extensions, chosen, whole),
+                protected=_pick(group.protected, chosen, whole),
             )
             parts.append((chosen, table))
 
@@ -298,9 +325,7 @@ class _GroupRows:
         isolate(range(len(kept)), attempt, failed)
 
 
-def _pick(
-    values: list[dict[str, Any] | None] | None, chosen: list[int], whole: bool
-) -> list[dict[str, Any] | None] | None:
+def _pick(values: list[T] | None, chosen: list[int], whole: bool) -> list[T] | None:
     if values is None or whole:
         return values
     return [values[i] for i in chosen]

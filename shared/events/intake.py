@@ -3,10 +3,11 @@
 Structured mode (`application/cloudevents+json`, one event), batch mode
 (`application/cloudevents-batch+json`, an array), binary mode (`ce-*` headers, the data as an
 `application/json` body), and plain `application/json` (one event or an array, as structured).
-Each event is validated on its own: the valid ones are published (with `subject`, else the
-contract's entity key, as partition key) and the others are reported back with their index, id
-and reason. The parsing and checks run off the event loop, on a thread of the intake's own: a
-request at the limits takes up to ~150 ms of CPU, which must not stall the other requests.
+Each event is validated on its own: the valid ones are protected (pseudonymized,
+`shared.events.protection`) and published (with `subject`, else the contract's entity key, as
+partition key), and the others are reported back with their index, id and reason. The parsing,
+checks and protection run off the event loop, on a thread of the intake's own: a request at the
+limits takes up to ~150 ms of CPU, which must not stall the other requests.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import msgspec
 from shared.events.binary_mode import is_binary_mode, structured_event
 from shared.events.envelope import EventDecoder
 from shared.events.errors import EventRejected, Reason, RequestRejected
+from shared.events.protection import PROTECTED_PROPERTIES, EventProtector
 from shared.events.publisher import (
     EVENTS_HUB,
     MAX_PARTITION_KEY_CHARS,
@@ -100,10 +102,15 @@ class EventIntake:
     """Validates posted events and publishes the valid ones to the events hub."""
 
     def __init__(
-        self, decoder: EventDecoder, publisher: EventPublisher, hub: str = EVENTS_HUB
+        self,
+        decoder: EventDecoder,
+        publisher: EventPublisher,
+        protector: EventProtector,
+        hub: str = EVENTS_HUB,
     ) -> None:
         self._decoder = decoder
         self._publisher = publisher
+        self._protector = protector
         self._hub = hub
         # Its own threads: queued behind the default executor, the checks would delay every
         # other `asyncio.to_thread` caller (the health probes among them).
@@ -120,9 +127,9 @@ class EventIntake:
             self._checking, self._check, body, content_type, _lower_names(headers or {})
         )
         outgoing = [
-            OutgoingEvent(bytes(item), key)
+            OutgoingEvent(item, key, PROTECTED_PROPERTIES)
             for item, key in zip(items, keys, strict=True)
-            if key is not None
+            if item is not None and key is not None
         ]
         if outgoing:
             await self._publisher.publish(self._hub, outgoing)
@@ -130,12 +137,13 @@ class EventIntake:
 
     def _check(
         self, body: bytes, content_type: str | None, headers: Mapping[str, str]
-    ) -> tuple[bool, Sequence[bytes], list[str | None], list[RejectedEvent]]:
-        """Parse and validate (in a worker thread): whether it is a batch, its events, each
-        one's partition key (None if rejected), and the rejections in batch order."""
+    ) -> tuple[bool, Sequence[bytes | None], list[str | None], list[RejectedEvent]]:
+        """Parse, validate and protect (in a worker thread): whether it is a batch, each
+        event's protected body and partition key (None if rejected), and the rejections in
+        batch order."""
         body = decoded_body(body, headers.get("content-encoding"), MAX_BODY_BYTES)
         batch, items = self._split(body, content_type, headers)
-        keys, failed = self._validate(items)
+        protected, keys, failed = self._validate(items)
         rejected: list[RejectedEvent] = []
         for index, error in sorted(failed, key=_FIRST):
             if not batch and error.reason in _BODY_REASONS:
@@ -144,30 +152,38 @@ class EventIntake:
             rejected.append(
                 RejectedEvent(index, _event_id(item), error.reason.value, error.message)
             )
-        return batch, items, keys, rejected
+        return batch, protected, keys, rejected
 
     def _validate(
         self, items: Sequence[bytes]
-    ) -> tuple[list[str | None], list[tuple[int, EventRejected]]]:
-        """Each valid event's partition key (`subject`, else the contract's entity key; None
-        for an invalid event), and the index and reason of each invalid one."""
+    ) -> tuple[list[bytes | None], list[str | None], list[tuple[int, EventRejected]]]:
+        """Each valid event's protected body and partition key (`subject`, else the
+        contract's entity key; None for an invalid event), and the index and reason of each
+        invalid one."""
         groups, failed = self._decoder.decode_batch(items)
+        bodies: list[bytes | None] = [None] * len(items)
         keys: list[str | None] = [None] * len(items)
+        partition_key = self._protector.partition_key
         for contract, group in groups.items():
-            datas = list(map(_DATA, group.envelopes))
             # The field checks run per column, over the whole request.
-            failures = contract.violations(datas)
+            failures = contract.violations(list(map(_DATA, group.envelopes)))
             for at, problem in failures.items():
                 error = EventRejected(Reason.INVALID_DATA, problem, contract.event_type)
                 failed.append((group.indexes[at], error))
-            entities = map(attrgetter(contract.entity_key), datas)
+            if failures:
+                group = group.select([at for at in range(len(group)) if at not in failures])
+            protected = self._protector.protect(contract, group, items)
+            entities = map(attrgetter(contract.entity_key), map(_DATA, group.envelopes))
             subjects = map(_SUBJECT, group.envelopes)
-            for at, (index, subject, entity) in enumerate(
-                zip(group.indexes, subjects, entities, strict=True)
+            for index, subject, entity, body in zip(
+                group.indexes, subjects, entities, protected, strict=True
             ):
-                if at not in failures:
-                    keys[index] = str(subject or entity)[:MAX_PARTITION_KEY_CHARS]
-        return keys, failed
+                if isinstance(body, EventRejected):
+                    failed.append((index, body))
+                    continue
+                bodies[index] = body
+                keys[index] = partition_key(str(subject or entity))[:MAX_PARTITION_KEY_CHARS]
+        return bodies, keys, failed
 
     def _split(
         self, body: bytes, content_type: str | None, headers: Mapping[str, str]

@@ -12,6 +12,7 @@ from shared.events.eventhubs import EventHubsProbe, EventHubsPublisher
 from shared.events.ingest import Ingestor
 from shared.events.intake import EventIntake
 from shared.events.landing import FileLanding
+from shared.events.protection import EventProtector
 from shared.events.pseudonymize import Pseudonymizer
 from shared.events.publisher import EventPublisher, LocalEventPublisher, LocalEventsProbe
 from shared.health import ReadinessProbe
@@ -52,7 +53,7 @@ def build_event_services(
         publisher, probe = local, LocalEventsProbe(local)
     writer = BronzeWriter(settings.lake.uri, access)
     return EventServices(
-        intake=EventIntake(decoder, publisher),
+        intake=EventIntake(decoder, publisher, EventProtector(decoder, pseudonymizer)),
         ingestor=Ingestor(decoder, pseudonymizer, writer),
         landing=FileLanding(decoder.registry, pseudonymizer, writer),
         publisher=publisher,

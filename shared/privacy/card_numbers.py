@@ -15,7 +15,8 @@ UUIDs, and hexadecimal tokens with a letter of the lengths of digests and trace 
 64 and 128 characters).
 
 `might_hold_card_number` and `ARROW_PREFILTER` are the cheap first look (a superset of what
-the detector finds): the same pattern for Python strings and, in RE2 syntax, for Arrow columns.
+the detector finds): the same pattern for Python strings and, in RE2 syntax, for Arrow columns;
+`json_might_hold_card_number` is its counterpart for JSON text.
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ _PREFILTER = re.compile(rf"\d(?:{_GAP}\d){{{MIN_DIGITS - 1}}}")
 _RE2_GAP = f"{_re2_class(_SEPARATOR_RANGES)}{{0,{MAX_SEPARATORS}}}"
 ARROW_PREFILTER = rf"\p{{Nd}}(?:{_RE2_GAP}\p{{Nd}}){{{MIN_DIGITS - 1}}}"
 
+# For JSON text: digits close together outside a 64-hex pseudonym, or anything that could spell
+# a digit or a separator once decoded (an escape, a non-ASCII character).
+_JSON_PREFILTER = re.compile(
+    rb"(?<![0-9A-Za-z])(?=[0-9]{0,63}[a-f])[0-9a-f]{64}(?![0-9A-Za-z])"
+    rb"|(?P<hit>[0-9](?:[\t-\r\x1c-\x20\-.]{0,3}[0-9]){11}|\\|[\x80-\xff])"
+)
+
 _HEX = "[0-9A-Fa-f]"
 _KEPT = (
     rf"{PSEUDONYM_PREFIX}[0-9a-f]{{64}}"
@@ -85,6 +93,11 @@ _GROUP = re.compile(r"\d+")
 def might_hold_card_number(text: str) -> bool:
     """False when `text` surely holds no card number (fewer than 12 digits close together)."""
     return len(text) >= MIN_DIGITS and _PREFILTER.search(text) is not None
+
+
+def json_might_hold_card_number(body: bytes) -> bool:
+    """False when the strings and numbers of JSON text `body` surely hold no card number."""
+    return any(match.lastgroup == "hit" for match in _JSON_PREFILTER.finditer(body))
 
 
 def card_number_spans(text: str) -> list[tuple[int, int, str]]:

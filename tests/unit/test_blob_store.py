@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from devhost.blob.store import BlobPathError, BlobStore, is_ignored_name
+from devhost.blob.stream import BlobChangedError, open_blob
 
 pytestmark = pytest.mark.unit
 
@@ -108,3 +109,39 @@ def test_a_failed_write_removes_its_temporary(tmp_path: Path) -> None:
 )
 def test_ignored_names(name: str, ignored: bool) -> None:
     assert is_ignored_name(name) is ignored
+
+
+def test_links_that_leave_the_store_are_not_followed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    drop(store, "landing/real.csv", b"inside")
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(b"outside the store")
+    links = store.root / "landing"
+    (links / "out.csv").symlink_to(outside)
+    (links / "up.csv").symlink_to(Path("..") / ".." / "secret.csv")
+    (links / "dangling.csv").symlink_to(tmp_path / "missing.csv")
+    (links / "in.csv").symlink_to(store.root / "landing" / "real.csv")
+    (links / "folder").symlink_to(tmp_path, target_is_directory=True)
+    with caplog.at_level("WARNING"):
+        assert names(store) == ["in.csv", "real.csv"]
+        assert names(store) == ["in.csv", "real.csv"]
+    refused = [r for r in caplog.records if "not following" in r.getMessage()]
+    assert len(refused) == 4  # once per link (the folder one too), not once per scan
+    [linked] = [b for b in store.scan("landing") if b.name == "in.csv"]
+    assert linked.path == (store.root / "landing" / "real.csv").resolve()
+    with open_blob(linked, "file://x") as stream:
+        assert stream.read() == b"inside"
+
+
+def test_a_blob_swapped_for_a_link_after_the_scan_is_not_read(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    path = drop(store, "landing/a.csv", b"data")
+    [blob] = store.scan("landing")
+    outside = tmp_path / "secret.csv"
+    outside.write_bytes(b"data")
+    path.unlink()
+    path.symlink_to(outside)
+    with pytest.raises(BlobChangedError):
+        open_blob(blob, "file://x")

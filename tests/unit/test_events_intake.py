@@ -8,16 +8,23 @@ from pathlib import Path
 import pytest
 
 from devhost.eventhubs.log import EventLog
-from shared.events.envelope import EventDecoder
 from shared.events.errors import PublishFailed, RequestRejected
 from shared.events.intake import BATCH, MAX_BODY_BYTES, SINGLE, EventIntake
+from shared.events.protection import PROTECTED_PROPERTIES
 from shared.events.publisher import (
     EVENTS_HUB,
     LocalEventPublisher,
     LocalEventsProbe,
     OutgoingEvent,
 )
-from tests.eventdata import encoded, interaction, payment, telemetry
+from tests.eventdata import (
+    encoded,
+    event_intake,
+    interaction,
+    payment,
+    protected_data,
+    telemetry,
+)
 from tests.fakes.publisher import FakePublisher
 
 pytestmark = pytest.mark.unit
@@ -30,15 +37,26 @@ def publisher() -> FakePublisher:
 
 @pytest.fixture
 def intake(publisher: FakePublisher) -> EventIntake:
-    return EventIntake(EventDecoder(), publisher)
+    return event_intake(publisher)
 
 
 async def test_a_single_event_is_published(intake: EventIntake, publisher: FakePublisher) -> None:
-    body = encoded(payment(3))
-    result = await intake.submit(body, SINGLE)
+    event = payment(3)
+    result = await intake.submit(encoded(event), SINGLE)
     assert (result.status, result.to_json()) == (202, {"accepted": 1, "rejected": []})
-    hub, events = publisher.published[0]
-    assert hub == EVENTS_HUB and events == [OutgoingEvent(body, "acct-3")]
+    hub, [published] = publisher.published[0]
+    assert hub == EVENTS_HUB and published.partition_key == "acct-3"
+    assert published.properties == PROTECTED_PROPERTIES
+    sent = json.loads(published.body)
+    assert sent == {**event, "time": "2024-05-01T12:00:00Z", "data": protected_data(event)}
+
+
+async def test_events_without_personal_data_are_published_as_posted(
+    intake: EventIntake, publisher: FakePublisher
+) -> None:
+    body = encoded(telemetry(1))
+    await intake.submit(body, SINGLE)
+    assert publisher.published[0][1] == [OutgoingEvent(body, "dev-1", PROTECTED_PROPERTIES)]
 
 
 async def test_a_mixed_batch_accepts_the_valid_events(
@@ -124,7 +142,7 @@ async def test_an_empty_batch_is_accepted_as_nothing(
 
 
 async def test_a_failing_hub_accepts_nothing() -> None:
-    intake = EventIntake(EventDecoder(), FakePublisher(fail=True))
+    intake = event_intake(FakePublisher(fail=True))
     with pytest.raises(PublishFailed):
         await intake.submit(encoded(payment()), SINGLE)
 
@@ -138,7 +156,7 @@ async def test_long_partition_keys_are_cut_to_the_event_hubs_limit(
 
 async def test_the_local_publisher_makes_events_durable_in_the_log(tmp_path: Path) -> None:
     log = EventLog(tmp_path / "local.sqlite3")
-    intake = EventIntake(EventDecoder(), LocalEventPublisher(lambda: log))
+    intake = event_intake(LocalEventPublisher(lambda: log))
     bodies = [payment(n) for n in range(5)]
     await intake.submit(json.dumps(bodies).encode(), BATCH)
     with EventLog(tmp_path / "local.sqlite3") as reopened:  # as another process would
@@ -167,7 +185,7 @@ async def test_an_unusable_log_is_a_publish_failure(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     publisher = LocalEventPublisher.for_settings(blocker, {}, "EventHubConnection")
     with pytest.raises(PublishFailed):
-        await EventIntake(EventDecoder(), publisher).submit(encoded(payment()), SINGLE)
+        await event_intake(publisher).submit(encoded(payment()), SINGLE)
 
 
 @pytest.mark.parametrize(

@@ -25,14 +25,14 @@ from shared.events.intake import (
     EventIntake,
 )
 from shared.events.request_body import decoded_body, inflated
-from tests.eventdata import interaction, payment
+from tests.eventdata import event_intake, interaction, payment
 from tests.fakes.publisher import FakePublisher
 
 pytestmark = pytest.mark.unit
 
 
 def intake() -> EventIntake:
-    return EventIntake(EventDecoder(), FakePublisher())
+    return event_intake(FakePublisher())
 
 
 def array(items: Sequence[bytes]) -> bytes:
@@ -92,7 +92,7 @@ class ThreadNoting(EventDecoder):
 
 async def test_the_events_are_checked_off_the_event_loop() -> None:
     decoder = ThreadNoting()
-    await EventIntake(decoder, FakePublisher()).submit(array([b"{}"]), BATCH)
+    await event_intake(FakePublisher(), decoder).submit(array([b"{}"]), BATCH)
     assert decoder.threads and threading.get_ident() not in decoder.threads
 
 
@@ -110,7 +110,7 @@ async def test_the_loop_runs_while_a_large_request_is_checked() -> None:
     ticker = asyncio.create_task(tick())
     await asyncio.sleep(0)
     before = ticks
-    await EventIntake(decoder, FakePublisher()).submit(body, BATCH)
+    await event_intake(FakePublisher(), decoder).submit(body, BATCH)
     ticker.cancel()
     assert ticks > before
 

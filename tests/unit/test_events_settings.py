@@ -32,7 +32,45 @@ def test_prod_refuses_a_missing_or_development_key(key: str | None) -> None:
     with pytest.raises(SettingsError, match="PSEUDONYM_KEY") as caught:
         load_settings(environ)
     assert caught.value.setting == "PSEUDONYM_KEY"
-    assert load_settings({**environ, "PSEUDONYM_KEY": SECRET}).pseudonym_key == SECRET
+    assert load_settings({**PROD, "PSEUDONYM_KEY": SECRET}).pseudonym_key == SECRET
+
+
+PROD = {
+    "PLATFORM_ENVIRONMENT": "prod",
+    "PSEUDONYM_KEY": "s" * 40,
+    "LAKE_URI": "abfss://lake@platform.dfs.core.windows.net/data",
+    "EventHubConnection__fullyQualifiedNamespace": "platform-ns.servicebus.windows.net",
+    "BATCH_ENGINE": "duckdb",
+}
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "fragment"),
+    [
+        ("LAKE_URI", None, "abfss://"),
+        ("LAKE_URI", "/var/lake", "local lake is refused"),
+        ("LAKE_EMULATOR_ENDPOINT", "http://127.0.0.1:10000", "emulator"),
+        ("EventHubConnection__fullyQualifiedNamespace", None, "local event log is refused"),
+        ("EventHubConnection__fullyQualifiedNamespace", "localhost", "local event log"),
+        ("BATCH_ENGINE", None, "must be set in prod"),
+    ],
+)
+def test_prod_refuses_every_embedded_adapter_naming_the_setting(
+    setting: str, value: str | None, fragment: str
+) -> None:
+    environ = {k: v for k, v in PROD.items() if k != setting}
+    if value is not None:
+        environ[setting] = value
+    with pytest.raises(SettingsError, match=fragment) as caught:
+        load_settings(environ)
+    assert caught.value.setting == setting
+    for relaxed in ("dev", "test", "local"):  # the other environments may run embedded
+        load_settings({**environ, "PLATFORM_ENVIRONMENT": relaxed})
+
+
+def test_prod_starts_with_every_port_on_azure() -> None:
+    settings = load_settings(PROD)
+    assert settings.lake.adapter is Adapter.AZURE and settings.events.adapter is Adapter.AZURE
 
 
 def test_short_keys_are_refused() -> None:
