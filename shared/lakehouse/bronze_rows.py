@@ -9,6 +9,7 @@ rows whose payload is pseudonymized wherever a card number could be.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
@@ -35,6 +36,7 @@ _PROTECTED = attrgetter("protected")
 _TZINFO = attrgetter("tzinfo")
 _MINUTE = dt.timedelta(minutes=1)
 _MAX_ATTRIBUTE_CHARS = 256
+_PSEUDONYM = re.compile(r"[0-9a-f]{64}\Z")
 
 
 class HubMessage(Protocol):
@@ -280,11 +282,14 @@ class DeadLetterRows:
         if document is _UNPARSED:
             return self._pseudonymizer.scrub_text(rejection.body.decode("utf-8", "replace"))
         data = document.get("data") if isinstance(document, dict) else None
-        if isinstance(data, dict) and not rejection.protected:
+        if isinstance(data, dict):
             # A contract's PII field is pseudonymized whatever it holds, even a value that
-            # failed validation (a mistyped card number is still a card number).
+            # failed validation (a mistyped card number is still a card number), except the
+            # pseudonym that a protected event holds there already.
             for name in self._pii_fields & data.keys():
                 value = data[name]
+                if rejection.protected and isinstance(value, str) and _PSEUDONYM.match(value):
+                    continue
                 text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
                 data[name] = self._pseudonymizer.pseudonym(text)
         return msgspec.json.encode(self._pseudonymizer.scrub(document)).decode()

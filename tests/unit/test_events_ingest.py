@@ -15,7 +15,16 @@ from shared.events.ingest import Ingestor, MissingHubPosition, app_id, position_
 from shared.events.pseudonymize import Pseudonymizer
 from shared.lakehouse.bronze import BronzeWriter
 from shared.lakehouse.bronze_rows import Position
-from tests.eventdata import HubMessage, card, encoded, interaction, messages, payment, telemetry
+from tests.eventdata import (
+    HubMessage,
+    card,
+    encoded,
+    interaction,
+    messages,
+    payment,
+    protected_data,
+    telemetry,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -160,3 +169,38 @@ def test_compaction_covers_every_bronze_table(tmp_path: Path) -> None:
     assert len(rows(tmp_path, "payment_transaction")) == 4
     again = service.ingest(POSITION, messages(mixed_batch(), first_sequence=6))
     assert sum(again.landed.values()) == 0
+
+
+def protected_body(event: dict[str, Any]) -> bytes:
+    """What the intake publishes for `event` (its protected form)."""
+    return encoded({**event, "data": protected_data(event)})
+
+
+def test_protected_and_raw_events_land_together_each_hashed_once(tmp_path: Path) -> None:
+    events = [payment(n) for n in range(6)]
+    bodies = [protected_body(e) if n % 2 else encoded(e) for n, e in enumerate(events)]
+    shielded = [bool(n % 2) for n in range(6)]
+    report = ingestor(tmp_path).ingest(POSITION, messages(bodies), shielded)
+    assert report.landed == {"payment_transaction": 6}
+    landed = rows(tmp_path, "payment_transaction")
+    assert [r["sequence_number"] for r in landed] == list(range(6))
+    key = Pseudonymizer(b"k" * 32)
+    assert [r["card_number"] for r in landed] == [key.pseudonym(card(n)) for n in range(6)]
+    assert [r["card_last4"] for r in landed] == [card(n)[-4:] for n in range(6)]
+
+
+def test_a_protected_event_that_breaks_its_contract_is_dead_lettered_as_it_is(
+    tmp_path: Path,
+) -> None:
+    bad = payment(1, currency="ZZZ")
+    raw_card_marked_protected = payment(2, card_number="4111111111111112")  # fails Luhn too
+    bodies = [protected_body(bad), encoded(raw_card_marked_protected), protected_body(payment(3))]
+    report = ingestor(tmp_path).ingest(POSITION, messages(bodies), [True, True, True])
+    assert report.landed == {"payment_transaction": 1, "deadletter": 2}
+    dead = sorted(rows(tmp_path, "deadletter"), key=lambda r: r["sequence_number"])
+    key = Pseudonymizer(b"k" * 32)
+    assert json.loads(dead[0]["payload"])["data"]["card_number"] == key.pseudonym(card(1))
+    assert "4111111111111112" not in json.dumps(dead, default=str)
+    assert json.loads(dead[1]["payload"])["data"]["card_number"] == key.pseudonym(
+        "4111111111111112"
+    )
