@@ -119,9 +119,10 @@ class BlobStore:
                     continue
                 path = Path(entry.path)
                 if entry.is_symlink():
-                    path = self._link_target(path)
-                    if path is None:
+                    target = self._link_target(path)
+                    if target is None:
                         continue
+                    path = target
                 elif not entry.is_file(follow_symlinks=False):
                     continue
                 stat = path.stat()
