@@ -152,6 +152,10 @@ class EventLog:
     ) -> list[tuple[bytes, str | None, str | None]]:
         prepared = []
         limit = self._max_event_bytes
+        # Publishers send the same properties with many events (the intake's protection mark):
+        # encoded once per batch, not once per event.
+        last_properties: object = None
+        last_encoded: str | None = None
         for index, event in enumerate(events):
             try:
                 body, partition_key, properties = event
@@ -174,7 +178,9 @@ class EventLog:
                     partition_key.encode("utf-8")
                 except UnicodeEncodeError:
                     raise InvalidEvent(index, "the partition key is not valid Unicode") from None
-            prepared.append((body, partition_key, encode_properties(index, properties)))
+            if properties is not last_properties or properties is None:
+                last_properties, last_encoded = properties, encode_properties(index, properties)
+            prepared.append((body, partition_key, last_encoded))
         return prepared
 
     def _append(

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from itertools import accumulate
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from devhost.eventhubs.records import RECORD_HEADER_BYTES, StoredEvent, decode_properties
 
@@ -102,9 +102,14 @@ def decode(
     stop = min(count, skip + max_count)
     keys = json.loads(partition_keys) if partition_keys is not None else None
     props = json.loads(properties) if properties is not None else None
+    decoded: dict[str | None, dict[str, Any]] = {}  # events of a segment often share them
     events: list[StoredEvent] = []
     append = events.append
     for index in range(skip, stop):
+        text = None if props is None else props[index]
+        found = decoded.get(text)
+        if found is None:
+            found = decoded[text] = decode_properties(text)
         end = ends[index]
         start = end - sizes[index]
         append(
@@ -114,7 +119,7 @@ def decode(
                 first_offset + start + RECORD_HEADER_BYTES * index,
                 enqueued_time,
                 None if keys is None else keys[index],
-                {} if props is None else decode_properties(props[index]),
+                dict(found),
                 bodies[start:end],
             )
         )

@@ -137,6 +137,7 @@ def envelope_type(contract: Contract, *, protected: bool = False) -> type[msgspe
         tag_field="type",
         tag=contract.event_type,
         forbid_unknown_fields=True,
+        omit_defaults=True,  # an envelope encoded again (intake's protection) has no nulls
         frozen=True,
         gc=False,  # holds scalars and the data Struct only: no cycles to collect
     )

@@ -163,7 +163,6 @@ class EventIntake:
         groups, failed = self._decoder.decode_batch(items)
         bodies: list[bytes | None] = [None] * len(items)
         keys: list[str | None] = [None] * len(items)
-        partition_key = self._protector.partition_key
         for contract, group in groups.items():
             # The field checks run per column, over the whole request.
             failures = contract.violations(list(map(_DATA, group.envelopes)))
@@ -172,17 +171,14 @@ class EventIntake:
                 failed.append((group.indexes[at], error))
             if failures:
                 group = group.select([at for at in range(len(group)) if at not in failures])
-            protected = self._protector.protect(contract, group, items)
-            entities = map(attrgetter(contract.entity_key), map(_DATA, group.envelopes))
-            subjects = map(_SUBJECT, group.envelopes)
-            for index, subject, entity, body in zip(
-                group.indexes, subjects, entities, protected, strict=True
+            for index, event in zip(
+                group.indexes, self._protector.protect(contract, group), strict=True
             ):
-                if isinstance(body, EventRejected):
-                    failed.append((index, body))
+                if isinstance(event, EventRejected):
+                    failed.append((index, event))
                     continue
-                bodies[index] = body
-                keys[index] = partition_key(str(subject or entity))[:MAX_PARTITION_KEY_CHARS]
+                bodies[index] = event.body
+                keys[index] = event.partition_key[:MAX_PARTITION_KEY_CHARS]
         return bodies, keys, failed
 
     def _split(

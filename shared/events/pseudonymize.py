@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shared.privacy.card_numbers import (
-    ARROW_PREFILTER,
     PSEUDONYM_PREFIX,
+    candidates,
     might_hold_card_number,
     redact,
 )
@@ -86,24 +85,34 @@ class Pseudonymizer:
         return redact(text, self._token)
 
     def scrub_strings(self, values: Sequence[str | None]) -> Sequence[str | None]:
-        """`scrub_text` over a column of strings (None stays None); `values` itself when no
-        value changes, which is what a column of identifiers usually gives. Long columns are
-        screened at once in C (RE2 over Arrow), and only the flagged values looked at."""
-        if len(values) < _MIN_VECTOR:
-            flagged: Sequence[int] = [
-                i for i, v in enumerate(values) if v is not None and might_hold_card_number(v)
-            ]
-        else:
-            hits = pc.match_substring_regex(pa.array(values, pa.string()), ARROW_PREFILTER)
-            flagged = pc.indices_nonzero(hits.fill_null(False)).to_pylist()
+        """`scrub_text` over a list of strings (None stays None); `values` itself when no
+        value changes, which is what a list of identifiers usually gives."""
+        if len(values) >= _MIN_VECTOR:
+            [column] = self.scrub_columns([pa.array(values, pa.string())])
+            return values if column is None else column.to_pylist()
+        flagged = [i for i, v in enumerate(values) if v is not None and might_hold_card_number(v)]
         if not flagged:
             return values
         changed = list(values)
         for index in flagged:
-            text = changed[index]
-            assert text is not None
-            changed[index] = self.scrub_text(text)
+            changed[index] = self.scrub_text(changed[index])  # type: ignore[arg-type]
         return changed
+
+    def scrub_columns(self, columns: Sequence[pa.Array]) -> list[pa.Array | None]:
+        """`scrub_text` over `pa.string()` columns: each column scrubbed, or None where none of
+        its values changes. The columns are screened together in C (`candidates`), and only
+        the values flagged are looked at in Python."""
+        scrubbed: list[pa.Array | None] = []
+        for column, flagged in zip(columns, candidates(columns), strict=True):
+            values = column.to_pylist() if flagged else []
+            changed = False
+            for index in flagged:
+                text = values[index]
+                cleaned = self.scrub_text(text) if text is not None else None
+                if cleaned is not text:
+                    values[index], changed = cleaned, True
+            scrubbed.append(pa.array(values, pa.string()) if changed else None)
+        return scrubbed
 
     def scrub(self, value: Any) -> Any:
         """A copy of a JSON value with card-number-like strings, keys and numbers pseudonymized.

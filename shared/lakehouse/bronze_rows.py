@@ -83,15 +83,12 @@ class ContractRows:
         self._pseudonymizer = pseudonymizer
         data_names = {f.name for f in self.schema} & set(contract.field_names)
         self._fields = [
-            (
-                attrgetter(name),
-                self.schema.field(name).type,
-                contract.pii.get(name),
-                name in contract.text_fields,
-            )
+            (name, attrgetter(name), self.schema.field(name).type, contract.pii.get(name))
             for name in contract.field_names
             if name in data_names
         ]
+        self._text_fields = [name for name in contract.text_fields if name in data_names]
+        self._text_getters = [attrgetter(name) for name in self._text_fields]
         self._event_type = pa.scalar(contract.event_type, pa.string())
         self._version = pa.scalar(contract.version, pa.int32())
 
@@ -138,24 +135,36 @@ class ContractRows:
         if None in times:  # CloudEvents `time` is optional: the hub's enqueued time stands in
             times = [t if t is not None else q for t, q in zip(times, enqueued_times, strict=True)]
         event_time = timestamps(times)
-        scrub = self._pseudonymizer.scrub_strings
+        datas = list(map(_DATA, envelopes))
+        # Every free string (attributes, text fields) is scrubbed of card numbers, together.
+        texts = [
+            pa.array(list(map(_ID, envelopes)), pa.string()),
+            pa.array(list(map(_SOURCE, envelopes)), pa.string()),
+            pa.array(list(map(_SUBJECT, envelopes)), pa.string()),
+            *(pa.array(list(map(get, datas)), pa.string()) for get in self._text_getters),
+        ]
+        scrubbed = self._pseudonymizer.scrub_columns(texts)
+        texts = [new if new is not None else old for old, new in zip(texts, scrubbed, strict=True)]
+        text_of = dict(zip(self._text_fields, texts[3:], strict=True))
         columns: list[pa.Array] = [
-            pa.array(scrub(list(map(_ID, envelopes))), pa.string()),
+            texts[0],
             pa.repeat(self._event_type, count),
             pa.repeat(self._version, count),
-            pa.array(scrub(list(map(_SOURCE, envelopes))), pa.string()),
-            pa.array(scrub(list(map(_SUBJECT, envelopes))), pa.string()),
+            texts[1],
+            texts[2],
             event_time,
             timestamps(enqueued_times),
             pa.repeat(pa.scalar(ingested_at, TIMESTAMP), count),
             pa.repeat(pa.scalar(partition, pa.int32()), count),
             pa.array(sequence_numbers, pa.int64()),
         ]
-        datas = list(map(_DATA, envelopes))
-        for get, arrow_type, pii, text in self._fields:
+        for name, get, arrow_type, pii in self._fields:
+            if name in text_of:
+                columns.append(text_of[name])
+                continue
             values = list(map(get, datas))
             if pii is None:
-                columns.append(pa.array(scrub(values) if text else values, arrow_type))
+                columns.append(pa.array(values, arrow_type))
                 continue
             columns.extend(self._pii_columns(pii, values, datas, protected))
         columns.append(self._json_column(extras, count))
