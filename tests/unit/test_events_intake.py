@@ -15,7 +15,6 @@ from shared.events.publisher import (
     EVENTS_HUB,
     LocalEventPublisher,
     LocalEventsProbe,
-    OutgoingEvent,
 )
 from tests.eventdata import (
     encoded,
