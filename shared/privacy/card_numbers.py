@@ -1,22 +1,22 @@
 """The one card number (PAN) detector: every string the platform stores or logs goes through it.
 
-A card number is 12 to 19 digits passing Luhn, written as real text writes it: in one run
+A card number is 12 to 19 digits passing Luhn, the first of them not 0 (ISO/IEC 7812 issues
+no card under industry identifier 0), written as real text writes it: in one run
 (`4920777766665550`), or in groups of at least three digits with up to three separators
 between them (spaces, tabs, non-breaking spaces, dots, dashes: `4920  7777.6666-5550`), in
 any Unicode decimal digits, next to anything else (`card:4920777766665550`, `...5550 1/27`).
 Every run of consecutive groups of 12 to 19 digits is checked, so a card number is found
 beside other digits (`4920777766665550 1`), and where candidates overlap, the union of all
 of them is replaced, so no part of a card number is left. A run of more than 19 digits in a
-row is replaced whole: it may hide a card number anywhere inside.
+row is replaced whole when it may hide a card number (a digit from 1 to 9 and 11 after it).
 
 Left as they are, because they are identifiers and not card numbers written as text: the
 platform's own `pseudonym:<64 hex>` tokens (so that scrubbing twice changes nothing), canonical
-UUIDs, and hexadecimal tokens with a letter of the lengths of digests and trace ids (32, 40,
-64 and 128 characters).
+UUIDs, and hex identifiers (hashes, trace and span ids: 16 hex characters or more with a
+letter, as a word of their own); a chain of digit groups does not run on into one.
 
-`might_hold_card_number` is the cheap first look (a superset of what the detector finds),
-`candidates` the same over Arrow columns at once, and `json_might_hold_card_number` over
-JSON text.
+`might_hold_card_number` is the cheap first look (a superset of what the detector finds), and
+`candidates` the same over Arrow columns at once.
 """
 
 from __future__ import annotations
@@ -75,27 +75,27 @@ _PREFILTER = re.compile(rf"\d(?:{_GAP}\d){{{MIN_DIGITS - 1}}}")
 # In RE2 (Arrow's regex engine), ASCII only, which it runs several times faster than Unicode
 # classes: digits and ASCII separators as above, or any non-ASCII character at all.
 _ASCII_SEPARATORS = [r for r in _SEPARATOR_RANGES if r[1] < 0x80]
+# A card number starts with a digit from 1 to 9 (ISO/IEC 7812's industry identifier; none is
+# issued under 0), which keeps zero-padded identifiers (`tx-000000000123`) out of the screen.
 _RE2_SCREEN = (
-    rf"[0-9](?:{_re2_class(tuple(_ASCII_SEPARATORS))}{{0,{MAX_SEPARATORS}}}[0-9])"
+    rf"[1-9](?:{_re2_class(tuple(_ASCII_SEPARATORS))}{{0,{MAX_SEPARATORS}}}[0-9])"
     rf"{{{MIN_DIGITS - 1}}}|[^\x{{0}}-\x{{7f}}]"
 )
 
-# For JSON text: digits close together outside a 64-hex pseudonym, or anything that could spell
-# a digit or a separator once decoded (an escape, a non-ASCII character).
-_JSON_PREFILTER = re.compile(
-    rb"(?<![0-9A-Za-z])(?=[0-9]{0,63}[a-f])[0-9a-f]{64}(?![0-9A-Za-z])"
-    rb"|(?P<hit>[0-9](?:[\t-\r\x1c-\x20\-.]{0,3}[0-9]){11}|\\|[\x80-\xff])"
-)
-
 _HEX = "[0-9A-Fa-f]"
+# A hex identifier: 16 hex characters or more, with a letter, as a word of its own.
+_HEX_TOKEN = rf"(?=[0-9]*[A-Fa-f]){_HEX}{{16,}}(?![0-9A-Za-z])"
 _KEPT = (
     rf"{PSEUDONYM_PREFIX}[0-9a-f]{{64}}"
     rf"|(?<![0-9A-Za-z]){_HEX}{{8}}(?:-{_HEX}{{4}}){{3}}-{_HEX}{{12}}(?![0-9A-Za-z])"
-    rf"|(?<![0-9A-Za-z])(?=[0-9]*[A-Fa-f])(?:{_HEX}{{32}}|{_HEX}{{40}}|{_HEX}{{64}}|{_HEX}{{128}})"
-    r"(?![0-9A-Za-z])"
+    rf"|(?<![0-9A-Za-z]){_HEX_TOKEN}"
 )
-_SCAN = re.compile(rf"(?P<kept>{_KEPT})|(?P<chain>\d+(?:{_SEP}{{1,{MAX_SEPARATORS}}}\d+)*)")
+# A chain of digit groups, which does not run on into a hex identifier after a separator.
+_SCAN = re.compile(
+    rf"(?P<kept>{_KEPT})|(?P<chain>\d+(?:{_SEP}{{1,{MAX_SEPARATORS}}}(?!{_HEX_TOKEN})\d+)*)"
+)
 _GROUP = re.compile(r"\d+")
+_MAY_HIDE_ONE = re.compile(r"[1-9][0-9]{11}")
 
 
 def might_hold_card_number(text: str) -> bool:
@@ -120,11 +120,6 @@ def candidates(columns: Sequence[pa.Array]) -> list[list[int]]:
         found.append((flagged[(flagged >= start) & (flagged < start + length)] - start).tolist())
         start += length
     return found
-
-
-def json_might_hold_card_number(body: bytes) -> bool:
-    """False when the strings and numbers of JSON text `body` surely hold no card number."""
-    return any(match.lastgroup == "hit" for match in _JSON_PREFILTER.finditer(body))
 
 
 def card_number_spans(text: str) -> list[tuple[int, int, str]]:
@@ -160,7 +155,10 @@ def _chain_spans(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
     hits: list[tuple[int, int]] = []  # first and last group of each candidate found
     for first, head in enumerate(digits):
         if len(head) > MAX_DIGITS:
-            hits.append((first, first))
+            if _MAY_HIDE_ONE.search(head):
+                hits.append((first, first))
+            continue
+        if head[0] == "0":
             continue
         joined = ""
         for last in range(first, len(digits)):

@@ -106,6 +106,21 @@ def test_a_json_number_with_a_fraction_is_scrubbed() -> None:
     assert scrubbed["n"] == PSEUDONYM_PREFIX + P.pseudonym("4011777766665550") + ".5"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tx-000000000123",  # zero-padded: no card number starts with 0
+        "0004920777766665550",
+        "123456-0123456789abcdef",  # a line and a 64-bit hash: the chain stops at the hash
+        "span 00f067aa0ba902b7, trace 4bf92f3577b34da6a3ce929d0e0e4736",
+        "a4000000000000002a",  # a hex word of 18 characters, not a card number written
+        "0" * 30,
+    ],
+)
+def test_identifiers_that_only_look_like_digits_are_left_alone(text: str) -> None:
+    assert P.scrub_text(text) == text
+
+
 @given(st.uuids())
 def test_uuids_are_identifiers_not_card_numbers(value: object) -> None:
     text = str(value)
