@@ -43,7 +43,8 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared devhost functions orchestrations function_app.py
+	$(VENV)/bin/mypy shared devhost embedded functions orchestrations function_app.py
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -99,7 +99,7 @@ def sqlite_baseline(folder: Path, batches: list[list[tuple[bytes, str, None]]]) 
 def event_log_rates(
     folder: Path, batches: list[list[tuple[bytes, str, None]]], busy: bool
 ) -> tuple[float, float]:
-    from devhost.eventhubs.log import EventLog, event_log_path
+    from embedded.eventlog.log import EventLog, event_log_path
 
     count = sum(map(len, batches))
     with EventLog(event_log_path(folder / ("busy" if busy else "idle"))) as log:

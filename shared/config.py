@@ -41,14 +41,21 @@ DEVELOPMENT_PSEUDONYM_KEY = "local-development-pseudonym-key/not-secret/refused-
 EVENTHUB_CONNECTION = "EventHubConnection"
 
 
+# The devhost exports its data dir under this name; its event log lives there even when the
+# platform's own data dir (PLATFORM_DATA_DIR) is elsewhere.
+HOST_DATA_DIR = "DEVHOST_DATA_DIR"
+
+
 @dataclass(frozen=True)
 class EventsSettings:
     """Event publishing: Event Hubs when `EventHubConnection__fullyQualifiedNamespace` is set
-    (identity-based, as the trigger's connection), else the devhost's local log."""
+    (identity-based, as the trigger's connection), else the embedded event log in
+    `local_log_dir` (the host's data dir, `DEVHOST_DATA_DIR`, else `PLATFORM_DATA_DIR`)."""
 
     adapter: Adapter = Adapter.LOCAL
     connection: str = EVENTHUB_CONNECTION
     fully_qualified_namespace: str | None = None
+    local_log_dir: Path | None = None
 
 
 class BatchEngineKind(StrEnum):
@@ -101,7 +108,6 @@ class Settings:
     data_dir: Path
     lake: LakeSettings
     log_level: str
-    extra: Mapping[str, str] = field(default_factory=dict)
     batch: BatchSettings = field(default_factory=BatchSettings)
     events: EventsSettings = field(default_factory=EventsSettings)
     pseudonym_key: str = field(default=DEVELOPMENT_PSEUDONYM_KEY, repr=False)
@@ -173,11 +179,12 @@ def _emulator(source: Mapping[str, str]) -> str | None:
     return value
 
 
-def _events(source: Mapping[str, str]) -> EventsSettings:
+def _events(source: Mapping[str, str], data_dir: Path) -> EventsSettings:
     name = f"{EVENTHUB_CONNECTION}__fullyQualifiedNamespace"
     host = source.get(name, "").strip().lower()
     if not host or host in ("localhost", "127.0.0.1", "::1", "[::1]"):
-        return EventsSettings()
+        host_dir = source.get(HOST_DATA_DIR, "").strip()
+        return EventsSettings(local_log_dir=Path(host_dir) if host_dir else data_dir)
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,48}[a-z0-9](\.[a-z0-9-]+)+", host):
         raise SettingsError(name, f"must be <namespace>.servicebus.windows.net, not {host!r}")
     return EventsSettings(adapter=Adapter.AZURE, fully_qualified_namespace=host)
@@ -295,7 +302,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             source, "PLATFORM_LOG_LEVEL", "info", ("debug", "info", "warning", "error")
         ),
         batch=_batch(source),
-        events=_events(source),
+        events=_events(source, data_dir),
         pseudonym_key=_pseudonym_key(source, environment),
     )
     _refuse_embedded_in_prod(source, settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from devhost.eventhubs.log import EventLog
+from embedded.eventlog.log import EventLog
 
 
 def publish(event_log: EventLog, *bodies: str) -> None:

@@ -19,11 +19,11 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from devhost.eventhubs.events import PartitionSource, to_event_list, to_single_event
-from devhost.eventhubs.log import EventLog, EventLogError, StoredEvent
 from devhost.eventhubs.options import EventHubsOptions, TriggerBinding
 from devhost.indexing import FunctionSpec
 from devhost.invocation import FunctionFailed, HostShuttingDown, Invoker
 from devhost.retry import Attempt, RetryOutcome, run_with_retries
+from embedded.eventlog.log import EventLog, EventLogError, StoredEvent
 
 log = logging.getLogger("devhost.eventhubs")
 

@@ -21,7 +21,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions import meta
 
-from devhost.eventhubs.records import PropertyValue, StoredEvent
+from embedded.eventlog.records import PropertyValue, StoredEvent
 
 
 @dataclass(frozen=True)

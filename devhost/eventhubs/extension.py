@@ -23,17 +23,17 @@ from aiohttp import web
 from devhost.errors import StartupError
 from devhost.eventhubs.consumer import PartitionConsumer
 from devhost.eventhubs.events import PartitionSource
-from devhost.eventhubs.log import EventLog, EventLogError, watch_appends
 from devhost.eventhubs.options import EventHubsOptions, TriggerBinding
 from devhost.eventhubs.output import OutputValueError, output_events
-from devhost.eventhubs.settings import (
+from devhost.extension import HostContext
+from devhost.indexing import BindingSpec, FunctionSpec
+from embedded.eventlog.log import EventLog, EventLogError, watch_appends
+from embedded.eventlog.settings import (
     EventHubSettingError,
     LogSettings,
     event_log_path,
     namespace_for_connection,
 )
-from devhost.extension import HostContext
-from devhost.indexing import BindingSpec, FunctionSpec
 
 log = logging.getLogger("devhost.eventhubs")
 

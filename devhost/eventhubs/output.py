@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from devhost.eventhubs.log import NewEvent
+from embedded.eventlog.log import NewEvent
 
 
 class OutputValueError(TypeError):

@@ -18,7 +18,7 @@ from shared.events.errors import PublishFailed
 from shared.health import Readiness
 
 if TYPE_CHECKING:
-    from devhost.eventhubs.log import EventLog
+    from embedded.eventlog.log import EventLog
 
 EVENTS_HUB = "events"
 INGEST_CONSUMER_GROUP = "$Default"
@@ -57,7 +57,7 @@ class LocalEventPublisher:
         cls, data_dir: Path, app_settings: Mapping[str, str], connection: str
     ) -> LocalEventPublisher:
         """The log the devhost's trigger on `connection` reads, under `data_dir`."""
-        from devhost.eventhubs.log import EventLog
+        from embedded.eventlog.log import EventLog
 
         settings = dict(app_settings)
         return cls(lambda: EventLog.for_data_dir(data_dir, settings, connection))
@@ -76,7 +76,7 @@ class LocalEventPublisher:
 
     def publish_now(self, hub: str, events: Sequence[OutgoingEvent]) -> None:
         """Append synchronously (for sync callers and tests)."""
-        from devhost.eventhubs.log import EventLogError
+        from embedded.eventlog.log import EventLogError
 
         try:
             self.log.append_batch(hub, events)
@@ -100,7 +100,7 @@ class LocalEventsProbe:
     adapter: Adapter = Adapter.LOCAL
 
     def check(self) -> Readiness:
-        from devhost.eventhubs.log import EventLogError
+        from embedded.eventlog.log import EventLogError
 
         try:
             log = self.publisher.log

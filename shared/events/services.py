@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from shared.config import Adapter, Settings
 from shared.events.envelope import EventDecoder
@@ -18,10 +17,6 @@ from shared.events.publisher import EventPublisher, LocalEventPublisher, LocalEv
 from shared.health import ReadinessProbe
 from shared.lakehouse.access import LakeAccess
 from shared.lakehouse.bronze import BronzeWriter
-
-# The devhost exports its data dir here; its event log lives there even when the platform's
-# own data dir (PLATFORM_DATA_DIR) is elsewhere.
-DEVHOST_DATA_DIR = "DEVHOST_DATA_DIR"
 
 
 @dataclass(frozen=True)
@@ -48,8 +43,8 @@ def build_event_services(
         publisher = EventHubsPublisher.with_default_credential(events.fully_qualified_namespace)
         probe = EventHubsProbe(events.fully_qualified_namespace)
     else:
-        data_dir = Path(environ.get(DEVHOST_DATA_DIR) or settings.data_dir)
-        local = LocalEventPublisher.for_settings(data_dir, environ, events.connection)
+        log_dir = events.local_log_dir or settings.data_dir
+        local = LocalEventPublisher.for_settings(log_dir, environ, events.connection)
         publisher, probe = local, LocalEventsProbe(local)
     writer = BronzeWriter(settings.lake.uri, access)
     return EventServices(

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from devhost.eventhubs.log import EventLog, event_log_path
+from embedded.eventlog.log import EventLog, event_log_path
 from tests.conftest import StartDevhost
 from tests.eventdata import card, encoded, interaction, payment, telemetry
 from tests.integration.ingest_helpers import (

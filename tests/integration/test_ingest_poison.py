@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost.eventhubs.log import EventLog, event_log_path
+from embedded.eventlog.log import EventLog, event_log_path
 from tests.conftest import StartDevhost
 from tests.eventdata import encoded, telemetry
 from tests.integration.ingest_helpers import bronze_rows, eventually, start_platform

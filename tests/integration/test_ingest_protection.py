@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from devhost.eventhubs.log import EventLog, event_log_path
+from embedded.eventlog.log import EventLog, event_log_path
 from shared.config import DEVELOPMENT_PSEUDONYM_KEY
 from shared.events.pseudonymize import Pseudonymizer
 from tests.conftest import StartDevhost

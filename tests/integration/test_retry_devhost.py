@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from devhost.eventhubs.log import EventLog, event_log_path
+from embedded.eventlog.log import EventLog, event_log_path
 from tests.conftest import StartDevhost
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ import pytest
 from devhost.appsettings import AppSettings
 from devhost.eventhubs.consumer import PartitionConsumer
 from devhost.eventhubs.events import PartitionSource
-from devhost.eventhubs.log import EventLog, event_log_path
 from devhost.eventhubs.options import EventHubsOptions, TriggerBinding
 from devhost.indexing import FunctionSpec, index_app
 from devhost.invocation import Invoker
+from embedded.eventlog.log import EventLog, event_log_path
 from tests.eventhub_partition import checkpoint, publish, until
 
 pytestmark = pytest.mark.unit

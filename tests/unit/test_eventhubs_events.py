@@ -20,11 +20,11 @@ from devhost.eventhubs.events import (
     to_event_list,
     to_single_event,
 )
-from devhost.eventhubs.log import NewEvent, StoredEvent
 from devhost.eventhubs.options import EventHubsOptions, TriggerBinding
 from devhost.eventhubs.output import OutputValueError, output_events
 from devhost.hostconfig import HostConfigError
 from devhost.indexing import IndexingError, index_app
+from embedded.eventlog.log import NewEvent, StoredEvent
 
 pytestmark = pytest.mark.unit
 

@@ -15,12 +15,12 @@ import pytest
 from devhost.appsettings import AppSettings
 from devhost.errors import StartupError
 from devhost.eventhubs.extension import EventHubConfigError, EventHubExtension
-from devhost.eventhubs.log import EventLog, LogSettings, event_log_path
 from devhost.extension import HostContext
 from devhost.hostconfig import HostConfig
 from devhost.indexing import FunctionSpec, index_app
 from devhost.invocation import Invoker
 from devhost.keys import HostKeys
+from embedded.eventlog.log import EventLog, LogSettings, event_log_path
 
 pytestmark = pytest.mark.unit
 

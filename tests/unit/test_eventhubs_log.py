@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost.eventhubs.log import (
+from embedded.eventlog.log import (
     EventLog,
     EventTooLarge,
     InvalidEvent,
@@ -26,8 +26,8 @@ from devhost.eventhubs.log import (
     namespace_for_connection,
     watch_appends,
 )
-from devhost.eventhubs.partitioning import partition_for_key, partition_key_hash
-from devhost.eventhubs.settings import EventHubSettingError
+from embedded.eventlog.partitioning import partition_for_key, partition_key_hash
+from embedded.eventlog.settings import EventHubSettingError
 from tests.devhost_process import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
@@ -284,7 +284,7 @@ def test_appends_in_this_process_are_announced(event_log: EventLog, tmp_path: Pa
 WRITER = textwrap.dedent(
     """
     import os, signal, sys
-    from devhost.eventhubs.log import EventLog
+    from embedded.eventlog.log import EventLog
     log = EventLog(sys.argv[1], busy_timeout_s=60)
     name = sys.argv[2]
     for batch in range(40):

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devhost.eventhubs.log import EventLog, InvalidEvent, PropertyValue, event_log_path
-from devhost.eventhubs.partitioning import partition_for_key, partition_key_hash
-from devhost.eventhubs.records import decode_properties, encode_properties
+from embedded.eventlog.log import EventLog, InvalidEvent, PropertyValue, event_log_path
+from embedded.eventlog.partitioning import partition_for_key, partition_key_hash
+from embedded.eventlog.records import decode_properties, encode_properties
 
 pytestmark = pytest.mark.unit
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devhost.eventhubs import segments
-from devhost.eventhubs.log import EventLog, NewEvent, PropertyValue, event_log_path
-from devhost.eventhubs.records import RECORD_HEADER_BYTES, encode_properties
+from embedded.eventlog import segments
+from embedded.eventlog.log import EventLog, NewEvent, PropertyValue, event_log_path
+from embedded.eventlog.records import RECORD_HEADER_BYTES, encode_properties
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost.eventhubs.log import EventLog
+from embedded.eventlog.log import EventLog
 from shared.events.errors import PublishFailed, RequestRejected
 from shared.events.intake import BATCH, MAX_BODY_BYTES, SINGLE, EventIntake
 from shared.events.protection import PROTECTED_PROPERTIES

@@ -100,8 +100,12 @@ def test_the_namespace_setting_switches_to_event_hubs(tmp_path: Path) -> None:
 
 
 def test_the_local_log_is_the_devhost_s_when_it_runs(tmp_path: Path) -> None:
-    settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path / "platform")})
-    environ = {"DEVHOST_DATA_DIR": str(tmp_path / "devhost")}
+    environ = {
+        "PLATFORM_DATA_DIR": str(tmp_path / "platform"),
+        "DEVHOST_DATA_DIR": str(tmp_path / "devhost"),
+    }
+    settings = load_settings(environ)
+    assert settings.events.local_log_dir == tmp_path / "devhost"
     publisher = build_event_services(settings, StaticAccess(), KEY, environ).publisher
     assert isinstance(publisher, LocalEventPublisher)
     assert publisher.log.path == (tmp_path / "devhost" / "eventhubs" / "local.sqlite3").resolve()

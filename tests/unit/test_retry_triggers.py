@@ -17,7 +17,6 @@ import pytest
 from devhost.appsettings import AppSettings
 from devhost.eventhubs.consumer import PartitionConsumer
 from devhost.eventhubs.events import PartitionSource
-from devhost.eventhubs.log import EventLog, event_log_path
 from devhost.eventhubs.options import EventHubsOptions, TriggerBinding
 from devhost.extension import HostContext
 from devhost.hostconfig import HostConfig
@@ -26,6 +25,7 @@ from devhost.invocation import Invoker
 from devhost.keys import HostKeys
 from devhost.retry import FIXED_DELAY, RetryPolicy
 from devhost.timer.extension import TimerExtension
+from embedded.eventlog.log import EventLog, event_log_path
 from tests.eventhub_partition import checkpoint, publish, until
 
 pytestmark = pytest.mark.unit

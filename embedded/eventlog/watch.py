@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-log = logging.getLogger("devhost.eventhubs")
+log = logging.getLogger("embedded.eventlog")
 
 AppendListener = Callable[[str, frozenset[int]], None]
 _listeners: dict[str, list[AppendListener]] = {}

@@ -23,7 +23,7 @@ from datetime import datetime
 from itertools import accumulate
 from typing import Any, NamedTuple
 
-from devhost.eventhubs.records import RECORD_HEADER_BYTES, StoredEvent, decode_properties
+from embedded.eventlog.records import RECORD_HEADER_BYTES, StoredEvent, decode_properties
 
 MAX_SEGMENT_EVENTS = 1024
 MAX_SEGMENT_BYTES = 16 * 1024 * 1024

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from devhost.eventhubs import segments
-from devhost.eventhubs.records import (
+from embedded.eventlog import segments
+from embedded.eventlog.records import (
     RECORD_HEADER_BYTES,
     EventLogBusy,
     EventLogError,

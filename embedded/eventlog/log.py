@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devhost.eventhubs import segments
-from devhost.eventhubs.database import (
+from embedded.eventlog import segments
+from embedded.eventlog.database import (
     INSERT_SEGMENTS,
     SEGMENT_ROW,
     Database,
@@ -28,34 +28,34 @@ from devhost.eventhubs.database import (
     group_key,
     hub_key,
 )
-from devhost.eventhubs.partitioning import partition_for_key
-from devhost.eventhubs.records import MAX_EVENT_BYTES as MAX_EVENT_BYTES
-from devhost.eventhubs.records import (
+from embedded.eventlog.partitioning import partition_for_key
+from embedded.eventlog.records import MAX_EVENT_BYTES as MAX_EVENT_BYTES
+from embedded.eventlog.records import (
     RECORD_HEADER_BYTES,
     encode_properties,
     from_micros,
     to_micros,
 )
-from devhost.eventhubs.records import Checkpoint as Checkpoint
-from devhost.eventhubs.records import EventLogBusy as EventLogBusy
-from devhost.eventhubs.records import EventLogError as EventLogError
-from devhost.eventhubs.records import EventTooLarge as EventTooLarge
-from devhost.eventhubs.records import InvalidEvent as InvalidEvent
-from devhost.eventhubs.records import InvalidName as InvalidName
-from devhost.eventhubs.records import InvalidPartition as InvalidPartition
-from devhost.eventhubs.records import NewEvent as NewEvent
-from devhost.eventhubs.records import PartitionInfo as PartitionInfo
-from devhost.eventhubs.records import Position as Position
-from devhost.eventhubs.records import PropertyValue as PropertyValue
-from devhost.eventhubs.records import StoredEvent as StoredEvent
-from devhost.eventhubs.records import UnknownHub as UnknownHub
-from devhost.eventhubs.settings import LogSettings as LogSettings
-from devhost.eventhubs.settings import event_log_path as event_log_path
-from devhost.eventhubs.settings import namespace_for_connection as namespace_for_connection
-from devhost.eventhubs.watch import announce_append
-from devhost.eventhubs.watch import watch_appends as watch_appends
+from embedded.eventlog.records import Checkpoint as Checkpoint
+from embedded.eventlog.records import EventLogBusy as EventLogBusy
+from embedded.eventlog.records import EventLogError as EventLogError
+from embedded.eventlog.records import EventTooLarge as EventTooLarge
+from embedded.eventlog.records import InvalidEvent as InvalidEvent
+from embedded.eventlog.records import InvalidName as InvalidName
+from embedded.eventlog.records import InvalidPartition as InvalidPartition
+from embedded.eventlog.records import NewEvent as NewEvent
+from embedded.eventlog.records import PartitionInfo as PartitionInfo
+from embedded.eventlog.records import Position as Position
+from embedded.eventlog.records import PropertyValue as PropertyValue
+from embedded.eventlog.records import StoredEvent as StoredEvent
+from embedded.eventlog.records import UnknownHub as UnknownHub
+from embedded.eventlog.settings import LogSettings as LogSettings
+from embedded.eventlog.settings import event_log_path as event_log_path
+from embedded.eventlog.settings import namespace_for_connection as namespace_for_connection
+from embedded.eventlog.watch import announce_append
+from embedded.eventlog.watch import watch_appends as watch_appends
 
-log = logging.getLogger("devhost.eventhubs")
+log = logging.getLogger("embedded.eventlog")
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 _ROWS_PER_INSERT = 256  # 2,816 parameters, well under SQLite's limit of 32,766
