@@ -5,8 +5,8 @@ size-checked `EventDataBatch`es per partition key, and the SDK's retries."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.config import Adapter
@@ -128,28 +128,53 @@ class EventHubsPublisher:
             await producer.close()
 
 
-@dataclass(frozen=True)
-class EventHubsProbe:
-    """Event Hubs: ready when the hub's properties can be read with the app's identity."""
+class HubProperties(Protocol):
+    """The part of `azure.eventhub.EventHubProducerClient` the probe uses."""
 
-    fully_qualified_namespace: str
-    hub: str = EVENTS_HUB
-    backend: str = "events"
-    adapter: Adapter = Adapter.AZURE
+    def get_eventhub_properties(self) -> dict[str, Any]: ...
+
+
+class EventHubsProbe:
+    """Event Hubs: ready when the hub's properties can be read with the app's identity.
+
+    The client (and its credential) is built on the first check and kept: a probe answers
+    every few seconds, and a client per check would open a connection and fetch a token
+    each time."""
+
+    backend = "events"
+    adapter = Adapter.AZURE
+
+    def __init__(
+        self,
+        fully_qualified_namespace: str,
+        hub: str = EVENTS_HUB,
+        client_factory: Callable[[str, str], HubProperties] | None = None,
+    ) -> None:
+        self.fully_qualified_namespace = fully_qualified_namespace
+        self.hub = hub
+        self._factory = client_factory or _properties_client
+        self._client: HubProperties | None = None
+        self._lock = threading.Lock()
 
     def check(self) -> Readiness:
-        from azure.eventhub import EventHubProducerClient
-        from azure.identity import DefaultAzureCredential
-
-        client = EventHubProducerClient(
-            self.fully_qualified_namespace, self.hub, DefaultAzureCredential(), retry_total=0
-        )
+        where = f"{self.fully_qualified_namespace}/{self.hub}"
         try:
-            with client:
-                properties = client.get_eventhub_properties()
+            with self._lock:
+                if self._client is None:
+                    self._client = self._factory(self.fully_qualified_namespace, self.hub)
+                client = self._client
+            properties = client.get_eventhub_properties()
         except Exception as error:  # any failure means the hub cannot take events
-            return Readiness(False, f"{self.fully_qualified_namespace}/{self.hub}: {error}")
+            return Readiness(False, f"{where}: {error}")
         partitions = len(properties.get("partition_ids", []))
-        return Readiness(
-            True, f"{self.fully_qualified_namespace}/{self.hub} ({partitions} partitions)"
-        )
+        return Readiness(True, f"{where} ({partitions} partitions)")
+
+
+def _properties_client(fully_qualified_namespace: str, hub: str) -> HubProperties:
+    from azure.eventhub import EventHubProducerClient
+    from azure.identity import DefaultAzureCredential
+
+    client: Any = EventHubProducerClient(
+        fully_qualified_namespace, hub, DefaultAzureCredential(), retry_total=0
+    )
+    return client  # type: ignore[no-any-return]

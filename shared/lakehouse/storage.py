@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from shared.config import Adapter
 from shared.health import Readiness
@@ -38,25 +40,38 @@ def _free_bytes(path: Path) -> int:
     return stats.f_bavail * stats.f_frsize
 
 
-@dataclass(frozen=True)
 class AdlsLakeProbe:
-    """The lake is on ADLS Gen2 (or Azurite): ready when its root can be listed."""
+    """The lake is on ADLS Gen2 (or Azurite): ready when its root can be listed.
 
-    root: str
-    access: LakeAccess
-    backend: str = "lake"
-    adapter: Adapter = Adapter.AZURE
+    The storage handler is built once per generation of the lake's access options (a new
+    token makes a new generation), not once per check."""
+
+    backend = "lake"
+    adapter = Adapter.AZURE
+
+    def __init__(self, root: str, access: LakeAccess) -> None:
+        self.root = root
+        self.access = access
+        self._handler: tuple[int, Any] | None = None
+        self._lock = threading.Lock()
 
     def check(self) -> Readiness:
-        from deltalake.fs import DeltaStorageHandler
         from pyarrow.fs import FileSelector
 
-        options, _ = self.access.current()
         try:
             # Listing proves the account, container and credential; a missing root is fine.
-            handler = DeltaStorageHandler(self.root, options)
+            handler = self._current_handler()
             entries = handler.get_file_info_selector(FileSelector("", allow_not_found=True))
         except Exception as error:  # any storage error means the lake cannot serve
             detail = re.sub(r"\x1b\[[0-9;]*m|\s+", " ", str(error)).strip()
             return Readiness(False, f"{self.root}: {type(error).__name__}: {detail}")
         return Readiness(True, f"{self.root} ({len(entries)} entries at the root)")
+
+    def _current_handler(self) -> Any:
+        from deltalake.fs import DeltaStorageHandler
+
+        options, generation = self.access.current()
+        with self._lock:
+            if self._handler is None or self._handler[0] != generation:
+                self._handler = (generation, DeltaStorageHandler(self.root, options))
+            return self._handler[1]

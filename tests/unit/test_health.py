@@ -7,14 +7,16 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import azure.functions as func
 import pytest
 
 from functions import health
 from shared.config import Adapter
+from shared.events.eventhubs import EventHubsProbe
 from shared.health import Readiness, check_health
-from shared.lakehouse.storage import LocalLakeProbe
+from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
 
 pytestmark = pytest.mark.unit
 
@@ -81,3 +83,60 @@ async def test_health_answers_503_when_a_backend_is_down(
     assert response.status_code == 503
     assert json.loads(response.get_body())["backends"]["lake"]["ready"] is False
     await asyncio.sleep(0)
+
+
+class CountingHub:
+    made = 0
+
+    def __init__(self, namespace: str, hub: str, fail: bool = False) -> None:
+        CountingHub.made += 1
+        self.fail = fail
+
+    def get_eventhub_properties(self) -> dict[str, Any]:
+        if self.fail:
+            raise ConnectionError("unreachable")
+        return {"partition_ids": ["0", "1"]}
+
+
+def test_the_event_hubs_probe_builds_its_client_once() -> None:
+    CountingHub.made = 0
+    probe = EventHubsProbe("ns.servicebus.windows.net", client_factory=CountingHub)
+    results = [probe.check() for _ in range(3)]
+    assert all(r.ready for r in results) and "2 partitions" in results[0].detail
+    assert CountingHub.made == 1
+    failing = EventHubsProbe(
+        "ns.servicebus.windows.net", client_factory=lambda n, h: CountingHub(n, h, fail=True)
+    )
+    assert [failing.check().ready for _ in range(2)] == [False, False]
+    assert CountingHub.made == 2
+
+
+class Generations:
+    def __init__(self) -> None:
+        self.generation = 1
+
+    def current(self) -> tuple[dict[str, str] | None, int]:
+        return {"bearer_token": f"t{self.generation}"}, self.generation
+
+
+def test_the_adls_probe_builds_a_handler_per_token_not_per_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[dict[str, str] | None] = []
+
+    class Handler:
+        def __init__(self, root: str, options: dict[str, str] | None) -> None:
+            made.append(options)
+
+        def get_file_info_selector(self, selector: Any) -> list[Any]:
+            return []
+
+    import deltalake.fs
+
+    monkeypatch.setattr(deltalake.fs, "DeltaStorageHandler", Handler)
+    access = Generations()
+    probe = AdlsLakeProbe("abfss://lake@acct.dfs.core.windows.net/x", access)
+    assert all(probe.check().ready for _ in range(3))
+    access.generation = 2  # a new token
+    assert probe.check().ready
+    assert made == [{"bearer_token": "t1"}, {"bearer_token": "t2"}]
