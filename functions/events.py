@@ -17,9 +17,21 @@ import json
 import azure.functions as func
 
 from shared.bootstrap import platform
-from shared.events.errors import PublishFailed, RequestRejected
+from shared.events.errors import (
+    MalformedRequest,
+    PublishFailed,
+    RequestRejected,
+    RequestTooLarge,
+    UnsupportedContent,
+)
+from shared.events.intake import IntakeResult
 
 bp = func.Blueprint()
+_REJECTION_STATUS: dict[type[RequestRejected], int] = {
+    MalformedRequest: 400,
+    RequestTooLarge: 413,
+    UnsupportedContent: 415,
+}
 
 
 @bp.route(route="events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -28,10 +40,20 @@ async def post_events(req: func.HttpRequest) -> func.HttpResponse:
     try:
         result = await intake.submit(req.get_body(), req.headers.get("content-type"), req.headers)
     except RequestRejected as error:
-        return _json({"error": error.message}, error.status)
+        return _json({"error": error.message}, rejection_status(error))
     except PublishFailed as error:
         return _json({"error": f"no event was accepted: {error}"}, 503)
-    return _json(result.to_json(), result.status)
+    return _json(result.to_json(), result_status(result))
+
+
+def rejection_status(error: RequestRejected) -> int:
+    """The HTTP status of an unusable request."""
+    return _REJECTION_STATUS[type(error)]
+
+
+def result_status(result: IntakeResult) -> int:
+    """400 for a single event rejected, else 202 (a batch's rejections are in the body)."""
+    return 400 if result.refused else 202
 
 
 def _json(body: object, status: int) -> func.HttpResponse:

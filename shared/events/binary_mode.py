@@ -14,7 +14,7 @@ from urllib.parse import unquote_to_bytes
 
 import msgspec
 
-from shared.events.errors import RequestRejected
+from shared.events.errors import MalformedRequest, UnsupportedContent
 from shared.files.json_bytes import decode_any_json
 
 HEADER_PREFIX = "ce-"
@@ -36,13 +36,12 @@ def structured_event(headers: Mapping[str, str], media: str, body: bytes) -> byt
     """The structured JSON event that a binary-mode request stands for.
 
     `headers` have lower-case names; `media` is the body's media type, lower-cased, without
-    parameters. Raises RequestRejected: 415 for data that is not JSON, 400 for a header that
-    is not percent-encoded UTF-8 or names an attribute the binding carries elsewhere, or a
-    body that is not JSON.
+    parameters. Raises UnsupportedContent for data that is not JSON, MalformedRequest for a
+    header that is not percent-encoded UTF-8 or names an attribute the binding carries
+    elsewhere, or a body that is not JSON.
     """
     if media != JSON_DATA:
-        raise RequestRejected(
-            415,
+        raise UnsupportedContent(
             f"binary-mode events carry JSON data: Content-Type must be {JSON_DATA}, "
             f"not {media or 'missing'}",
         )
@@ -52,8 +51,8 @@ def structured_event(headers: Mapping[str, str], media: str, body: bytes) -> byt
             continue
         attribute = name[len(HEADER_PREFIX) :]
         if attribute in _NOT_HEADERS:
-            raise RequestRejected(
-                400, f"{name} is not a binary-mode header: {attribute} is the Content-Type or body"
+            raise MalformedRequest(
+                f"{name} is not a binary-mode header: {attribute} is the Content-Type or body"
             )
         event[attribute] = header_value(name, value)
     event["datacontenttype"] = JSON_DATA
@@ -61,25 +60,24 @@ def structured_event(headers: Mapping[str, str], media: str, body: bytes) -> byt
         try:
             decode_any_json(body)  # one JSON value, so the body cannot add attributes
         except UnicodeDecodeError:
-            raise RequestRejected(400, "the data is not valid UTF-8") from None
+            raise MalformedRequest("the data is not valid UTF-8") from None
         except msgspec.DecodeError as error:
-            raise RequestRejected(400, f"the data is not valid JSON: {error}") from None
+            raise MalformedRequest(f"the data is not valid JSON: {error}") from None
         except RecursionError:
-            raise RequestRejected(400, "the data is nested too deeply") from None
+            raise MalformedRequest("the data is nested too deeply") from None
         event["data"] = msgspec.Raw(body)
     return msgspec.json.encode(event)
 
 
 def header_value(name: str, value: str) -> str:
-    """A ce- header's value, percent-decoded; raises RequestRejected (400) unless it is
+    """A ce- header's value, percent-decoded; raises MalformedRequest unless it is
     printable ASCII, with space, `"`, `%` and any other character percent-encoded as UTF-8."""
     if not _ENCODED.fullmatch(value):
-        raise RequestRejected(
-            400,
+        raise MalformedRequest(
             f"{name} must be printable ASCII, with spaces, quotes, % and other characters "
             "percent-encoded as UTF-8 (or it was sent more than once)",
         )
     try:
         return unquote_to_bytes(value).decode("utf-8")
     except UnicodeDecodeError:
-        raise RequestRejected(400, f"{name} is not percent-encoded UTF-8") from None
+        raise MalformedRequest(f"{name} is not percent-encoded UTF-8") from None

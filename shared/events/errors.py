@@ -41,12 +41,23 @@ class EventRejected(ValueError):
 
 
 class RequestRejected(ValueError):
-    """A whole request is unusable (not JSON, not events, too large); `status` is the HTTP code."""
+    """A whole request is unusable; the trigger maps each kind to its HTTP status."""
 
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
+    def __init__(self, message: str) -> None:
         self.message = bounded(message)
         super().__init__(self.message)
+
+
+class MalformedRequest(RequestRejected):
+    """The body is not what its content type says: not UTF-8, not JSON, not events."""
+
+
+class RequestTooLarge(RequestRejected):
+    """The body, inflated, or its number of events is over the limit."""
+
+
+class UnsupportedContent(RequestRejected):
+    """A content type, charset or content coding the intake does not take."""
 
 
 class PublishFailed(RuntimeError):

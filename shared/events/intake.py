@@ -24,7 +24,13 @@ import msgspec
 
 from shared.events.binary_mode import is_binary_mode, structured_event
 from shared.events.envelope import EventDecoder
-from shared.events.errors import EventRejected, Reason, RequestRejected
+from shared.events.errors import (
+    EventRejected,
+    MalformedRequest,
+    Reason,
+    RequestTooLarge,
+    UnsupportedContent,
+)
 from shared.events.protection import PROTECTED_PROPERTIES, EventProtector
 from shared.events.publisher import (
     EVENTS_HUB,
@@ -72,15 +78,15 @@ class RejectedEvent:
 
 @dataclass(frozen=True)
 class IntakeResult:
-    """What happened to a request's events; `status` is 202, or 400 for a rejected single event."""
+    """What happened to a request's events; `refused` when it was a single event, rejected."""
 
     batch: bool
     accepted: int
     rejected: list[RejectedEvent] = field(default_factory=list)
 
     @property
-    def status(self) -> int:
-        return 400 if not self.batch and self.rejected else 202
+    def refused(self) -> bool:
+        return not self.batch and bool(self.rejected)
 
     def to_json(self) -> dict[str, Any]:
         """`rejected` lists the first MAX_REJECTIONS_LISTED rejections; past them, the answer
@@ -93,7 +99,7 @@ class IntakeResult:
         if len(listed) < len(self.rejected):
             body["rejected_total"] = len(self.rejected)
             body["rejected_by_reason"] = dict(Counter(r.reason for r in self.rejected))
-        if self.status == 400:
+        if self.refused:
             body["error"] = self.rejected[0].error
         return body
 
@@ -119,8 +125,9 @@ class EventIntake:
     async def submit(
         self, body: bytes, content_type: str | None, headers: Mapping[str, str] | None = None
     ) -> IntakeResult:
-        """Validate and publish; raises RequestRejected (400/413/415) for an unusable body and
-        PublishFailed when the hub could not take the events (none may count as accepted).
+        """Validate and publish; raises a RequestRejected (MalformedRequest, RequestTooLarge,
+        UnsupportedContent) for an unusable body and PublishFailed when the hub could not take
+        the events (none may count as accepted).
 
         `headers` are the request's (for `Content-Encoding` and binary mode's `ce-*`)."""
         batch, items, keys, rejected = await asyncio.get_running_loop().run_in_executor(
@@ -147,7 +154,7 @@ class EventIntake:
         rejected: list[RejectedEvent] = []
         for index, error in sorted(failed, key=_FIRST):
             if not batch and error.reason in _BODY_REASONS:
-                raise RequestRejected(400, error.message) from None
+                raise MalformedRequest(error.message) from None
             item = items[index]
             rejected.append(
                 RejectedEvent(index, _event_id(item), error.reason.value, error.message)
@@ -188,30 +195,28 @@ class EventIntake:
         if mode not in (SINGLE, BATCH) and is_binary_mode(headers):
             return False, [structured_event(headers, mode, body)]
         if mode not in (SINGLE, BATCH, PLAIN_JSON):
-            raise RequestRejected(
-                415,
+            raise UnsupportedContent(
                 f"Content-Type must be {SINGLE} (one event), {BATCH} (an array of events) or "
                 f"{PLAIN_JSON} (either), or binary mode (ce-* headers, JSON data)",
             )
         stripped = body.lstrip(b" \t\r\n")
         if not stripped:
-            raise RequestRejected(400, "the body is empty; send a CloudEvent or an array of them")
+            raise MalformedRequest("the body is empty; send a CloudEvent or an array of them")
         is_array = stripped[:1] == b"["
         if mode == SINGLE and is_array:
-            raise RequestRejected(400, f"an array of events must be sent as {BATCH}")
+            raise MalformedRequest(f"an array of events must be sent as {BATCH}")
         if mode == BATCH and not is_array:
-            raise RequestRejected(400, f"{BATCH} takes a JSON array of events")
+            raise MalformedRequest(f"{BATCH} takes a JSON array of events")
         if not is_array:
             return False, [body]
         try:
             raws = decode_json(body, _split_batch)
         except UnicodeDecodeError:
-            raise RequestRejected(400, "the body is not valid UTF-8") from None
+            raise MalformedRequest("the body is not valid UTF-8") from None
         except (msgspec.DecodeError, RecursionError) as error:
-            raise RequestRejected(400, f"the body is not a JSON array of events: {error}") from None
+            raise MalformedRequest(f"the body is not a JSON array of events: {error}") from None
         if len(raws) > MAX_EVENTS_PER_REQUEST:
-            raise RequestRejected(
-                413,
+            raise RequestTooLarge(
                 f"the batch has {len(raws)} events; the limit is {MAX_EVENTS_PER_REQUEST} "
                 "per request",
             )
@@ -223,13 +228,13 @@ def _lower_names(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _mode(content_type: str | None) -> str:
-    """The media type, lower-cased; raises RequestRejected (415) for a charset but UTF-8."""
+    """The media type, lower-cased; raises UnsupportedContent for a charset but UTF-8."""
     media, _, parameters = (content_type or "").partition(";")
     media = media.strip().lower()
     for parameter in parameters.split(";"):
         name, _, value = parameter.partition("=")
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
-            raise RequestRejected(415, "events must be encoded as UTF-8")
+            raise UnsupportedContent("events must be encoded as UTF-8")
     return media
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 
-from shared.events.errors import RequestRejected
+from shared.events.errors import MalformedRequest, RequestTooLarge, UnsupportedContent
 
 INFLATE_CHUNK_BYTES = 64 * 1024
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -19,17 +19,17 @@ _CODINGS = ("gzip", "x-gzip", "deflate")
 
 
 def decoded_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
-    """The body with its content coding undone; raises RequestRejected: 413 over `limit`
-    bytes (sent or inflated), 415 for a coding other than gzip or deflate, 400 for data that
-    is not in its coding."""
+    """The body with its content coding undone; raises RequestTooLarge over `limit`
+    bytes (sent or inflated), UnsupportedContent for a coding other than gzip or deflate,
+    MalformedRequest for data that is not in its coding."""
     if len(body) > limit:
-        raise RequestRejected(413, f"the body is {len(body)} bytes, over {_limit(limit)}")
+        raise RequestTooLarge(f"the body is {len(body)} bytes, over {_limit(limit)}")
     coding = (content_encoding or "").strip().lower()
     if coding in _IDENTITY:
         return body
     if coding not in _CODINGS:
-        raise RequestRejected(
-            415, "Content-Encoding must be gzip or deflate (or none), one coding at most"
+        raise UnsupportedContent(
+            "Content-Encoding must be gzip or deflate (or none), one coding at most"
         )
     return b"".join(inflated(body, coding, limit))
 
@@ -38,7 +38,7 @@ def inflated(
     body: bytes, coding: str, limit: int, chunk: int = INFLATE_CHUNK_BYTES
 ) -> Iterator[bytes]:
     """The inflated body in pieces of at most `chunk` bytes, `limit` bytes in all at most;
-    raises RequestRejected (413) at the first byte past it, (400) for bad or truncated data.
+    raises RequestTooLarge at the first byte past it, MalformedRequest for bad or truncated data.
     Concatenated gzip members are read as one body, as gzip(1) does."""
     produced = 0
     rest = body
@@ -49,21 +49,19 @@ def inflated(
             try:
                 piece = inflater.decompress(data, chunk)
             except zlib.error as error:
-                raise RequestRejected(
-                    400, f"the body is not valid {coding} data: {error}"
-                ) from None
+                raise MalformedRequest(f"the body is not valid {coding} data: {error}") from None
             data = inflater.unconsumed_tail
             if piece:
                 produced += len(piece)
                 if produced > limit:
-                    raise RequestRejected(413, f"the inflated body is over {_limit(limit)}")
+                    raise RequestTooLarge(f"the inflated body is over {_limit(limit)}")
                 yield piece
             elif not data and not inflater.eof:
-                raise RequestRejected(400, f"the {coding} body is truncated")
+                raise MalformedRequest(f"the {coding} body is truncated")
         rest = inflater.unused_data
         if not rest or coding == "deflate":
             if rest:
-                raise RequestRejected(400, "the body has data after its deflate stream")
+                raise MalformedRequest("the body has data after its deflate stream")
             return
 
 
