@@ -5,9 +5,9 @@ import azure.functions as func
 
 from functions import events, health, ingest, landing, pipelines
 from orchestrations import medallion, medallion_activities
-from shared.bootstrap import platform
+from shared.bootstrap import current_platform
 
-platform()  # fail at start-up, naming the setting, if the settings are wrong
+current_platform()  # fail at start-up, naming the setting, if the settings are wrong
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)

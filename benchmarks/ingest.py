@@ -119,9 +119,9 @@ def measure_function(batches: int, repeats: int) -> dict[str, float]:
         os.environ["PLATFORM_DATA_DIR"] = folder
         os.environ["DEVHOST_DATA_DIR"] = folder
         import functions.ingest as ingest_module
-        from shared.bootstrap import platform
+        from shared.bootstrap import install_platform
 
-        platform.cache_clear()
+        install_platform(None)
         ingest = next(iter(ingest_module.bp._function_builders)).build().get_user_function()
         ingest(hub_batches(bodies[:BATCH], 0)[0])  # warm-up: creates the table, opens it
         decode_rates, ingest_rates = [], []
@@ -143,7 +143,7 @@ def measure_function(batches: int, repeats: int) -> dict[str, float]:
                     f"round {round_ + 1}: decode {decode_rates[-1]:,.0f}/s, "
                     f"ingest {ingest_rates[-1]:,.0f}/s"
                 )
-        platform.cache_clear()
+        install_platform(None)
     return {
         "decode": max(decode_rates),
         "ingest": max(ingest_rates),

@@ -52,9 +52,9 @@ def land_in_this_process(data_dir: Path) -> dict[str, Any]:
     from devhost.blob.store import BlobStore
     from devhost.blob.stream import local_uri, open_blob
     from functions import landing
-    from shared.bootstrap import platform
+    from shared.bootstrap import current_platform
 
-    platform()  # settings and clients, built once per process as in the worker
+    current_platform()  # settings and clients, built once per process as in the worker
     land_file = next(iter(landing.bp._function_builders)).build().get_user_function()
     container, _, name = BLOB.partition("/")
     blob = next(b for b in BlobStore(data_dir / "blobs").scan(container) if b.name == name)

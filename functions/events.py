@@ -16,7 +16,7 @@ import json
 
 import azure.functions as func
 
-from shared.bootstrap import platform
+from shared.bootstrap import current_platform
 from shared.events.errors import (
     MalformedRequest,
     PublishFailed,
@@ -36,7 +36,7 @@ _REJECTION_STATUS: dict[type[RequestRejected], int] = {
 
 @bp.route(route="events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def post_events(req: func.HttpRequest) -> func.HttpResponse:
-    intake = platform().events.intake
+    intake = current_platform().events.intake
     try:
         result = await intake.submit(req.get_body(), req.headers.get("content-type"), req.headers)
     except RequestRejected as error:

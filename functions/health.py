@@ -9,7 +9,7 @@ import json
 
 import azure.functions as func
 
-from shared.bootstrap import platform
+from shared.bootstrap import current_platform
 from shared.health import check_health
 
 bp = func.Blueprint()
@@ -17,7 +17,7 @@ bp = func.Blueprint()
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def health(req: func.HttpRequest) -> func.HttpResponse:
-    services = platform()
+    services = current_platform()
     report = await check_health(
         services.probes, version=services.version, started_at=services.started_at
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.bootstrap import platform
+from shared.bootstrap import current_platform
 from shared.config import EVENTHUB_CONNECTION
 from shared.events.ingest import position_from_metadata
 from shared.events.protection import is_protected
@@ -46,14 +46,14 @@ def ingest(events: list[func.EventHubEvent]) -> None:
         return
     position = position_from_metadata(_partition_context(events[0]))
     protected = [is_protected(p) for p in _properties(events[0], len(events))]
-    report = platform().events.ingestor.ingest(position, events, protected)
+    report = current_platform().events.ingestor.ingest(position, events, protected)
     log.info(json.dumps(report.to_log()))
 
 
 @bp.timer_trigger(arg_name="timer", schedule=COMPACTION_SCHEDULE)
 def compact_bronze(timer: func.TimerRequest) -> None:
     """Every 2 minutes: compact the bronze tables, which gain a small file per batch."""
-    for table, metrics in platform().events.ingestor.compact_bronze().items():
+    for table, metrics in current_platform().events.ingestor.compact_bronze().items():
         log.info(json.dumps({"event": "bronze_compaction", "table": table, **metrics}))
 
 

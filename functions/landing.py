@@ -14,8 +14,8 @@ from typing import IO, cast
 
 import azure.functions as func
 
-from shared.bootstrap import platform
-from shared.events.landing_file import landing_file
+from shared.bootstrap import current_platform
+from shared.landing.file import landing_file
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -27,5 +27,5 @@ def land_file(blob: func.InputStream) -> None:
     # The worker's InputStream is a binary file object; its properties are not in the ABC.
     stream = cast(IO[bytes], blob)
     file = landing_file(blob.name, blob.uri, getattr(blob, "blob_properties", None), stream)
-    report = platform().events.landing.land(file)
+    report = current_platform().events.landing.land(file)
     log.info(json.dumps(report.to_log()))

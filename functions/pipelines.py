@@ -31,8 +31,9 @@ from orchestrations.medallion_runs import (
     start_maintenance,
     start_run,
 )
+from shared.bootstrap import current_platform
 from shared.config import reaper_schedule
-from shared.pipeline.reaper import DurableStatuses, run_reaper
+from shared.pipeline.reaper import DurableStatuses
 
 bp = df.Blueprint()
 
@@ -110,6 +111,6 @@ async def nightly_table_maintenance(
 async def pipeline_run_reaper(
     timer: func.TimerRequest, client: df.DurableOrchestrationClient
 ) -> None:
-    report = await run_reaper().sweep(DurableStatuses(client))
+    report = await current_platform().reaper.sweep(DurableStatuses(client))
     if report.acted:
         logging.getLogger(__name__).info("run reaper: %s", json.dumps(report.to_json()))

@@ -132,7 +132,7 @@ def _not_started(names: list[str], status: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=MEDALLION)
-def medallion(context: df.DurableOrchestrationContext) -> Orchestration:
+def medallion_orchestrator(context: df.DurableOrchestrationContext) -> Orchestration:
     """Input: `{"trigger"}` (optional). Output: the run's summary (see `_summary`)."""
     started = context.current_utc_datetime
     cancel = _Cancel(context)

@@ -16,6 +16,7 @@ import azure.durable_functions as df
 
 from shared.batch.engine import BatchError
 from shared.batch.sql import ModelSqlError
+from shared.bootstrap import current_platform
 from shared.config import SettingsError
 from shared.pipeline.payloads import (
     ActivityFailure,
@@ -29,7 +30,7 @@ from shared.pipeline.payloads import (
     decode,
     encode,
 )
-from shared.pipeline.service import UnknownTable, medallion
+from shared.pipeline.service import MedallionPipeline, UnknownTable
 from shared.pipeline.state import StateConflict
 
 PLAN = "medallion_plan"
@@ -67,7 +68,7 @@ def _guarded(call: Callable[[], object]) -> Json:
 def medallion_plan(request: Json) -> Json:
     """(ignored) -> `RunPlan`: the tables and models of a run, which silver tables each model
     reads, and how to poll."""
-    return encode(medallion().run_plan())
+    return encode(_pipeline().run_plan())
 
 
 @bp.activity_trigger(input_name="request", activity=BUILD_SILVER)
@@ -76,7 +77,7 @@ def medallion_build_silver(request: Json) -> Json:
 
     def build() -> object:
         silver = decode(request, SilverRequest)
-        return medallion().build_silver(silver.table, silver.run_id)
+        return _pipeline().build_silver(silver.table, silver.run_id)
 
     return _guarded(build)
 
@@ -89,7 +90,7 @@ def medallion_submit_gold(request: Json) -> Json:
 
     def submit() -> object:
         gold = decode(request, SubmitGold)
-        return medallion().submit_gold(gold.model, gold.run_key, gold.owner)
+        return _pipeline().submit_gold(gold.model, gold.run_key, gold.owner)
 
     return _guarded(submit)
 
@@ -97,13 +98,13 @@ def medallion_submit_gold(request: Json) -> Json:
 @bp.activity_trigger(input_name="request", activity=GOLD_STATE)
 def medallion_gold_state(request: Json) -> Json:
     """`RunRef` -> `RunState`: the run's state in the batch engine (one poll; never waits)."""
-    return _guarded(lambda: medallion().gold_state(decode(request, RunRef).run_id))
+    return _guarded(lambda: _pipeline().gold_state(decode(request, RunRef).run_id))
 
 
 @bp.activity_trigger(input_name="request", activity=CANCEL_GOLD)
 def medallion_cancel_gold(request: Json) -> Json:
     """`RunRef` -> `RunState`: the run's state after asking the engine to cancel it."""
-    return _guarded(lambda: medallion().cancel_gold(decode(request, RunRef).run_id))
+    return _guarded(lambda: _pipeline().cancel_gold(decode(request, RunRef).run_id))
 
 
 @bp.activity_trigger(input_name="request", activity=FINISH_GOLD)
@@ -112,7 +113,7 @@ def medallion_finish_gold(request: Json) -> Json:
 
     def finish() -> object:
         done = decode(request, FinishGold)
-        medallion().finish_gold(done.submission, done.final)
+        _pipeline().finish_gold(done.submission, done.final)
         return Recorded()
 
     return _guarded(finish)
@@ -122,11 +123,15 @@ def medallion_finish_gold(request: Json) -> Json:
 def medallion_maintenance_plan(request: Json) -> Json:
     """(ignored) -> a list of `MaintenanceTarget`: every table the pipeline owns, with its
     Z-order columns."""
-    return encode(medallion().maintenance_plan())
+    return encode(_pipeline().maintenance_plan())
 
 
 @bp.activity_trigger(input_name="request", activity=MAINTAIN_TABLE)
 def medallion_maintain_table(request: Json) -> Json:
     """`MaintenanceTarget` -> `MaintenanceResult`: compaction or Z-order, then vacuum, with
     file counts."""
-    return _guarded(lambda: medallion().maintain(decode(request, MaintenanceTarget)))
+    return _guarded(lambda: _pipeline().maintain(decode(request, MaintenanceTarget)))
+
+
+def _pipeline() -> MedallionPipeline:
+    return current_platform().pipeline

@@ -1,13 +1,25 @@
-"""Wire the platform once per process: settings, then each port's adapter, chosen by settings."""
+"""The composition root: `bootstrap(settings)` builds every service of the platform, once per
+process, choosing each port's adapter from settings. Nothing else builds services.
+
+Triggers reach the platform through `current_platform()`, which bootstraps it from the
+environment on first use. Services whose clients must not be built at import (the batch
+engine's Databricks or Synapse client, the run reaper over it) are built on first use, once.
+
+Tests install a platform of their own with `install_platform(bootstrap(settings))` (or one
+with fakes), and `install_platform(None)` afterwards, which makes the next use bootstrap again;
+`tests/conftest.py` wraps this in fixtures.
+"""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from shared import __version__
 from shared.config import Adapter, Settings, load_settings
@@ -17,18 +29,50 @@ from shared.health import ReadinessProbe
 from shared.lakehouse.access import LakeAccess, lake_access
 from shared.lakehouse.lake_lock import hold_local_lake
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
+from shared.pipeline.reaper import RunReaper
+from shared.pipeline.service import MedallionPipeline, build_pipeline
 from shared.privacy.log_scrub import install_log_scrubber
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A service built on its first use, once, whichever thread asks first."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build: Callable[[], T] | None = build
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        with self._lock:
+            if self._build is not None:
+                self._value = self._build()
+                self._build = None
+            return self._value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
 class Platform:
-    """The services the triggers use. Tests build their own with `bootstrap(...)`."""
+    """The services the triggers use, built by `bootstrap`."""
 
     settings: Settings
     probes: tuple[ReadinessProbe, ...]
     events: EventServices
+    lazy_pipeline: Lazy[MedallionPipeline]
+    lazy_reaper: Lazy[RunReaper]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
+
+    @property
+    def pipeline(self) -> MedallionPipeline:
+        """The medallion pipeline (built on first use: its batch engine's client)."""
+        return self.lazy_pipeline.get()
+
+    @property
+    def reaper(self) -> RunReaper:
+        """The reaper of orphaned remote runs, over the pipeline's ledger and engine."""
+        return self.lazy_reaper.get()
 
 
 def _lake_probe(settings: Settings, access: LakeAccess) -> ReadinessProbe:
@@ -46,21 +90,52 @@ def _set_log_level(level: str) -> None:
         logging.getLogger(name).setLevel(level.upper())
 
 
-def bootstrap(settings: Settings | None = None) -> Platform:
-    """Build the platform from settings (loaded from the environment when not given)."""
-    settings = settings or load_settings()
+def bootstrap(
+    settings: Settings | None = None, environ: Mapping[str, str] | None = None
+) -> Platform:
+    """Build the platform from settings (loaded from `environ`, by default the process's
+    environment, when not given)."""
+    environ = os.environ if environ is None else environ
+    settings = settings or load_settings(environ)
     _set_log_level(settings.log_level)
-    if settings.lake.adapter is Adapter.LOCAL:
-        hold_local_lake(Path(settings.lake.uri))  # before anything writes to it
     pseudonymizer = Pseudonymizer(settings.pseudonym_key.encode("utf-8", "surrogatepass"))
     install_log_scrubber(pseudonymizer.scrub_text)  # before anything logs a value
-    access = lake_access(settings.lake)
-    events = build_event_services(settings, access, pseudonymizer, os.environ)
-    probes: list[ReadinessProbe] = [_lake_probe(settings, access), events.probe]
-    return Platform(settings=settings, probes=tuple(probes), events=events)
+    if settings.lake.adapter is Adapter.LOCAL:
+        hold_local_lake(Path(settings.lake.uri))  # before anything writes to it
+    access = lake_access(settings.lake)  # one per process: ingestion and the pipeline share it
+    events = build_event_services(settings, access, pseudonymizer, environ)
+    pipeline = Lazy(lambda: build_pipeline(settings, access))
+    reaper = Lazy(lambda: _reaper(pipeline.get()))
+    return Platform(
+        settings=settings,
+        probes=(_lake_probe(settings, access), events.probe),
+        events=events,
+        lazy_pipeline=pipeline,
+        lazy_reaper=reaper,
+    )
 
 
-@functools.cache
-def platform() -> Platform:
-    """The process-wide platform, built on first use; clients inside it are reused."""
-    return bootstrap()
+def _reaper(pipeline: MedallionPipeline) -> RunReaper:
+    if pipeline.runs is None:
+        raise RuntimeError("the medallion pipeline has no run ledger for the reaper")
+    return RunReaper(pipeline.runs, pipeline.engine)
+
+
+_installed: Platform | None = None
+_installing = threading.Lock()
+
+
+def current_platform() -> Platform:
+    """The process's platform, bootstrapped from the environment on first use."""
+    global _installed
+    with _installing:
+        if _installed is None:
+            _installed = bootstrap()
+        return _installed
+
+
+def install_platform(platform: Platform | None) -> None:
+    """Make `platform` the process's (tests); None makes the next use bootstrap again."""
+    global _installed
+    with _installing:
+        _installed = platform

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,11 +41,25 @@ def start_devhost(tmp_path: Path) -> Iterator[StartDevhost]:
 
 @pytest.fixture
 def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Point the process-wide platform at a fresh data dir, and rebuild it afterwards."""
-    from shared.bootstrap import platform
+    """Point the process's platform at a fresh data dir, and bootstrap it again afterwards."""
+    from shared.bootstrap import install_platform
 
     data_dir = tmp_path / "platform"
     monkeypatch.setenv("PLATFORM_DATA_DIR", str(data_dir))
-    platform.cache_clear()
+    install_platform(None)
     yield data_dir
-    platform.cache_clear()
+    install_platform(None)
+
+
+@pytest.fixture
+def installed() -> Iterator[Callable[[Any], Any]]:
+    """Install a platform of the test's own (`installed(bootstrap(settings))`, or one with
+    fakes) as the process's, for the triggers to use; the next test bootstraps again."""
+    from shared.bootstrap import install_platform
+
+    def install(platform: Any) -> Any:
+        install_platform(platform)
+        return platform
+
+    yield install
+    install_platform(None)

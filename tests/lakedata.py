@@ -156,14 +156,14 @@ def land_deadletters(lake: Path | str, rows: Iterable[Mapping[str, Any]]) -> Non
 
 
 def medallion_for(lake_root: Path, engine: Any = None, *, chunk_rows: int = 250_000) -> Any:
-    """A Medallion over a test lake, with SQLite state beside it and DuckDB unless told."""
+    """A MedallionPipeline over a test lake, with SQLite state beside it and DuckDB unless told."""
     from shared.batch.duckdb_engine import DuckDBEngine
     from shared.pipeline.lake import Lake
-    from shared.pipeline.service import Medallion
+    from shared.pipeline.service import MedallionPipeline
     from shared.pipeline.state import SqliteStateStore
 
     state = SqliteStateStore(lake_root.parent / f"{lake_root.name}-state.sqlite")
-    return Medallion.build(
+    return MedallionPipeline.build(
         Lake(str(lake_root)), state, engine or DuckDBEngine(threads=1), chunk_rows=chunk_rows
     )
 

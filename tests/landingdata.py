@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from shared.events.landing_file import LandingFile, landing_file
+from shared.landing.file import LandingFile, landing_file
 from tests.eventdata import card
 
 PAYMENT_FIELDS = (

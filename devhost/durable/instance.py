@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from devhost.durable.events import REPLAYED_TYPES, EventType, event
-from devhost.durable.retry import RetryPolicy
+from devhost.durable.retry import DurableRetryOptions
 from devhost.durable.store import InboxRow, InstanceRecord
 
 
@@ -59,7 +59,7 @@ class RetryGroup:
     kind: str  # "activity" or "sub"
     name: str
     input: str | None
-    policy: RetryPolicy
+    policy: DurableRetryOptions
     started: float
     attempts: int = 1
     instance_id: str | None = None
@@ -85,7 +85,7 @@ class RetryGroup:
             kind=document["kind"],
             name=document["name"],
             input=document["input"],
-            policy=RetryPolicy.from_json(document["policy"]),
+            policy=DurableRetryOptions.from_json(document["policy"]),
             started=document["started"],
             attempts=document["attempts"],
             instance_id=document.get("instance_id"),

@@ -11,7 +11,7 @@ class RetryOptionsError(ValueError):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class DurableRetryOptions:
     """`retryOptions`: first interval, attempts, backoff, max interval and timeout (ms)."""
 
     first_interval_ms: float
@@ -21,7 +21,7 @@ class RetryPolicy:
     timeout_ms: float | None = None
 
     @classmethod
-    def from_json(cls, document: Any) -> RetryPolicy:
+    def from_json(cls, document: Any) -> DurableRetryOptions:
         if not isinstance(document, dict):
             raise RetryOptionsError("retryOptions must be an object")
         try:

@@ -8,7 +8,7 @@ from typing import Any
 
 from devhost.durable.events import EventType
 from devhost.durable.instance import EngineState, RetryGroup
-from devhost.durable.retry import RetryPolicy
+from devhost.durable.retry import DurableRetryOptions
 
 RETRY_TIMEOUT_REASON = "the retry timeout of the retry options has expired"
 
@@ -35,7 +35,7 @@ def open_group(ids: EngineState, task_id: int, kind: str, name: str, raw: dict[s
         kind=kind,
         name=name,
         input=raw.get("input"),
-        policy=RetryPolicy.from_json(raw.get("retryOptions")),
+        policy=DurableRetryOptions.from_json(raw.get("retryOptions")),
         started=time.time(),
         instance_id=raw.get("instanceId"),
         version=raw.get("version"),

@@ -10,13 +10,13 @@ from shared.events.envelope import EventDecoder
 from shared.events.eventhubs import EventHubsProbe, EventHubsPublisher
 from shared.events.ingest import Ingestor
 from shared.events.intake import EventIntake
-from shared.events.landing import FileLanding
 from shared.events.protection import EventProtector
 from shared.events.pseudonymize import Pseudonymizer
 from shared.events.publisher import EventPublisher, LocalEventPublisher, LocalEventsProbe
 from shared.health import ReadinessProbe
 from shared.lakehouse.access import LakeAccess
 from shared.lakehouse.bronze import BronzeWriter
+from shared.landing.service import FileLanding
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,9 @@ def build_event_services(
         log_dir = events.local_log_dir or settings.data_dir
         local = LocalEventPublisher.for_settings(log_dir, environ, events.connection)
         publisher, probe = local, LocalEventsProbe(local)
-    writer = BronzeWriter(settings.lake.uri, access)
+    writer = BronzeWriter(
+        settings.lake.uri, access, direct_log=settings.lake.adapter is Adapter.LOCAL
+    )
     return EventServices(
         intake=EventIntake(decoder, publisher, EventProtector(decoder, pseudonymizer)),
         ingestor=Ingestor(decoder, pseudonymizer, writer),

@@ -5,14 +5,16 @@ consumer group and partition, the version is the last sequence number of the bat
 redelivered batch finds its rows already covered by the table's `txn` version and adds
 nothing; this is how Spark Structured Streaming writes idempotently to Delta.
 
-In a local lake, appends go straight to the Delta log (`delta_append.LocalDeltaLog`): a
-deltalake commit costs 3-7 ms plus ~0.1 ms per commit since its handle was opened, more than
-the rest of a 1,000-event batch. deltalake still creates, evolves and compacts the tables,
-and writes them on ADLS. There, table handles are opened once and reused, and reopened every
-`REOPEN_AFTER` commits (past a checkpoint) to keep that replay short; the `txn` versions
-are cached per handle, and the cache is dropped whenever the handle catches up with commits
-of another writer. A commit racing another writer of the same app id fails with a conflict:
-the writer then refreshes, drops what the other landed, and tries again.
+With `direct_log` (which the composition root sets for a local lake), appends go straight to
+the Delta log (`delta_append.LocalDeltaLog`): a deltalake commit costs 3-7 ms plus ~0.1 ms
+per commit since its handle was opened, more than the rest of a 1,000-event batch. deltalake
+still creates, evolves and compacts the tables, writes a table with features the direct
+appender does not write (that table alone falls back), and writes them on ADLS. There, table
+handles are opened once and reused, and reopened every `REOPEN_AFTER` commits (past a
+checkpoint) to keep that replay short; the `txn` versions are cached per handle, and the
+cache is dropped whenever the handle catches up with commits of another writer. A commit
+racing another writer of the same app id fails with a conflict: the writer then refreshes,
+drops what the other landed, and tries again.
 """
 
 from __future__ import annotations
@@ -75,12 +77,13 @@ class BronzeWriter:
         configuration: Mapping[str, str] = TABLE_CONFIGURATION,
         max_attempts: int = 5,
         retry_delay_s: float = 0.05,
-        direct_log: bool | None = None,
+        direct_log: bool = False,
     ) -> None:
-        """`direct_log`: append straight to the Delta log (default: when the lake is local)."""
+        """`direct_log`: append straight to the Delta log, which needs a local lake."""
         self.root = root.rstrip("/")
-        local = "://" not in self.root or self.root.startswith("file://")
-        self._direct_log = local if direct_log is None else direct_log and local
+        if direct_log and "://" in self.root.removeprefix("file://"):
+            raise ValueError(f"the direct Delta log appender needs a local lake, not {root!r}")
+        self._direct_log = direct_log
         self._access = access or StaticAccess()
         self._configuration = dict(configuration)
         self._max_attempts = max_attempts
@@ -191,8 +194,10 @@ class BronzeWriter:
                 if self._append(entry.log, table, group):
                     return
             except UnsupportedTable as reason:
-                log.warning("bronze: appends go through deltalake from now on (%s)", reason)
-                self._direct_log = False
+                log.warning(
+                    "bronze/%s: appends go through deltalake from now on (%s)", table, reason
+                )
+                entry.direct = False  # this table only, under its lock
                 entry.forget()
                 self._adopt(entry, table, self._open(table, entry.options))
         handle = entry.handle
@@ -268,7 +273,7 @@ class BronzeWriter:
         with self._guard:
             entry = self._tables.get(table)
             if entry is None:
-                entry = self._tables[table] = _Table()
+                entry = self._tables[table] = _Table(direct=self._direct_log)
             return entry
 
     def _refresh_access(self, entry: _Table) -> None:
@@ -283,7 +288,7 @@ class BronzeWriter:
         if handle is None:
             return
         entry.opened = handle.version()
-        if self._direct_log:
+        if entry.direct:
             try:
                 entry.log = LocalDeltaLog(Path(self.uri(table).removeprefix("file://")), handle)
             except UnsupportedTable as reason:
@@ -322,7 +327,8 @@ class _Request:
 class _Table:
     """A reused handle, its columns, the txn versions known for it, and the calls waiting."""
 
-    def __init__(self) -> None:
+    def __init__(self, direct: bool) -> None:
+        self.direct = direct  # appends go straight to the log (until the table needs deltalake)
         self.lock = threading.Lock()  # held while committing
         self.queue_lock = threading.Lock()
         self.queue: list[_Request] = []

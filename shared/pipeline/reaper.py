@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -238,14 +237,3 @@ async def _lookup(statuses: OrchestrationStatuses, instance_ids: set[str]) -> St
             StatusLookupFailed(str(answer)) if isinstance(answer, Exception) else answer
         )
     return found
-
-
-@functools.cache
-def run_reaper() -> RunReaper:
-    """The process-wide reaper, over the medallion pipeline's ledger and engine."""
-    from shared.pipeline.service import medallion
-
-    pipeline = medallion()
-    if pipeline.runs is None:
-        raise RuntimeError("the process-wide medallion pipeline has no run ledger")
-    return RunReaper(pipeline.runs, pipeline.engine)

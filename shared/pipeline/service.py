@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from shared.batch.engine import BatchEngine, RunState
 from shared.batch.factory import build_engine
 from shared.config import Settings
-from shared.lakehouse.access import lake_access
+from shared.lakehouse.access import LakeAccess
 from shared.pipeline.gold import GoldRunner, GoldSubmission
 from shared.pipeline.lake import Lake
 from shared.pipeline.maintenance import (
@@ -33,9 +32,10 @@ class UnknownTable(LookupError):
 
 
 @dataclass(frozen=True)
-class Medallion:
+class MedallionPipeline:
     """Silver builds, gold submissions and maintenance over one lake, one state store and one
-    batch engine; built once per process by `medallion()`, or by tests with their own parts."""
+    batch engine; built once per process by `shared.bootstrap`, or by tests with their own
+    parts."""
 
     lake: Lake
     state: PipelineStateStore
@@ -62,7 +62,7 @@ class Medallion:
         chunk_rows: int = 250_000,
         poll: tuple[float, float, float] = (5.0, 60.0, 3600.0),
         runs: RunLedger | None = None,
-    ) -> Medallion:
+    ) -> MedallionPipeline:
         return cls(
             lake=lake,
             state=state,
@@ -140,26 +140,18 @@ class Medallion:
         return maintain(self.lake, target, self.vacuum_retention_hours)
 
 
-def build_medallion(settings: Settings) -> Medallion:
-    """The pipeline for these settings: the lake (reached as ingestion reaches it: Azurite or
-    an Entra ID token on `abfss://`), SQLite state and run ledger under the data dir, and the
-    batch engine."""
+def build_pipeline(settings: Settings, access: LakeAccess) -> MedallionPipeline:
+    """The pipeline for these settings: the lake (through `access`, as ingestion reaches it:
+    Azurite or an Entra ID token on `abfss://`), SQLite state and run ledger under the data
+    dir, and the batch engine."""
     state_path = settings.data_dir / "pipeline" / "state.sqlite"
     state = SqliteStateStore(state_path)
     batch = settings.batch
-    return Medallion.build(
-        Lake(settings.lake.uri, access=lake_access(settings.lake)),
+    return MedallionPipeline.build(
+        Lake(settings.lake.uri, access=access),
         state,
         build_engine(settings),
         vacuum_retention_hours=settings.batch.vacuum_retention_hours,
         poll=(batch.poll_first_s, batch.poll_max_s, batch.run_timeout_s),
         runs=SqliteRunLedger(state_path),
     )
-
-
-@functools.cache
-def medallion() -> Medallion:
-    """The process-wide pipeline, built on first use from the platform's settings."""
-    from shared.bootstrap import platform
-
-    return build_medallion(platform().settings)

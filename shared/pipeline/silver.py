@@ -10,6 +10,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shared.pipeline.delta_writes import append_quality, merge_quarantine, merge_silver
 from shared.pipeline.increment import bronze_increment
 from shared.pipeline.lake import Lake
 from shared.pipeline.quality import (
@@ -21,7 +22,6 @@ from shared.pipeline.quality import (
     row_result,
 )
 from shared.pipeline.quarantine import quarantine_rows
-from shared.pipeline.records import append_quality, merge_quarantine, merge_silver
 from shared.pipeline.specs import SilverSpec
 from shared.pipeline.state import PipelineStateStore
 from shared.pipeline.typing_sql import FLAG_PREFIX, rules_for, typing_sql

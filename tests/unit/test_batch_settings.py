@@ -79,17 +79,19 @@ def test_poll_and_timeout_settings_are_read() -> None:
 
 
 def test_the_pipeline_is_wired_from_settings(tmp_path: Path) -> None:
-    from shared.pipeline.service import build_medallion
+    from shared.lakehouse.access import StaticAccess
+    from shared.pipeline.service import build_pipeline
 
-    local = build_medallion(load_settings({"PLATFORM_DATA_DIR": str(tmp_path)}))
+    local = build_pipeline(load_settings({"PLATFORM_DATA_DIR": str(tmp_path)}), StaticAccess())
     assert local.engine.name == "duckdb"
     assert local.lake.root == (tmp_path / "lake").as_posix()
     assert (tmp_path / "pipeline" / "state.sqlite").exists()
 
-    remote = build_medallion(
+    remote = build_pipeline(
         load_settings(
             {"PLATFORM_DATA_DIR": str(tmp_path), "PIPELINE_RUN_TIMEOUT_S": "90", **DATABRICKS}
-        )
+        ),
+        StaticAccess(),
     )
     assert remote.engine.name == "databricks"  # no request made: the client comes on first use
     assert remote.run_plan().run_timeout_s == 90.0

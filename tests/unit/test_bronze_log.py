@@ -52,6 +52,7 @@ def always(table: pa.Table) -> Callable[[int | None], pa.Table]:
 
 
 def writer(root: Path, **options: object) -> BronzeWriter:
+    options = {"direct_log": True, **options}
     return BronzeWriter(str(root), configuration=CONFIGURATION, **options)  # type: ignore[arg-type]
 
 
@@ -186,7 +187,9 @@ def test_a_schema_change_by_another_writer_reloads_the_table(tmp_path: Path) -> 
 
 def test_checkpoints_follow_the_table_interval(tmp_path: Path) -> None:
     bronze = BronzeWriter(
-        str(tmp_path), configuration={**CONFIGURATION, "delta.checkpointInterval": "3"}
+        str(tmp_path),
+        configuration={**CONFIGURATION, "delta.checkpointInterval": "3"},
+        direct_log=True,
     )
     for n in range(7):
         bronze.land("t", SCHEMA, "p0", n, always(rows([n])))
@@ -224,7 +227,9 @@ def test_tables_with_features_it_does_not_write_go_through_deltalake(tmp_path: P
 
 def test_change_data_feed_tables_take_direct_appends_the_feed_sees(tmp_path: Path) -> None:
     bronze = BronzeWriter(
-        str(tmp_path), configuration={**CONFIGURATION, "delta.enableChangeDataFeed": "true"}
+        str(tmp_path),
+        configuration={**CONFIGURATION, "delta.enableChangeDataFeed": "true"},
+        direct_log=True,
     )
     bronze.land("t", SCHEMA, "p0", 1, lambda landed: rows([0, 1]))
     bronze.land("t", SCHEMA, "p0", 2, lambda landed: rows([2]))

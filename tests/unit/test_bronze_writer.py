@@ -87,7 +87,7 @@ def land_in_one_group(
 
 
 def test_first_land_creates_the_partitioned_table(tmp_path: Path) -> None:
-    writer = BronzeWriter(str(tmp_path))
+    writer = BronzeWriter(str(tmp_path), direct_log=True)
     result = writer.land("t", SCHEMA, "hub/cg/0", 2, rows_after([0, 1, 2]))
     assert (result.rows, result.version) == (3, 2)
     table = DeltaTable(writer.uri("t"))
@@ -97,7 +97,7 @@ def test_first_land_creates_the_partitioned_table(tmp_path: Path) -> None:
 
 
 def test_a_redelivered_batch_adds_nothing(tmp_path: Path) -> None:
-    writer = BronzeWriter(str(tmp_path))
+    writer = BronzeWriter(str(tmp_path), direct_log=True)
     writer.land("t", SCHEMA, "p0", 2, rows_after([0, 1, 2]))
     version = DeltaTable(writer.uri("t")).version()
     again = writer.land("t", SCHEMA, "p0", 2, rows_after([0, 1, 2]))
@@ -107,14 +107,14 @@ def test_a_redelivered_batch_adds_nothing(tmp_path: Path) -> None:
 
 
 def test_an_overlapping_batch_adds_only_the_new_rows(tmp_path: Path) -> None:
-    writer = BronzeWriter(str(tmp_path))
+    writer = BronzeWriter(str(tmp_path), direct_log=True)
     writer.land("t", SCHEMA, "p0", 2, rows_after([0, 1, 2]))
     assert writer.land("t", SCHEMA, "p0", 5, rows_after([1, 2, 3, 4, 5])).rows == 3
     assert landed_numbers(writer) == [0, 1, 2, 3, 4, 5]
 
 
 def test_app_ids_are_independent(tmp_path: Path) -> None:
-    writer = BronzeWriter(str(tmp_path))
+    writer = BronzeWriter(str(tmp_path), direct_log=True)
     writer.land("t", SCHEMA, "p0", 2, rows_after([0, 1, 2]))
     assert writer.land("t", SCHEMA, "p1", 2, rows_after([0, 1, 2])).rows == 3
     assert writer.landed_version("t", "p1") == 2
@@ -123,8 +123,8 @@ def test_app_ids_are_independent(tmp_path: Path) -> None:
 
 
 def test_a_restarted_writer_reads_what_was_landed(tmp_path: Path) -> None:
-    BronzeWriter(str(tmp_path)).land("t", SCHEMA, "p0", 2, rows_after([0, 1, 2]))
-    restarted = BronzeWriter(str(tmp_path))
+    BronzeWriter(str(tmp_path), direct_log=True).land("t", SCHEMA, "p0", 2, rows_after([0, 1, 2]))
+    restarted = BronzeWriter(str(tmp_path), direct_log=True)
     assert restarted.land("t", SCHEMA, "p0", 3, rows_after([0, 1, 2, 3])).rows == 1
     assert landed_numbers(restarted) == [0, 1, 2, 3]
 
@@ -132,8 +132,8 @@ def test_a_restarted_writer_reads_what_was_landed(tmp_path: Path) -> None:
 def test_a_stale_writer_of_the_same_partition_lands_no_duplicates(tmp_path: Path) -> None:
     """Two instances own the same partition in turn: the stale one's commit conflicts on the
     app id, it refreshes, and lands only what the other did not."""
-    stale = BronzeWriter(str(tmp_path), retry_delay_s=0.0)
-    fresh = BronzeWriter(str(tmp_path), retry_delay_s=0.0)
+    stale = BronzeWriter(str(tmp_path), retry_delay_s=0.0, direct_log=True)
+    fresh = BronzeWriter(str(tmp_path), retry_delay_s=0.0, direct_log=True)
     stale.land("t", SCHEMA, "other", 0, rows_after([0]))
     assert stale.landed_version("t", "p0") is None  # cached: nothing landed for p0 yet
     fresh.land("t", SCHEMA, "p0", 4, rows_after([0, 1, 2, 3, 4]))
@@ -142,7 +142,7 @@ def test_a_stale_writer_of_the_same_partition_lands_no_duplicates(tmp_path: Path
 
 
 def test_concurrent_partitions_commit_safely(tmp_path: Path) -> None:
-    writer = BronzeWriter(str(tmp_path))
+    writer = BronzeWriter(str(tmp_path), direct_log=True)
     errors: list[BaseException] = []
 
     def partition(p: int) -> None:
@@ -165,7 +165,7 @@ def test_concurrent_partitions_commit_safely(tmp_path: Path) -> None:
 
 
 def test_new_columns_evolve_the_schema(tmp_path: Path) -> None:
-    writer = BronzeWriter(str(tmp_path))
+    writer = BronzeWriter(str(tmp_path), direct_log=True)
     writer.land("t", SCHEMA, "p0", 0, rows_after([0]))
     wider = rows([1]).append_column("added", pa.array(["x"]))
     assert writer.land("t", wider.schema, "p0", 1, lambda landed: wider).rows == 1
@@ -184,7 +184,7 @@ class RotatingAccess:
 
 def test_new_credentials_reopen_the_handle(tmp_path: Path) -> None:
     access = RotatingAccess()
-    writer = BronzeWriter(str(tmp_path), access)
+    writer = BronzeWriter(str(tmp_path), access, direct_log=True)
     writer.land("t", SCHEMA, "p0", 1, rows_after([0, 1]))
     access.generation = 1
     assert writer.land("t", SCHEMA, "p0", 1, rows_after([0, 1])).rows == 0
@@ -194,13 +194,15 @@ def test_new_credentials_reopen_the_handle(tmp_path: Path) -> None:
 def test_an_unreachable_lake_fails_after_bounded_retries(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    writer = BronzeWriter(str(blocker), StaticAccess(), max_attempts=2, retry_delay_s=0.0)
+    writer = BronzeWriter(
+        str(blocker), StaticAccess(), max_attempts=2, retry_delay_s=0.0, direct_log=True
+    )
     with pytest.raises(LakeWriteFailed, match="failed 2 times"):
         writer.land("t", SCHEMA, "p0", 0, rows_after([0]))
 
 
 def test_calls_waiting_for_a_commit_share_the_next_one(tmp_path: Path) -> None:
-    writer = BronzeWriter(str(tmp_path))
+    writer = BronzeWriter(str(tmp_path), direct_log=True)
     land_in_one_group(writer, [("p1", 5, [5]), ("p2", 5, [5])])
     table = DeltaTable(writer.uri("t"))
     assert landed_numbers(writer) == [0, 1, 5, 5]
@@ -224,7 +226,7 @@ def test_one_app_id_twice_in_a_group_commit_lands_once(tmp_path: Path, direct_lo
 
 
 def test_a_failure_while_building_rows_reaches_the_caller(tmp_path: Path) -> None:
-    writer = BronzeWriter(str(tmp_path))
+    writer = BronzeWriter(str(tmp_path), direct_log=True)
 
     def broken(landed: int | None) -> pa.Table:
         raise ValueError("bad rows")
@@ -253,7 +255,7 @@ def test_bad_rows_of_one_call_fail_only_that_call_of_a_group_commit(
 
 
 def test_compaction_keeps_rows_and_exactly_once(tmp_path: Path) -> None:
-    writer = BronzeWriter(str(tmp_path))
+    writer = BronzeWriter(str(tmp_path), direct_log=True)
     for batch in range(6):
         numbers = [batch * 2, batch * 2 + 1]
         writer.land("t", SCHEMA, "p0", numbers[-1], rows_after(numbers))
@@ -268,7 +270,10 @@ def test_compaction_keeps_rows_and_exactly_once(tmp_path: Path) -> None:
 
 
 def test_two_compactions_at_once_keep_every_row_once(tmp_path: Path) -> None:
-    first, second = BronzeWriter(str(tmp_path)), BronzeWriter(str(tmp_path))
+    first, second = (
+        BronzeWriter(str(tmp_path), direct_log=True),
+        BronzeWriter(str(tmp_path), direct_log=True),
+    )
     for batch in range(20):
         numbers = [batch * 2, batch * 2 + 1]
         first.land("t", SCHEMA, "p0", numbers[-1], rows_after(numbers))
@@ -287,3 +292,14 @@ def test_two_compactions_at_once_keep_every_row_once(tmp_path: Path) -> None:
     assert len(results) == 2
     assert landed_numbers(first) == list(range(40))
     assert len(DeltaTable(first.uri("t")).file_uris()) == 1
+
+
+def test_the_direct_log_appender_is_chosen_by_the_caller_and_needs_a_local_lake(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValueError, match="local lake"):
+        BronzeWriter("abfss://lake@acct.dfs.core.windows.net/x", direct_log=True)
+    BronzeWriter(f"file://{tmp_path}", direct_log=True)  # a file:// URI is local
+    through_deltalake = BronzeWriter(str(tmp_path))  # the default: no sniffing of the URI
+    through_deltalake.land("t", SCHEMA, "p0", 0, rows_after([0]))
+    assert through_deltalake._tables["t"].log is None

@@ -20,7 +20,7 @@ from devhost.durable.actions import (
     parse_state,
 )
 from devhost.durable.events import format_time, parse_time, payload_text
-from devhost.durable.retry import RetryOptionsError, RetryPolicy
+from devhost.durable.retry import DurableRetryOptions, RetryOptionsError
 from tests.orchestrator_replay import first_turn, run_orchestrator
 
 pytestmark = pytest.mark.unit
@@ -99,7 +99,7 @@ def test_a_body_that_is_not_json_is_refused() -> None:
 
 
 def test_retry_delays_follow_backoff_and_cap() -> None:
-    policy = RetryPolicy.from_json(
+    policy = DurableRetryOptions.from_json(
         {
             "firstRetryIntervalInMilliseconds": 100,
             "maxNumberOfAttempts": 5,
@@ -110,7 +110,7 @@ def test_retry_delays_follow_backoff_and_cap() -> None:
     )
     assert [policy.delay_ms(n) for n in (1, 2, 3, 4)] == [100, 200, 350, 350]
     assert not policy.timed_out(999) and policy.timed_out(1000)
-    assert RetryPolicy.from_json(policy.to_json()) == policy
+    assert DurableRetryOptions.from_json(policy.to_json()) == policy
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_retry_delays_follow_backoff_and_cap() -> None:
 )  # fmt: skip
 def test_bad_retry_options_are_reported(options: object) -> None:
     with pytest.raises(RetryOptionsError):
-        RetryPolicy.from_json(options)
+        DurableRetryOptions.from_json(options)
 
 
 @given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30)))

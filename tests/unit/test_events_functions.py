@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,10 @@ from deltalake import DeltaTable
 
 import functions.events as events_function
 import functions.ingest as ingest_function
-from shared.bootstrap import Platform
+from shared.bootstrap import Platform, bootstrap
 from shared.config import load_settings
 from shared.events.ingest import MissingHubPosition
 from shared.events.pseudonymize import Pseudonymizer
-from shared.events.services import build_event_services
-from shared.lakehouse.access import StaticAccess
 from tests.eventdata import encoded, payment
 
 pytestmark = pytest.mark.unit
@@ -28,13 +26,9 @@ KEY = Pseudonymizer(b"k" * 32)
 
 
 @pytest.fixture
-def services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
-    settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path)})
-    events = build_event_services(settings, StaticAccess(), KEY, {})
-    platform = Platform(settings=settings, probes=(), events=events)
-    monkeypatch.setattr(events_function, "platform", lambda: platform)
-    monkeypatch.setattr(ingest_function, "platform", lambda: platform)
-    yield platform
+def services(tmp_path: Path, installed: Callable[[Platform], Platform]) -> Platform:
+    settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path), "PSEUDONYM_KEY": "k" * 32})
+    return installed(bootstrap(settings))
 
 
 def user_function(module: Any) -> Any:

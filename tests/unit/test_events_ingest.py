@@ -32,7 +32,9 @@ POSITION = Position("local", "events", "$default", 1)
 
 
 def ingestor(lake: Path) -> Ingestor:
-    return Ingestor(EventDecoder(), Pseudonymizer(b"k" * 32), BronzeWriter(str(lake)))
+    return Ingestor(
+        EventDecoder(), Pseudonymizer(b"k" * 32), BronzeWriter(str(lake), direct_log=True)
+    )
 
 
 def rows(lake: Path, table: str) -> list[dict[str, Any]]:

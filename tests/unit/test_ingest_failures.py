@@ -109,7 +109,7 @@ def test_a_batch_whose_every_event_fails_lands_them_all_as_dead_letters(tmp_path
     service = Ingestor(
         EventDecoder(),
         PSEUDONYMIZER,
-        BronzeWriter(str(tmp_path)),
+        BronzeWriter(str(tmp_path), direct_log=True),
         row_builder=RowsFailingOnOneDevice,
     )
     bodies = [encoded(telemetry(n, device_id=POISON_DEVICE)) for n in range(4)]
@@ -131,7 +131,7 @@ def test_a_lake_failure_raises_and_dead_letters_nothing(tmp_path: Path) -> None:
 def test_an_event_time_the_lake_cannot_hold_is_dead_lettered_out_of_range(
     tmp_path: Path, time: str
 ) -> None:
-    service = Ingestor(EventDecoder(), PSEUDONYMIZER, BronzeWriter(str(tmp_path)))
+    service = Ingestor(EventDecoder(), PSEUDONYMIZER, BronzeWriter(str(tmp_path), direct_log=True))
     bodies = [encoded(telemetry(1)), encoded(telemetry(2, **{})), encoded(payment(3))]
     poisoned = telemetry(2)
     poisoned["time"] = time
@@ -146,7 +146,7 @@ def test_an_event_time_the_lake_cannot_hold_is_dead_lettered_out_of_range(
 def test_an_event_time_beyond_the_clock_skew_is_out_of_range(tmp_path: Path) -> None:
     now = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
     decoder = EventDecoder(clock=lambda: now)
-    service = Ingestor(decoder, PSEUDONYMIZER, BronzeWriter(str(tmp_path)))
+    service = Ingestor(decoder, PSEUDONYMIZER, BronzeWriter(str(tmp_path), direct_log=True))
     soon, late = telemetry(1), telemetry(2)
     soon["time"] = "2024-05-02T11:59:59Z"
     late["time"] = "2024-05-02T12:00:01Z"

@@ -38,7 +38,7 @@ print(json.dumps({"counts": counts, "errors": errors}))
 def test_readers_in_a_loop_see_whole_growing_tables_while_bronze_is_written(
     tmp_path: Path,
 ) -> None:
-    writer = BronzeWriter(str(tmp_path))
+    writer = BronzeWriter(str(tmp_path), direct_log=True)
     writer.land("t", SCHEMA, "p0", 0, rows_after([0]))
     # A log as long as a month of ingestion leaves (log clean-up keeps 30 days): listing it
     # takes long enough for commits to land meanwhile. Other names are ignored by readers.

@@ -13,10 +13,10 @@ import pytest
 
 from shared.events.contracts import ContractRegistry
 from shared.events.envelope import DecodedEvent
-from shared.events.landing import FileLanding
 from shared.events.pseudonymize import Pseudonymizer
 from shared.lakehouse.bronze import BronzeWriter, Landed, RowsAfter
 from shared.lakehouse.bronze_rows import ContractRows
+from shared.landing.service import FileLanding
 from tests.eventdata import card
 from tests.landingdata import csv_bytes, landing, ndjson_bytes, payment_record, table_rows
 
@@ -39,7 +39,7 @@ class RowsFailingOnOneMerchant(ContractRows):
 
 
 def service(lake: Path, **options: Any) -> FileLanding:
-    writer = BronzeWriter(str(lake))
+    writer = BronzeWriter(str(lake), direct_log=True)
     return FileLanding(ContractRegistry(), KEY, writer, clock=lambda: NOW, **options)
 
 

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from shared.events.landing_file import NotALandingFile, landing_file, namespace_of
+from shared.landing.file import NotALandingFile, landing_file, namespace_of
 
 pytestmark = pytest.mark.unit
 

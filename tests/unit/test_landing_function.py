@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,10 @@ import pytest
 import functions.landing as landing_function
 from devhost.appsettings import AppSettings
 from devhost.indexing import index_app, load_app
-from shared.bootstrap import Platform
+from shared.bootstrap import Platform, bootstrap
 from shared.config import load_settings
-from shared.events.landing_file import NotALandingFile
 from shared.events.pseudonymize import Pseudonymizer
-from shared.events.services import build_event_services
-from shared.lakehouse.access import StaticAccess
+from shared.landing.file import NotALandingFile
 from tests.devhost_process import PROJECT_ROOT
 from tests.landingdata import csv_bytes, payment_record, table_rows
 
@@ -31,12 +29,9 @@ land_file = next(iter(landing_function.bp._function_builders)).build().get_user_
 
 
 @pytest.fixture
-def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
-    settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path)})
-    events = build_event_services(settings, StaticAccess(), KEY, {})
-    platform = Platform(settings=settings, probes=(), events=events)
-    monkeypatch.setattr(landing_function, "platform", lambda: platform)
-    yield platform
+def platform(tmp_path: Path, installed: Callable[[Platform], Platform]) -> Platform:
+    settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path), "PSEUDONYM_KEY": "k" * 32})
+    return installed(bootstrap(settings))
 
 
 def blob(data: bytes, name: str, properties: dict[str, Any] | None = None) -> func.InputStream:

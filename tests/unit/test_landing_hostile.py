@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.events.contracts import ContractRegistry
-from shared.events.landing import FileLanding, LandingReport
 from shared.events.pseudonymize import Pseudonymizer
 from shared.files.reader import read_records
 from shared.files.records import MAX_CHUNK_BYTES, MAX_RECORD_BYTES
 from shared.lakehouse.bronze import BronzeWriter
+from shared.landing.service import FileLanding, LandingReport
 from tests.landingdata import (
     csv_bytes,
     json_bytes,
@@ -40,7 +40,10 @@ def land(
 ) -> LandingReport:
     """Land `data` as `version` (by default a new one) of `landing/payment.transaction/<name>`."""
     service = FileLanding(
-        ContractRegistry(), Pseudonymizer(b"k" * 32), BronzeWriter(str(lake)), **options
+        ContractRegistry(),
+        Pseudonymizer(b"k" * 32),
+        BronzeWriter(str(lake), direct_log=True),
+        **options,
     )
     path = f"landing/payment.transaction/{name}"
     etag = f'"{version or next(_versions)}"'

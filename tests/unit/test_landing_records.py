@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from shared.events.contracts import PAYMENT_TRANSACTION, Contract
 from shared.events.errors import Reason
-from shared.events.landing_records import RecordChecker, reader_reason
 from shared.events.pseudonymize import Pseudonymizer
 from shared.files.records import FileRecord, FileReject
+from shared.landing.records import RecordChecker, reader_reason
 from tests.eventdata import card
 from tests.landingdata import payment_record
 

@@ -12,9 +12,9 @@ import pytest
 from deltalake import DeltaTable
 
 from shared.events.contracts import ContractRegistry
-from shared.events.landing import FILE_CONSUMER, FILE_PARTITION, FileLanding
 from shared.events.pseudonymize import Pseudonymizer
 from shared.lakehouse.bronze import BronzeWriter, LakeWriteFailed, Landed, RowsAfter
+from shared.landing.service import FILE_CONSUMER, FILE_PARTITION, FileLanding
 from tests.eventdata import card
 from tests.landingdata import (
     csv_bytes,
@@ -35,7 +35,7 @@ BAD_CARD = "4111111111111112"  # fails Luhn
 
 
 def service(lake: Path, writer: BronzeWriter | None = None, **options: Any) -> FileLanding:
-    writer = writer or BronzeWriter(str(lake))
+    writer = writer or BronzeWriter(str(lake), direct_log=True)
     return FileLanding(ContractRegistry(), KEY, writer, clock=lambda: NOW, **options)
 
 

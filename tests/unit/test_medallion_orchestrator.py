@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from orchestrations.medallion import CANCEL_EVENT, GOLD_MODEL, MEDALLION, SILVER_TABLE
-from orchestrations.medallion import medallion as medallion_function
+from orchestrations.medallion import medallion_orchestrator as medallion_function
 from orchestrations.medallion_activities import PLAN
 from shared.pipeline.payloads import GoldRequest, decode
 from tests.medallion_history import GOLD_REQUEST, SILVER_BUILT

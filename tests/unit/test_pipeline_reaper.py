@@ -27,7 +27,7 @@ from shared.pipeline.run_ledger import (
     RunOwner,
     SqliteRunLedger,
 )
-from shared.pipeline.service import Medallion
+from shared.pipeline.service import MedallionPipeline
 from shared.pipeline.state import SqliteStateStore
 from tests.fakes.engine import FakeRemoteEngine
 
@@ -200,7 +200,7 @@ async def test_the_monitor_seeing_the_cancel_land_closes_it_as_cancelled(
     run = _submitted(engine, ledger)
     engine.slow_cancel = True
     await reaper.sweep(FakeStatuses({CHILD: "Running", TOP: "Terminated"}))
-    pipeline = Medallion.build(
+    pipeline = MedallionPipeline.build(
         Lake(str(tmp_path / "lake")), SqliteStateStore(tmp_path / "s.sqlite"), engine, runs=ledger
     )
 
@@ -325,14 +325,16 @@ async def test_closed_runs_are_pruned_after_the_retention(
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path, ledger: SqliteRunLedger, engine: FakeRemoteEngine) -> Medallion:
-    return Medallion.build(
+def pipeline(
+    tmp_path: Path, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+) -> MedallionPipeline:
+    return MedallionPipeline.build(
         Lake(str(tmp_path / "lake")), SqliteStateStore(tmp_path / "s.sqlite"), engine, runs=ledger
     )
 
 
 def test_a_submitted_remote_run_is_recorded_under_its_orchestration(
-    pipeline: Medallion, ledger: SqliteRunLedger
+    pipeline: MedallionPipeline, ledger: SqliteRunLedger
 ) -> None:
     submission = pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP))
     pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP))  # the activity retried
@@ -348,7 +350,7 @@ def test_a_submitted_remote_run_is_recorded_under_its_orchestration(
 
 
 def test_the_monitor_closes_the_record_when_the_run_ends(
-    pipeline: Medallion, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    pipeline: MedallionPipeline, ledger: SqliteRunLedger, engine: FakeRemoteEngine
 ) -> None:
     run_id = pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP)).run.run_id
 
@@ -367,7 +369,7 @@ def test_the_monitor_closes_the_record_when_the_run_ends(
 
 
 def test_a_run_cancelled_by_its_own_orchestration_is_finished(
-    pipeline: Medallion, ledger: SqliteRunLedger
+    pipeline: MedallionPipeline, ledger: SqliteRunLedger
 ) -> None:
     run_id = pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP)).run.run_id
 
@@ -382,7 +384,7 @@ def test_local_runs_that_end_inside_submit_are_not_recorded(
 ) -> None:
     from shared.batch.duckdb_engine import DuckDBEngine
 
-    local = Medallion.build(
+    local = MedallionPipeline.build(
         Lake(str(tmp_path / "lake")),
         SqliteStateStore(tmp_path / "s.sqlite"),
         DuckDBEngine(threads=1),

@@ -86,7 +86,7 @@ import sys, time
 from pathlib import Path
 from shared.lakehouse.bronze import BronzeWriter
 root, go = sys.argv[1], Path(sys.argv[2])
-writer = BronzeWriter(root)
+writer = BronzeWriter(root, direct_log=True)
 while not go.exists():
     time.sleep(0.005)
 print(writer.compact("t"))
@@ -94,7 +94,7 @@ print(writer.compact("t"))
 
 
 def test_two_processes_compacting_at_once_keep_every_row_once(tmp_path: Path) -> None:
-    writer = BronzeWriter(str(tmp_path / "lake"))
+    writer = BronzeWriter(str(tmp_path / "lake"), direct_log=True)
     for batch in range(30):
         writer.land("t", SCHEMA, "p0", batch, rows_after([batch]))
     go = tmp_path / "go"

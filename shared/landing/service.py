@@ -35,8 +35,6 @@ from shared.events.contracts import ContractRegistry
 from shared.events.envelope import DecodedEvent
 from shared.events.errors import EventRejected, Reason
 from shared.events.failures import UNLANDABLE, isolate, processing_error
-from shared.events.landing_file import LandingFile
-from shared.events.landing_records import RecordChecker, file_rejection
 from shared.events.pseudonymize import Pseudonymizer
 from shared.files.reader import READERS, read_records
 from shared.files.records import FileChunk
@@ -49,6 +47,8 @@ from shared.lakehouse.bronze_rows import (
     RowBuilder,
 )
 from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, DEADLETTER_TABLE
+from shared.landing.file import LandingFile
+from shared.landing.records import RecordChecker, file_rejection
 
 FILE_PARTITION = -1  # the bronze `partition` of rows from files: they come from no hub partition
 FILE_CONSUMER = "$file"  # the dead-letter `consumer_group` of rejections from files

@@ -1,0 +1,50 @@
+"""The composition root: `bootstrap` builds every service once, the pipeline and the reaper on
+first use, and tests install a platform of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from shared import bootstrap as root
+from shared.bootstrap import Platform, bootstrap, current_platform
+from shared.config import load_settings
+
+pytestmark = pytest.mark.unit
+
+DATABRICKS = {
+    "BATCH_ENGINE": "databricks",
+    "DATABRICKS_HOST": "https://adb-1.azuredatabricks.net",
+    "DATABRICKS_CLUSTER_ID": "c-1",
+    "DATABRICKS_TOKEN": "t",
+}
+
+
+def test_every_service_is_built_once_and_shares_the_lake_access(tmp_path: Path) -> None:
+    platform = bootstrap(load_settings({"PLATFORM_DATA_DIR": str(tmp_path)}))
+    assert platform.pipeline is platform.pipeline
+    assert platform.reaper is platform.reaper
+    assert platform.reaper._ledger is platform.pipeline.runs
+    assert platform.reaper._engine is platform.pipeline.engine
+    assert platform.pipeline.lake.access is platform.events.ingestor._writer._access
+
+
+def test_the_pipeline_and_its_engine_are_built_on_first_use(tmp_path: Path) -> None:
+    settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path), **DATABRICKS})
+    platform = bootstrap(settings)
+    assert not (tmp_path / "pipeline").exists()  # nothing of the pipeline built yet
+    assert platform.pipeline.engine.name == "databricks"
+    assert (tmp_path / "pipeline" / "state.sqlite").exists()
+
+
+def test_the_process_platform_is_bootstrapped_once_unless_a_test_installs_one(
+    platform_env: Path, installed: Callable[[Platform], Platform], tmp_path: Path
+) -> None:
+    first = current_platform()
+    assert current_platform() is first and first.settings.data_dir == platform_env
+    own = installed(bootstrap(load_settings({"PLATFORM_DATA_DIR": str(tmp_path / "own")})))
+    assert current_platform() is own
+    root.install_platform(None)
+    assert current_platform() is not own
