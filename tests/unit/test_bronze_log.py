@@ -221,8 +221,11 @@ def test_tables_with_features_it_does_not_write_go_through_deltalake(tmp_path: P
         LocalDeltaLog(Path(uri), DeltaTable(uri))
     bronze = writer(tmp_path)
     assert bronze.land("t", SCHEMA, "p0", 1, lambda landed: rows([0, 1])).rows == 2
+    assert bronze.land("other", SCHEMA, "p0", 1, lambda landed: rows([0])).rows == 1
     assert bronze.landed_version("t", "p0") == 1
     assert DeltaTable(uri).transaction_version("p0") == 1
+    # The table falls back alone: the other keeps its direct appends.
+    assert bronze._tables["t"].direct is None and bronze._tables["other"].direct is not None
 
 
 def test_change_data_feed_tables_take_direct_appends_the_feed_sees(tmp_path: Path) -> None:

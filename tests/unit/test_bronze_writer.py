@@ -302,4 +302,4 @@ def test_the_direct_log_appender_is_chosen_by_the_caller_and_needs_a_local_lake(
     BronzeWriter(f"file://{tmp_path}", direct_log=True)  # a file:// URI is local
     through_deltalake = BronzeWriter(str(tmp_path))  # the default: no sniffing of the URI
     through_deltalake.land("t", SCHEMA, "p0", 0, rows_after([0]))
-    assert through_deltalake._tables["t"].log is None
+    assert through_deltalake._tables["t"].direct is None
