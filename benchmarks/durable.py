@@ -8,6 +8,7 @@ are carried as `reference`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -136,6 +137,9 @@ async def measure(data_dir: Path) -> None:
 
 
 def main() -> int:
+    argparse.ArgumentParser(
+        prog="python -m benchmarks durable", description=__doc__.split("\n", 1)[0]
+    ).parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="durable-bench-", dir=Path.cwd()) as folder:
         asyncio.run(measure(Path(folder)))

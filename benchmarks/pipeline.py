@@ -8,6 +8,7 @@ payments, telemetry and interactions) and BENCH_CSV_MB (default 1024; 0 skips th
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -154,8 +155,25 @@ def csv_figures(folder: Path, megabytes: int) -> dict[str, float]:
 
 
 def main() -> int:
-    total = int(os.environ.get("BENCH_PIPELINE_ROWS", "10000000"))
-    csv_mb = int(os.environ.get("BENCH_CSV_MB", "1024"))
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks pipeline", description=__doc__.split("\n", 1)[0]
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=int(os.environ.get("BENCH_PIPELINE_ROWS", "10000000")),
+        help="silver rows to generate (default 10,000,000, or BENCH_PIPELINE_ROWS)",
+    )
+    parser.add_argument(
+        "--csv-mb",
+        type=int,
+        default=int(os.environ.get("BENCH_CSV_MB", "1024")),
+        help="size of the CSV for the reader figure; 0 skips it (default 1024, or BENCH_CSV_MB)",
+    )
+    args = parser.parse_args()
+    if args.rows < 10 or args.csv_mb < 0:
+        parser.error("--rows must be at least 10 and --csv-mb at least 0")
+    total, csv_mb = args.rows, args.csv_mb
     rows = {
         "payment_transaction": total // 2,
         "iot_telemetry": total * 3 // 10,

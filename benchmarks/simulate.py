@@ -14,6 +14,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.simulate", description=__doc__)
     parser.add_argument("--rate", type=float, default=20.0, help="events per second (default 20)")
     parser.add_argument("--url", default="http://127.0.0.1:7071/api/events")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="makes the events repeatable (default: a fresh seed, printed, so that a restart "
+        "sends new event ids)",
+    )
     parser.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
     parser.add_argument("--batch", type=int, default=500, help="most events per request")
     parser.add_argument("--key", default=os.environ.get("EVENTS_FUNCTION_KEY"))
@@ -51,6 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.batch <= 0:
         parser.error("--rate and --batch must be positive")
+    if args.seed is None:
+        args.seed = secrets.randbelow(2**31)
     return args
 
 
@@ -110,6 +119,7 @@ def progress(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    progress(f"seed {args.seed} (--seed {args.seed} sends the same events again)")
     traffic = Traffic(args.seed, fraud_rate=args.fraud_rate, labels=not args.no_labels)
     if args.start:
         start = dt.datetime.fromisoformat(args.start.replace("Z", "+00:00"))

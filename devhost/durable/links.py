@@ -54,7 +54,6 @@ class Links:
             "statusQueryGetUri": f"{instance}?{query}",
             "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
             "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
-            "rewindPostUri": f"{instance}/rewind?reason={{text}}&{query}",
             "purgeHistoryDeleteUri": f"{instance}?{query}",
             "restartPostUri": f"{instance}/restart?{query}",
             "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",

@@ -89,6 +89,7 @@ def test_links_from_a_keyed_starter_carry_the_system_key_and_the_configured_addr
         if name != "id":
             assert url.startswith(host.base_url + WEBHOOKS), url
             assert f"code={_system_key(keys)}" in url, url
+    assert "rewindPostUri" not in links  # rewind is not implemented: no link to a 404
     status = requests.get(links["statusQueryGetUri"], timeout=10)
     assert status.status_code == 202 and status.json()["runtimeStatus"] in ("Pending", "Running")
     terminate = links["terminatePostUri"].replace("{text}", "done")
