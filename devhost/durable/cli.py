@@ -20,27 +20,45 @@ class CliError(Exception):
     """The devhost could not be reached or refused the request."""
 
 
+def _connection_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    # Accepted before the action (`instances --url U list`) and after it (`instances list
+    # --url U`); after it, an option left out keeps the value given before (SUPPRESS).
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--url", default=default(DEFAULT_URL), help="the running devhost")
+    parser.add_argument(
+        "--code",
+        default=default(None),
+        help="the durabletask_extension system key, if keys are enforced",
+    )
+    parser.add_argument("--task-hub", default=default(None), help="defaults to the host's hub")
+
+
 def add_parser(commands: Any) -> None:
     """Register the `instances` command on the devhost's subparsers."""
     parser = commands.add_parser("instances", help="list and manage durable orchestrations")
-    parser.add_argument("--url", default=DEFAULT_URL, help="the running devhost")
-    parser.add_argument(
-        "--code", default=None, help="the durabletask_extension system key, if keys are enforced"
-    )
-    parser.add_argument("--task-hub", default=None, help="defaults to the host's hub")
+    _connection_options(parser, defaults=True)
+    shared = argparse.ArgumentParser(add_help=False)
+    _connection_options(shared, defaults=False)
     actions = parser.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="a table of instances, oldest first")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        found: argparse.ArgumentParser = actions.add_parser(name, help=help, parents=[shared])
+        return found
+
+    listing = action("list", "a table of instances, oldest first")
     listing.add_argument("--status", action="append", default=[], help="e.g. Running; repeatable")
     listing.add_argument("--prefix", default=None, help="instance id prefix")
     listing.add_argument("--since", default=None, help="created at or after (ISO 8601)")
     listing.add_argument("--top", type=int, default=100)
-    show = actions.add_parser("show", help="one instance with its history")
+    show = action("show", "one instance with its history")
     show.add_argument("instance_id")
     show.add_argument("--output", action="store_true", help="include inputs and results")
-    terminate = actions.add_parser("terminate", help="terminate a running instance")
+    terminate = action("terminate", "terminate a running instance")
     terminate.add_argument("instance_id")
     terminate.add_argument("--reason", default="terminated by an operator")
-    purge = actions.add_parser("purge", help="delete finished instances and their history")
+    purge = action("purge", "delete finished instances and their history")
     purge.add_argument("instance_id", nargs="?")
     purge.add_argument("--status", action="append", default=[], help="with no id: these statuses")
     purge.add_argument("--since", default="1970-01-01T00:00:00Z", help="with no id: created after")
@@ -96,7 +114,9 @@ def _show(arguments: argparse.Namespace, out: TextIO) -> int:
     for field in fields:
         out.write(f"{field:<16}{body.get(field)}\n")
     for field in ("input", "customStatus", "output"):
-        out.write(f"{field:<16}{json.dumps(body.get(field))}\n")
+        # Pretty-printed: an orchestration's input or output is often a whole document.
+        text = json.dumps(body.get(field), indent=2).replace("\n", "\n" + " " * 16)
+        out.write(f"{field:<16}{text}\n")
     rows = []
     for item in body.get("historyEvents", []):
         detail = item.get("FunctionName") or item.get("Name") or item.get("FireAt") or ""

@@ -39,12 +39,22 @@ def test_list_show_terminate_and_purge(start_devhost: StartDevhost) -> None:
     assert any(row.split()[:3] == [waiting, "approval", "Running"] for row in rows)
     running_only = instances(host, "list", "--status", "Running").stdout
     assert waiting in running_only and done not in running_only
+    after = subprocess.run(  # the options also go after the action
+        [sys.executable, "-m", "devhost", "instances", "list", "--url", host.base_url],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert after.returncode == 0 and waiting in after.stdout, after.stderr
 
     shown = instances(host, "show", done, "--output")
     assert shown.returncode == 0, shown.stderr
     assert "runtimeStatus   Completed" in shown.stdout
     assert shown.stdout.count("TaskCompleted") == 3
     assert '"Hello Tokyo!"' in shown.stdout
+    # The output, a list, is pretty-printed: one city a line, under its field name.
+    assert "output          [\n" + " " * 18 + '"Hello Tokyo!",' in shown.stdout
 
     terminated = instances(host, "terminate", waiting, "--reason", "ops")
     assert terminated.returncode == 0, terminated.stderr
