@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     if args.wait and not wait_for_host(args.url, args.wait):
         progress(f"the host did not become healthy within {args.wait:g} s")
         return 1
+    progress(f"posting {args.rate:g} events/s to {args.url}")
     poster = Poster(args.url, function_key(args))
     began = time.monotonic()
     due = 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import os
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from devhost import __version__
 from devhost.appsettings import AppSettings, load_local_settings
+from devhost.errors import StartupError
 from devhost.extension import Extension, HostContext
 from devhost.host_lock import HostLock
 from devhost.hostconfig import load_host_config
@@ -189,7 +191,15 @@ class Host:
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise StartupError(
+                f"port {self.options.port} on {self.options.host} is in use (another devhost or "
+                "program): pick another with --port N (make run PORT=N)"
+            ) from error
         for extension in self.extensions:
             await extension.start()
         settle_collector()

@@ -185,3 +185,29 @@ def test_a_disabled_function_does_not_run(start_devhost: StartDevhost) -> None:
     assert requests.post(host.url("/v1/echo"), data=b"x", timeout=5).status_code == 404
     assert requests.get(host.url("/v1/items/latest"), timeout=5).status_code == 200
     assert "get_item: disabled by AzureWebJobs.get_item.Disabled" in host.output()
+
+
+def test_a_port_in_use_is_refused_with_how_to_pick_another(host, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.devhost_process import FIXTURE_APPS, PROJECT_ROOT
+
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devhost",
+            "start",
+            "--script-root",
+            str(FIXTURE_APPS / "http_basic"),
+        ]
+        + ["--port", str(host.port), "--data-dir", str(tmp_path / "second")],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 2
+    assert f"port {host.port} on 127.0.0.1 is in use" in second.stderr
+    assert "--port N (make run PORT=N)" in second.stderr
