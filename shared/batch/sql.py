@@ -78,18 +78,35 @@ def duckdb_sql(
 
 
 def spark_sql(
-    sql: str, inputs: Mapping[str, str], empty: Mapping[str, Columns] | None = None
+    sql: str,
+    inputs: Mapping[str, str],
+    empty: Mapping[str, Columns] | None = None,
+    *,
+    source: str | None = "delta",
 ) -> str:
-    """The query in Spark SQL, each `layer.table` read by path as delta.`<uri>`."""
+    """The query in Spark SQL, each `layer.table` read by path as delta.`<uri>` (or, with
+    `source=None`, by the name `inputs` gives it, such as a temporary view)."""
 
     def replace(name: str) -> exp.Expression:
         if name not in inputs:
             raise ModelSqlError(f"reads {name}, which is not one of its inputs")
-        return exp.Table(
-            this=exp.to_identifier(inputs[name], quoted=True), db=exp.to_identifier("delta")
-        )
+        db = exp.to_identifier(source) if source else None
+        return exp.Table(this=exp.to_identifier(inputs[name], quoted=True), db=db)
 
-    return _resolve(sql, replace, empty or {}).sql(dialect="spark")
+    tree = _resolve(sql, replace, empty or {}).transform(_exact_percentiles)
+    return tree.sql(dialect="spark")
+
+
+def _exact_percentiles(node: exp.Expression) -> exp.Expression:
+    """`percentile_cont(q) WITHIN GROUP (ORDER BY x)` as Spark's exact `percentile(x, q)`:
+    sqlglot writes `PERCENTILE_APPROX`, whose answers differ from DuckDB's exact ones."""
+    if not (isinstance(node, exp.WithinGroup) and isinstance(node.this, exp.PercentileCont)):
+        return node
+    order = node.expression
+    keys = order.expressions if isinstance(order, exp.Order) else []
+    if len(keys) != 1 or keys[0].args.get("desc"):
+        raise ModelSqlError("percentile_cont takes one ascending ORDER BY expression")
+    return exp.Anonymous(this="PERCENTILE", expressions=[keys[0].this, node.this.this])
 
 
 def spark_statements(

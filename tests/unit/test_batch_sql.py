@@ -79,10 +79,16 @@ def test_every_gold_model_transpiles_to_spark_sql_that_parses(name: str) -> None
         assert "QUANTILE" not in statement.upper()  # DuckDB-only names must not leak
 
 
-def test_percentiles_become_spark_percentile_approx() -> None:
+def test_percentiles_become_spark_s_exact_percentile() -> None:
     model = load_models()["device_health_hourly"]
     inputs = {table: "/x" for table in model.inputs}
-    assert "PERCENTILE_APPROX(vibration_mm_s, 0.95)" in spark_sql(model.sql, inputs)
+    spark = spark_sql(model.sql, inputs)
+    assert "PERCENTILE(vibration_mm_s, 0.95)" in spark and "APPROX" not in spark
+    with pytest.raises(ModelSqlError, match="ascending"):
+        spark_sql(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x DESC) FROM silver.t",
+            {"silver.t": "/x"},
+        )
 
 
 @given(st.text(), st.lists(st.text(), max_size=5))

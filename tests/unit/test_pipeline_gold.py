@@ -79,7 +79,8 @@ def lake(tmp_path: Path) -> Path:
 def test_the_gold_models_are_the_six_the_platform_needs() -> None:
     models = load_models()
     assert tuple(sorted(models)) == MODELS
-    assert models["account_daily_spend"].keys == ("account_id", "day")
+    assert models["account_daily_spend"].keys == ("account_id", "day", "currency")
+    assert models["merchant_daily"].keys == ("merchant_id", "day", "currency")
     assert models["ingestion_kpis"].inputs >= {"bronze.deadletter", "silver.iot_telemetry"}
 
 

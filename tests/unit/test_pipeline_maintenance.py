@@ -23,7 +23,7 @@ def test_maintenance_compacts_orders_and_vacuums_without_changing_data(tmp_path:
     before = sorted(r["event_id"] for r in read(lake, "silver", "payment_transaction"))
     plan = {f"{t.layer}/{t.table}": t for t in pipeline.maintenance_plan()}
     assert plan["silver/payment_transaction"].zorder == ("account_id", "merchant_id")
-    assert plan["gold/account_daily_spend"].zorder == ("account_id", "day")
+    assert plan["gold/account_daily_spend"].zorder == ("account_id", "day", "currency")
     assert "silver/quarantine" in plan and "silver/_quality" in plan
 
     object.__setattr__(pipeline, "vacuum_retention_hours", 0)

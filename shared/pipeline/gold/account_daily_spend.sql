@@ -1,5 +1,5 @@
 -- account_daily_spend: what each account spent per UTC day of the event time, per currency.
--- keys: account_id, day
+-- keys: account_id, day, currency
 SELECT
     account_id,
     event_date AS day,

@@ -1,5 +1,6 @@
 -- ingestion_kpis: per event type and UTC hour of landing, the events landed (distinct, valid),
 -- the dead-letters, and the ingestion lag (hub enqueue to lake) percentiles in seconds.
+-- The lags are DOUBLE on every engine (a DECIMAL literal divisor would make Spark's DECIMAL).
 -- keys: event_type, hour
 -- empty_if_missing: bronze.deadletter(event_type VARCHAR, ingested_at TIMESTAMPTZ)
 WITH landed AS (
@@ -15,15 +16,15 @@ events AS (
         date_trunc('hour', ingested_at) AS hour,
         count(*) AS events,
         percentile_cont(0.5) WITHIN GROUP (
-            ORDER BY date_diff('millisecond', enqueued_time, ingested_at) / 1000.0
+            ORDER BY CAST(date_diff('millisecond', enqueued_time, ingested_at) AS DOUBLE) / 1000
         ) AS lag_p50_s,
         percentile_cont(0.95) WITHIN GROUP (
-            ORDER BY date_diff('millisecond', enqueued_time, ingested_at) / 1000.0
+            ORDER BY CAST(date_diff('millisecond', enqueued_time, ingested_at) AS DOUBLE) / 1000
         ) AS lag_p95_s,
         percentile_cont(0.99) WITHIN GROUP (
-            ORDER BY date_diff('millisecond', enqueued_time, ingested_at) / 1000.0
+            ORDER BY CAST(date_diff('millisecond', enqueued_time, ingested_at) AS DOUBLE) / 1000
         ) AS lag_p99_s,
-        max(date_diff('millisecond', enqueued_time, ingested_at) / 1000.0) AS lag_max_s
+        max(CAST(date_diff('millisecond', enqueued_time, ingested_at) AS DOUBLE) / 1000) AS lag_max_s
     FROM landed
     GROUP BY event_type, date_trunc('hour', ingested_at)
 ),

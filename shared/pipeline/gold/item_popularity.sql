@@ -24,7 +24,9 @@ SELECT
     last_seen,
     CAST(purchases AS DOUBLE) / NULLIF(views, 0) AS view_to_purchase,
     views + 2 * clicks + 3 * add_to_carts + 5 * purchases AS popularity_score,
-    row_number() OVER (
-        ORDER BY views + 2 * clicks + 3 * add_to_carts + 5 * purchases DESC, item_id
-    ) AS popularity_rank
+    CAST(
+        row_number() OVER (
+            ORDER BY views + 2 * clicks + 3 * add_to_carts + 5 * purchases DESC, item_id
+        ) AS BIGINT
+    ) AS popularity_rank  -- int64 on every engine (Spark's row_number is an int)
 FROM counts

@@ -1,5 +1,8 @@
 -- merchant_daily: each merchant's transactions per UTC day and currency.
--- keys: merchant_id, day
+-- avg_amount is the mean rounded half up to the cent, computed in integer cents: DuckDB averages
+-- a DECIMAL as a DOUBLE (449.245 becomes 449.2449...) and Spark exactly, so `avg` disagrees on
+-- half cents; integers agree on every engine.
+-- keys: merchant_id, day, currency
 SELECT
     merchant_id,
     merchant_category,
@@ -7,7 +10,10 @@ SELECT
     currency,
     count(*) AS txn_count,
     CAST(sum(amount) AS DECIMAL(38, 2)) AS total_amount,
-    CAST(avg(amount) AS DECIMAL(18, 2)) AS avg_amount,
+    CAST(
+        ((2 * sum(CAST(amount * 100 AS BIGINT)) + count(*)) // (2 * count(*))) / 100.0
+        AS DECIMAL(18, 2)
+    ) AS avg_amount,
     max(amount) AS max_amount,
     count(DISTINCT account_id) AS unique_accounts,
     count(DISTINCT country) AS countries,
