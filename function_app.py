@@ -3,7 +3,7 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions import events, health, ingest, landing, pipelines
+from functions import events, health, ingest, landing, openapi, pipelines
 from orchestrations import medallion, medallion_activities
 from shared.bootstrap import current_platform
 
@@ -11,6 +11,7 @@ current_platform()  # fail at start-up, naming the setting, if the settings are 
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
+app.register_functions(openapi.bp)
 app.register_functions(events.bp)
 app.register_functions(ingest.bp)
 app.register_functions(landing.bp)

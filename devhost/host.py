@@ -255,7 +255,17 @@ class Host:
         )
 
     async def _root(self, request: web.Request) -> web.Response:
-        return web.Response(text="devhost is running\n")
+        """`/`: the app's functions with their URLs (as the banner lists them, without keys),
+        and a link to the app's OpenAPI description when it serves one."""
+        lines = [f"devhost {__version__}: {len(self.functions)} functions"]
+        description = None
+        for extension in self.extensions:
+            lines.extend(f"  {line}" for line in extension.describe())
+            find = getattr(extension, "description_url", None)
+            description = description or (find() if find is not None else None)
+        if description is not None:
+            lines.append(f"API description (OpenAPI): {description}")
+        return web.Response(text="\n".join(lines) + "\n")
 
     def request_stop(self) -> None:
         self._stopping.set()

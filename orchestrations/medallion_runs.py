@@ -123,7 +123,9 @@ async def cancel_run(client: df.DurableOrchestrationClient, instance_id: str) ->
     if status.runtime_status not in ACTIVE:
         return Cancellation(instance_id, runtime, stopping=False)
     reason = {"reason": "cancelled by request"}
-    await client.raise_event(instance_id, CANCEL_EVENT, reason)
+    finished = await _signal(client, instance_id, reason)
+    if finished is not None:  # it ended between the status read and the event
+        return Cancellation(instance_id, finished, stopping=False)
     tables = (status.custom_status or {}).get("tables", {})
     signalled = []
     for name in tables:
@@ -132,6 +134,23 @@ async def cancel_run(client: df.DurableOrchestrationClient, instance_id: str) ->
         child = child_id(instance_id, "gold", name.split("/", 1)[1])
         child_status = await client.get_status(child)
         if child_status and child_status.runtime_status in ACTIVE:
-            await client.raise_event(child, CANCEL_EVENT, reason)
-            signalled.append(name)
+            if await _signal(client, child, reason) is None:
+                signalled.append(name)
     return Cancellation(instance_id, runtime, stopping=True, signalled=signalled)
+
+
+async def _signal(
+    client: df.DurableOrchestrationClient, instance_id: str, reason: dict[str, str]
+) -> str | None:
+    """Raise the cancel event; None when it was raised, or the instance's runtime status when
+    it had finished meanwhile (the SDK raises a bare Exception for a 410 Gone)."""
+    try:
+        await client.raise_event(instance_id, CANCEL_EVENT, reason)
+        return None
+    except Exception:
+        status = await client.get_status(instance_id)
+        if status is None or status.runtime_status is None:
+            raise
+        if status.runtime_status in ACTIVE:
+            raise  # still running: the failure is something else
+        return str(status.runtime_status.value)

@@ -74,14 +74,23 @@ class HttpExtension:
         return [web.route("*", prefix + "/{tail:.*}", self.handle)]
 
     def describe(self) -> list[str]:
-        prefix = f"/{self._prefix}" if self._prefix else ""
         lines = []
         for route in self._routes:
-            url = f"{self._context.base_url}{prefix}/{route.template.text.strip('/')}"
             methods = ",".join(sorted(route.methods)) if route.methods != ALL_METHODS else "*"
             auth = f" [{route.auth_level}]" if self.enforce_auth else ""
-            lines.append(f"{route.function.name}: [{methods}] {url}{auth}")
+            lines.append(f"{route.function.name}: [{methods}] {self.url(route)}{auth}")
         return lines
+
+    def url(self, route: HttpRoute) -> str:
+        prefix = f"/{self._prefix}" if self._prefix else ""
+        return f"{self._context.base_url}{prefix}/{route.template.text.strip('/')}"
+
+    def description_url(self) -> str | None:
+        """The URL of the app's OpenAPI description, if it serves one (`.../openapi.json`)."""
+        for route in self._routes:
+            if route.template.text.strip("/").endswith("openapi.json"):
+                return self.url(route)
+        return None
 
     async def start(self) -> None:
         return None

@@ -1,0 +1,351 @@
+"""The OpenAPI 3.1 description of the app's HTTP API, served at `GET /api/openapi.json`.
+
+The CloudEvents envelopes and the contracts' data come from the msgspec contracts themselves
+(`msgspec.json.schema_components` on the same Structs that validate events), never written
+twice; the answers' shapes are written here, and schemathesis checks every response against
+them (`tests/integration/test_api_schemathesis.py`). A test fails when the app has an HTTP route
+that this description lacks.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import msgspec
+
+from shared import __version__
+from shared.events.contracts import ContractRegistry
+from shared.events.envelope import envelope_type
+from shared.events.intake import BATCH, MAX_EVENTS_PER_REQUEST, PLAIN_JSON, SINGLE
+from shared.events.protection import PROTECTION_PROPERTY
+
+_REF = "#/components/schemas/{name}"
+# An extension attribute's name: 1 to 20 lower-case letters or digits, and none of the
+# standard attributes (whose own schemas apply to them).
+_EXTENSION_NAME = (
+    "^(?!(specversion|id|source|type|time|subject|datacontenttype|dataschema|data)$)"
+    "[a-z0-9]{1,20}$"
+)
+_EXTENSION_VALUE = ["string", "number", "boolean", "null"]
+_KEYED: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF.format(name=name)}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _not_found(description: str) -> dict[str, Any]:
+    """A 404: the app's JSON error, or the host's plain text when no route matches at all."""
+    answer = _error(description)
+    answer["content"]["text/plain"] = {"schema": {"type": "string"}}
+    return answer
+
+
+_KEY_REFUSED = {"401": {"description": "a function key is required and was not given or is wrong"}}
+
+_ANSWERS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    },
+    "Rejection": {
+        "type": "object",
+        "required": ["index", "id", "reason", "error"],
+        "properties": {
+            "index": {"type": "integer", "minimum": 0},
+            "id": {"type": ["string", "null"]},
+            "reason": {"type": "string"},
+            "error": {"type": "string"},
+        },
+    },
+    "IntakeAnswer": {
+        "type": "object",
+        "required": ["accepted", "rejected"],
+        "properties": {
+            "accepted": {"type": "integer", "minimum": 0},
+            "rejected": {"type": "array", "items": _ref("Rejection"), "maxItems": 100},
+            "rejected_total": {"type": "integer"},
+            "rejected_by_reason": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "error": {"type": "string", "description": "a single event's rejection"},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "version", "uptime_s", "backends"],
+        "properties": {
+            "status": {"enum": ["healthy", "unhealthy"]},
+            "version": {"type": "string"},
+            "uptime_s": {"type": "number"},
+            "backends": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["adapter", "ready", "detail", "latency_ms"],
+                    "properties": {
+                        "adapter": {"enum": ["local", "azure"]},
+                        "ready": {"type": "boolean"},
+                        "detail": {"type": "string"},
+                        "latency_ms": {"type": "number"},
+                    },
+                },
+            },
+        },
+    },
+    "CheckStatus": {
+        "type": "object",
+        "description": "The Durable Functions check-status links of the run",
+        "required": ["id", "statusQueryGetUri", "sendEventPostUri", "terminatePostUri"],
+        "properties": {
+            "id": {"type": "string"},
+            "statusQueryGetUri": {"type": "string"},
+            "sendEventPostUri": {"type": "string"},
+            "terminatePostUri": {"type": "string"},
+            "purgeHistoryDeleteUri": {"type": "string"},
+            "restartPostUri": {"type": "string"},
+            "suspendPostUri": {"type": "string"},
+            "resumePostUri": {"type": "string"},
+        },
+    },
+    "RunInProgress": {
+        "type": "object",
+        "required": ["error", "instanceId"],
+        "properties": {"error": {"type": "string"}, "instanceId": {"type": "string"}},
+    },
+    "Run": {
+        "type": "object",
+        "required": ["instanceId", "runtimeStatus", "createdTime", "lastUpdatedTime"],
+        "properties": {
+            "instanceId": {"type": "string"},
+            "runtimeStatus": {"type": ["string", "null"]},
+            "createdTime": {"type": ["string", "null"]},
+            "lastUpdatedTime": {"type": ["string", "null"]},
+            "customStatus": {},
+            "status": {"type": ["string", "null"]},
+            "totals": {"type": ["object", "null"]},
+            "failures": {"type": ["array", "object", "null"]},
+        },
+    },
+    "Runs": {
+        "type": "object",
+        "required": ["pipeline", "runs"],
+        "properties": {
+            "pipeline": {"type": "string"},
+            "runs": {"type": "array", "items": _ref("Run")},
+        },
+    },
+    "Cancellation": {
+        "type": "object",
+        "required": ["instanceId", "runtimeStatus", "stopping", "cancelled", "message"],
+        "properties": {
+            "instanceId": {"type": "string"},
+            "runtimeStatus": {"type": "string"},
+            "stopping": {"type": "boolean"},
+            "cancelled": {"type": "array", "items": {"type": "string"}},
+            "message": {"type": "string"},
+        },
+    },
+}
+
+
+def _events() -> tuple[dict[str, Any], list[str]]:
+    """The CloudEvent schemas of the newest version of every contract, from the Structs, as the
+    intake takes them: unknown data fields are kept (`extras`), and extension attributes (1 to
+    20 lower-case letters or digits, scalar values) ride beside the standard ones."""
+    contracts = ContractRegistry().latest()
+    envelopes = [envelope_type(contract) for contract in contracts]
+    refs, components = msgspec.json.schema_components(envelopes, ref_template=_REF)
+    for contract, envelope in zip(contracts, envelopes, strict=True):
+        components[contract.data.__name__].pop("additionalProperties", None)
+        schema = components[envelope.__name__]
+        schema["patternProperties"] = {_EXTENSION_NAME: {"type": _EXTENSION_VALUE}}
+    return components, [ref["$ref"] for ref in refs]
+
+
+def _event_paths(events: list[str]) -> dict[str, Any]:
+    one = {"oneOf": [{"$ref": ref} for ref in events]}
+    # A batch's items are each checked on their own: an item that is no CloudEvent is listed in
+    # the answer's `rejected`, beside the valid ones accepted, so the array takes any item.
+    many = {
+        "type": "array",
+        "description": f"at most {MAX_EVENTS_PER_REQUEST} events (413 past it)",
+        "items": {"description": "a CloudEvent of one of the event schemas (checked one by one)"},
+    }
+    return {
+        "post": {
+            "operationId": "post_events",
+            "summary": "Post CloudEvents 1.0: one, or a batch",
+            "description": (
+                "Valid events are pseudonymized and durably published to the `events` hub "
+                f"(with the property `{PROTECTION_PROPERTY}`) before the answer; a batch's "
+                "invalid events are listed with their reason while the valid ones are "
+                "accepted. Binary content mode (`ce-*` headers, the data as an "
+                "`application/json` body) is accepted too. At most 1 MB after any "
+                f"`Content-Encoding` (gzip, deflate) and {MAX_EVENTS_PER_REQUEST} events."
+            ),
+            "security": _KEYED,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    SINGLE: {"schema": one},
+                    BATCH: {"schema": many},
+                    PLAIN_JSON: {"schema": {"oneOf": [one, many]}},
+                },
+            },
+            "responses": {
+                "202": _json(_ref("IntakeAnswer"), "the valid events are in the hub"),
+                "400": {
+                    "description": "not UTF-8 JSON events, or a single invalid event",
+                    "content": {
+                        "application/json": {
+                            "schema": {"anyOf": [_ref("IntakeAnswer"), _ref("Error")]}
+                        }
+                    },
+                },
+                **_KEY_REFUSED,
+                "413": _error("over 1 MB (inflated) or over the events limit"),
+                "415": _error("another content type, charset or content coding"),
+                "503": _error("the hub could not take the events: none was accepted"),
+            },
+        }
+    }
+
+
+_PIPELINE = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "the pipeline; `medallion` is the one there is (others answer 404)",
+    "schema": {"enum": ["medallion"]},
+}
+
+
+def _cancel_link(instance_id: str) -> dict[str, Any]:
+    """An OpenAPI link from an answer naming a run to that run's cancel (stateful tests)."""
+    return {
+        "operationId": "cancel_pipeline_run",
+        "parameters": {"name": "$request.path.name", "instance_id": instance_id},
+    }
+
+
+def _pipeline_paths() -> dict[str, Any]:
+    runs = {
+        "post": {
+            "operationId": "start_pipeline_run",
+            "summary": "Start a run of bronze to silver to gold",
+            "security": _KEYED,
+            "parameters": [_PIPELINE],
+            "responses": {
+                "202": {
+                    **_json(_ref("CheckStatus"), "started; follow statusQueryGetUri"),
+                    "links": {"CancelRun": _cancel_link("$response.body#/id")},
+                },
+                **_KEY_REFUSED,
+                "404": _not_found("no such pipeline"),
+                "409": {
+                    **_json(_ref("RunInProgress"), "a run is in progress"),
+                    "links": {"CancelRun": _cancel_link("$response.body#/instanceId")},
+                },
+            },
+        },
+        "get": {
+            "operationId": "list_pipeline_runs",
+            "summary": "Recent runs, newest first",
+            "security": _KEYED,
+            "parameters": [
+                _PIPELINE,
+                {
+                    "name": "top",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20},
+                },
+            ],
+            "responses": {
+                "200": _json(_ref("Runs"), "the runs"),
+                "400": _error("top is not a number from 1 to 500"),
+                **_KEY_REFUSED,
+                "404": _not_found("no such pipeline"),
+            },
+        },
+    }
+    cancel = {
+        "post": {
+            "operationId": "cancel_pipeline_run",
+            "summary": "Stop a run between steps and cancel its remote gold runs",
+            "security": _KEYED,
+            "parameters": [
+                _PIPELINE,
+                {
+                    "name": "instance_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "200": _json(_ref("Cancellation"), "what the cancel did"),
+                **_KEY_REFUSED,
+                "404": _not_found("no such pipeline or run"),
+            },
+        }
+    }
+    return {
+        "/api/pipelines/{name}/runs": runs,
+        "/api/pipelines/{name}/runs/{instance_id}/cancel": cancel,
+    }
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The whole description (built once; it depends on the code only)."""
+    event_schemas, events = _events()
+    health = {
+        "get": {
+            "operationId": "health",
+            "summary": "The version, the uptime and each backend's readiness",
+            "security": [],
+            "responses": {
+                "200": _json(_ref("Health"), "every backend is ready"),
+                "503": _json(_ref("Health"), "a backend is not ready"),
+            },
+        }
+    }
+    description = {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This description",
+            "security": [],
+            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Data and AI platform on Azure Functions",
+            "version": __version__,
+            "description": "Event intake, the medallion pipeline's runs, and health.",
+        },
+        "paths": {
+            "/api/health": health,
+            "/api/openapi.json": description,
+            "/api/events": _event_paths(events),
+            **_pipeline_paths(),
+        },
+        "components": {
+            "schemas": {**event_schemas, **_ANSWERS},
+            "securitySchemes": {
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+                "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+            },
+        },
+    }
