@@ -24,8 +24,7 @@ _REF = "#/components/schemas/{name}"
 # An extension attribute's name: 1 to 20 lower-case letters or digits, and none of the
 # standard attributes (whose own schemas apply to them).
 _EXTENSION_NAME = (
-    "^(?!(specversion|id|source|type|time|subject|datacontenttype|dataschema|data)$)"
-    "[a-z0-9]{1,20}$"
+    "^(?!(specversion|id|source|type|time|subject|datacontenttype|dataschema|data)$)[a-z0-9]{1,20}$"
 )
 _EXTENSION_VALUE = ["string", "number", "boolean", "null"]
 _KEYED: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]

@@ -197,7 +197,7 @@ def test_nightly_maintenance_compacts_every_table(
     assert status["runtimeStatus"] == "Completed" and output["status"] == "succeeded", output
     by_table = {r["table"]: r for r in output["tables"]}
     assert by_table["silver/payment_transaction"]["operation"] == "z_order"
-    assert by_table["gold/account_daily_spend"]["zorder"] == ["account_id", "day"]
+    assert by_table["gold/account_daily_spend"]["zorder"] == ["account_id", "day", "currency"]
     assert by_table["silver/iot_telemetry"]["status"] == "missing"
 
 

@@ -8,18 +8,18 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from devhost.indexing import load_app
 from functions import openapi as openapi_function
 from shared.events.contracts import ContractRegistry
 from shared.openapi import openapi_document
+from tests.devhost_process import PROJECT_ROOT
 
 pytestmark = pytest.mark.unit
 
 
 def app_routes(platform_env: Any) -> set[tuple[str, str]]:
-    import function_app
-
     routes = set()
-    for function in function_app.app.get_functions():
+    for function in load_app(PROJECT_ROOT).get_functions():
         for raw in function.get_raw_bindings():
             binding = json.loads(raw)
             if binding.get("type") == "httpTrigger":
