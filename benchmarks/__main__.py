@@ -18,6 +18,7 @@ BENCHMARKS = {
     "eventlog": "the local Event Hubs log: appends and reads, alone and beside a busy thread",
     "pipeline": "gold over 10 M silver rows: the orchestration against DuckDB alone",
     "landing": "a large CSV through file landing, with its peak memory",
+    "documents": "the embedded document store: reads, upserts, patches, the change feed",
 }
 
 

@@ -70,3 +70,18 @@ def test_the_simulator_takes_a_fresh_seed_unless_given_one() -> None:
     seeds = {parse_args([]).seed for _ in range(5)}
     assert len(seeds) > 1
     assert parse_args(["--seed", "7"]).seed == 7
+
+
+def test_the_documents_benchmark_prints_every_figure(tmp_path: Path) -> None:
+    done = benchmarks("documents", "--documents", "50", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    metrics = [line.split('"metric": "')[1].split('"')[0] for line in done.stdout.splitlines()]
+    assert metrics == [
+        "sqlite_inserts_per_s",
+        "sqlite_reads_per_s",
+        "upserts_per_s",
+        "point_reads_per_s",
+        "patches_per_s",
+        "change_feed_documents_per_s",
+    ]
+    assert list(tmp_path.iterdir()) == []
