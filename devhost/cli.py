@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from devhost import documents_cli
 from devhost.durable import cli as durable_cli
 from devhost.errors import StartupError
 from devhost.host import HostOptions, configure_logging, serve
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--data-dir", type=Path, default=None, help="where local state lives")
     start.add_argument("--shutdown-timeout", type=float, default=None, help="seconds")
     durable_cli.add_parser(commands)
+    documents_cli.add_parser(commands)
     return parser
 
 
@@ -44,4 +46,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if arguments.command == "instances":
         return durable_cli.run(arguments)
+    if arguments.command == "documents":
+        return documents_cli.run(arguments)
     return 2
