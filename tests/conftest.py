@@ -11,6 +11,13 @@ import pytest
 from tests.devhost_process import FIXTURE_APPS, DevhostProcess
 
 StartDevhost = Callable[..., DevhostProcess]
+# Settings of a Databricks batch engine (nothing is called: its client comes on first use).
+DATABRICKS = {
+    "BATCH_ENGINE": "databricks",
+    "DATABRICKS_HOST": "https://adb-1.azuredatabricks.net/",
+    "DATABRICKS_CLUSTER_ID": "0101-abc",
+    "DATABRICKS_TOKEN": "dapi-x",
+}
 
 
 @pytest.fixture

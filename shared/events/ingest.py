@@ -152,20 +152,25 @@ class Ingestor:
             enqueued_times = [t or ingested_at for t in enqueued_times]
         key = app_id(position)
 
+        def dead_letter(entries: list[tuple[EventRejected, int]], app: str, version: int) -> None:
+            # The events at these indexes of the batch, each with its error.
+            rejections = [
+                Rejection(
+                    error,
+                    messages[index].get_body(),
+                    sequence_numbers[index],
+                    _offset(messages[index].offset),
+                    messages[index].enqueued_time or ingested_at,
+                    protected is not None and protected[index],
+                )
+                for error, index in entries
+            ]
+            self._land_rejected(position, app, version, rejections, ingested_at, report)
+
         def refused(index: int, cause: Exception, event_type: str) -> None:
             # Committed at once, under its own txn (see `failures.UNLANDABLE`).
             refusal = [(processing_error(cause, event_type), index)]
-            number = sequence_numbers[index]
-            self._land_rejected(
-                position,
-                key + UNLANDABLE,
-                number,
-                refusal,
-                messages,
-                protected,
-                ingested_at,
-                report,
-            )
+            dead_letter(refusal, key + UNLANDABLE, sequence_numbers[index])
 
         for contract, group in groups.items():
             if not len(group):
@@ -182,9 +187,7 @@ class Ingestor:
             rows.land(self._writer, key, last, report, refused)
         if rejected:
             rejected.sort(key=lambda pair: sequence_numbers[pair[1]])
-            self._land_rejected(
-                position, key, last, rejected, messages, protected, ingested_at, report
-            )
+            dead_letter(rejected, key, last)
         return report
 
     def compact_bronze(self) -> dict[str, dict[str, Any]]:
@@ -202,24 +205,10 @@ class Ingestor:
         position: Position,
         key: str,
         last: int,
-        rejected: list[tuple[EventRejected, int]],
-        messages: Sequence[HubMessage],
-        protected: Sequence[bool] | None,
+        rejections: list[Rejection],
         ingested_at: dt.datetime,
         report: IngestReport,
     ) -> None:
-        """Dead-letter the events at these indexes of the batch, each with its error."""
-        rejections = [
-            Rejection(
-                error,
-                messages[index].get_body(),
-                _SEQUENCE(messages[index]),
-                _offset(messages[index].offset),
-                messages[index].enqueued_time or ingested_at,
-                protected is not None and protected[index],
-            )
-            for error, index in rejected
-        ]
         for rejection in rejections:
             reason = rejection.error.reason.value
             report.reasons[reason] = report.reasons.get(reason, 0) + 1

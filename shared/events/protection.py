@@ -39,7 +39,9 @@ _replace = msgspec.structs.replace
 
 def is_protected(properties: Mapping[str, Any] | None) -> bool:
     """Whether an event's application properties mark it as protected at intake."""
-    return bool(properties) and properties.get(PROTECTION_PROPERTY) == PSEUDONYMIZED  # type: ignore[union-attr]
+    if not properties:
+        return False
+    return properties.get(PROTECTION_PROPERTY) == PSEUDONYMIZED
 
 
 class ProtectedEvent(NamedTuple):
@@ -149,6 +151,8 @@ def _protected_data(
 ) -> Any:
     """The protected data of one event: positional, as the protected Struct orders its fields
     (each PII field followed by the part kept), which is twice as fast as by keyword."""
+    if not contract.pii:
+        return data
     values = list(msgspec.structs.astuple(data))
     for position, name, keep_last in _pii_positions(contract):  # from the last one back
         value = values[position]
@@ -176,9 +180,8 @@ def _document(
     pseudonyms: Mapping[str, list[str]],
     at: int,
 ) -> dict[str, Any]:
-    data = msgspec.structs.asdict(envelope.data)
-    if contract.pii:
-        data = msgspec.structs.asdict(_protected_data(contract, envelope.data, pseudonyms, at))
+    protected = _protected_data(contract, envelope.data, pseudonyms, at)
+    data = msgspec.structs.asdict(protected)
     if extras:
         taken = sorted(extras.keys() & data.keys())
         if taken:

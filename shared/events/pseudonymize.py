@@ -20,7 +20,6 @@ import pyarrow as pa
 from shared.privacy.card_numbers import (
     PSEUDONYM_PREFIX,
     candidates,
-    might_hold_card_number,
     redact,
 )
 
@@ -32,7 +31,6 @@ _MAX_SCRUB_INT = 10**11  # numbers below this have at most 11 digits and cannot 
 # A float holds 15 to 17 significant digits: from 1e16 on, its integer part may be a 17 to 19
 # digit card number rounded (most of its digits), which no checksum can recognise any more.
 _ROUNDED_PAN_FLOATS = (1e16, 1e20)
-_MIN_VECTOR = 16  # below this, a column is scrubbed one value at a time
 __all__ = ["MIN_KEY_BYTES", "PSEUDONYM_PREFIX", "Pseudonymizer"]
 
 
@@ -83,20 +81,6 @@ class Pseudonymizer:
         """Text with every card number (and run of over 19 digits) replaced by
         `pseudonym:<hex>`."""
         return redact(text, self._token)
-
-    def scrub_strings(self, values: Sequence[str | None]) -> Sequence[str | None]:
-        """`scrub_text` over a list of strings (None stays None); `values` itself when no
-        value changes, which is what a list of identifiers usually gives."""
-        if len(values) >= _MIN_VECTOR:
-            [column] = self.scrub_columns([pa.array(values, pa.string())])
-            return values if column is None else column.to_pylist()
-        flagged = [i for i, v in enumerate(values) if v is not None and might_hold_card_number(v)]
-        if not flagged:
-            return values
-        changed = list(values)
-        for index in flagged:
-            changed[index] = self.scrub_text(changed[index])  # type: ignore[arg-type]
-        return changed
 
     def scrub_columns(self, columns: Sequence[pa.Array]) -> list[pa.Array | None]:
         """`scrub_text` over `pa.string()` columns: each column scrubbed, or None where none of

@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     root = settings.lake.uri
     options, _ = lake_access(settings.lake).current()
     if args.show:
-        if args.show.count("/") != 1 or args.show.split("/")[0] not in LAYERS:
+        layer, _, table = args.show.partition("/")
+        if layer not in LAYERS or table in ("", ".", "..") or "/" in table:
             parser.error("--show takes LAYER/TABLE, e.g. gold/merchant_daily")
         try:
             show(f"{root}/{args.show}", options, args.rows, out)

@@ -11,16 +11,10 @@ from shared.batch.duckdb_engine import DuckDBEngine
 from shared.batch.factory import build_engine
 from shared.batch.synapse_engine import SynapseEngine
 from shared.config import BatchEngineKind, SettingsError, load_settings
+from tests.conftest import DATABRICKS
 from tests.fakes.synapse import FakeCredential
 
 pytestmark = pytest.mark.unit
-
-DATABRICKS = {
-    "BATCH_ENGINE": "databricks",
-    "DATABRICKS_HOST": "https://adb-1.azuredatabricks.net/",
-    "DATABRICKS_CLUSTER_ID": "0101-abc",
-    "DATABRICKS_TOKEN": "dapi-x",
-}
 
 
 def test_duckdb_is_the_default_engine() -> None:

@@ -11,15 +11,9 @@ import pytest
 from shared import bootstrap as root
 from shared.bootstrap import Platform, bootstrap, current_platform
 from shared.config import load_settings
+from tests.conftest import DATABRICKS
 
 pytestmark = pytest.mark.unit
-
-DATABRICKS = {
-    "BATCH_ENGINE": "databricks",
-    "DATABRICKS_HOST": "https://adb-1.azuredatabricks.net",
-    "DATABRICKS_CLUSTER_ID": "c-1",
-    "DATABRICKS_TOKEN": "t",
-}
 
 
 def test_every_service_is_built_once_and_shares_the_lake_access(tmp_path: Path) -> None:

@@ -125,6 +125,21 @@ def test_ids_cosmos_refuses_are_refused(make: MakeContainer, bad: object) -> Non
         make().create({"id": bad, "accountId": "a1"})
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        doc("nan", score=float("nan")),
+        doc("inf", score=float("inf")),
+        doc("set", tags={1, 2}),
+        {"id": "pk", "accountId": {"nested": 1}},
+        "not an object",
+    ],
+)
+def test_documents_that_are_not_json_objects_are_refused(make: MakeContainer, bad: object) -> None:
+    with pytest.raises(InvalidDocument):
+        make().upsert(bad)  # type: ignore[arg-type]
+
+
 def test_a_document_over_2_mb_is_refused_naming_it(make: MakeContainer) -> None:
     with pytest.raises(InvalidDocument, match="'big' is over 2 MB"):
         make().create(doc("big", blob="x" * (2 * 1024 * 1024)))

@@ -18,7 +18,7 @@ from shared.bootstrap import Platform, bootstrap
 from shared.config import load_settings
 from shared.events.ingest import MissingHubPosition
 from shared.events.pseudonymize import Pseudonymizer
-from tests.eventdata import encoded, payment
+from tests.eventdata import card, encoded, payment, protected_data
 
 pytestmark = pytest.mark.unit
 
@@ -67,7 +67,9 @@ async def test_post_events_maps_bad_requests(
     assert json.loads(response.get_body())["error"]
 
 
-def hub_events(bodies: list[bytes]) -> list[func.EventHubEvent]:
+def hub_events(
+    bodies: list[bytes], properties: meta.Datum | None = None
+) -> list[func.EventHubEvent]:
     context = {
         "FullyQualifiedNamespace": "local",
         "EventHubName": "events",
@@ -75,6 +77,8 @@ def hub_events(bodies: list[bytes]) -> list[func.EventHubEvent]:
         "PartitionId": "0",
     }
     metadata = {"PartitionContext": meta.Datum(json.dumps(context), "json")}
+    if properties is not None:
+        metadata["PropertiesArray"] = properties
     return [
         func.EventHubEvent(body=b, trigger_metadata=metadata, sequence_number=i, offset=str(i))
         for i, b in enumerate(bodies)
@@ -88,6 +92,34 @@ def test_ingest_lands_a_batch_once(services: Platform, tmp_path: Path) -> None:
     ingest(batch)
     table = DeltaTable(str(tmp_path / "lake" / "bronze" / "payment_transaction"))
     assert table.to_pyarrow_table().num_rows == 3
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        json.dumps([{"protection": "pseudonymized"}]),  # one entry for two events
+        json.dumps({"protection": "pseudonymized"}),  # not a list
+        json.dumps([None, {"protection": "something else"}]),
+    ],
+)
+def test_ingest_takes_events_as_raw_unless_their_properties_say_protected(
+    services: Platform, tmp_path: Path, properties: str
+) -> None:
+    raw = [payment(n) for n in range(2)]
+    user_function(ingest_function)(
+        hub_events([encoded(e) for e in raw], meta.Datum(properties, "json"))
+    )
+    rows = DeltaTable(str(tmp_path / "lake" / "bronze" / "payment_transaction")).to_pyarrow_table()
+    assert rows.column("card_number").to_pylist() == [KEY.pseudonym(card(n)) for n in range(2)]
+
+
+def test_a_protected_event_is_not_hashed_again(services: Platform, tmp_path: Path) -> None:
+    event = payment(1)
+    protected = encoded({**event, "data": protected_data(event)})
+    marked = meta.Datum(json.dumps([{"protection": "pseudonymized"}]), "json")
+    user_function(ingest_function)(hub_events([protected], marked))
+    rows = DeltaTable(str(tmp_path / "lake" / "bronze" / "payment_transaction")).to_pyarrow_table()
+    assert rows.column("card_number").to_pylist() == [KEY.pseudonym(card(1))]
 
 
 def test_ingest_refuses_a_batch_without_its_position(services: Platform) -> None:

@@ -53,7 +53,7 @@ def test_an_unknown_or_malformed_table_is_refused(
 ) -> None:
     assert run("--show", "gold/nothing")[0] == 1
     assert "no table gold/nothing" in capsys.readouterr().err
-    for bad in ("nothing", "attic/x", "gold/a/b"):
+    for bad in ("nothing", "attic/x", "gold/a/b", "gold/..", "gold/"):
         with pytest.raises(SystemExit) as exited:
             run("--show", bad)
         assert exited.value.code == 2
