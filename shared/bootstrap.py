@@ -3,7 +3,8 @@ process, choosing each port's adapter from settings. Nothing else builds service
 
 Triggers reach the platform through `current_platform()`, which bootstraps it from the
 environment on first use. Services whose clients must not be built at import (the batch
-engine's Databricks or Synapse client, the run reaper over it) are built on first use, once.
+engine's Databricks or Synapse client, the run reaper over it, the Cosmos DB client, which
+reads the account as it starts) are built on first use, once.
 
 Tests install a platform of their own with `install_platform(bootstrap(settings))` (or one
 with fakes), and `install_platform(None)` afterwards, which makes the next use bootstrap again;
@@ -23,6 +24,8 @@ from typing import Generic, TypeVar
 
 from shared import __version__
 from shared.config import Adapter, Settings, load_settings
+from shared.documents.build import open_documents
+from shared.documents.port import DocumentDatabase
 from shared.events.pseudonymize import Pseudonymizer
 from shared.events.services import EventServices, build_event_services
 from shared.health import ReadinessProbe
@@ -61,6 +64,7 @@ class Platform:
     events: EventServices
     lazy_pipeline: Lazy[MedallionPipeline]
     lazy_reaper: Lazy[RunReaper]
+    lazy_documents: Lazy[DocumentDatabase]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
 
@@ -73,6 +77,11 @@ class Platform:
     def reaper(self) -> RunReaper:
         """The reaper of orphaned remote runs, over the pipeline's ledger and engine."""
         return self.lazy_reaper.get()
+
+    @property
+    def documents(self) -> DocumentDatabase:
+        """The document store: Cosmos DB or embedded SQLite (opened on first use)."""
+        return self.lazy_documents.get()
 
 
 def _lake_probe(settings: Settings, access: LakeAccess) -> ReadinessProbe:
@@ -112,6 +121,7 @@ def bootstrap(
         events=events,
         lazy_pipeline=pipeline,
         lazy_reaper=reaper,
+        lazy_documents=Lazy(lambda: open_documents(settings.documents)),
     )
 
 

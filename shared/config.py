@@ -10,6 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from embedded.documents.store import database_path
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
@@ -56,6 +58,18 @@ class EventsSettings:
     connection: str = EVENTHUB_CONNECTION
     fully_qualified_namespace: str | None = None
     local_log_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class DocumentsSettings:
+    """Operational documents: Cosmos DB when `COSMOS_ENDPOINT` is set (Entra ID, no keys),
+    else the embedded SQLite store at `embedded_path` (in the host's data dir, where the
+    devhost's Cosmos DB bindings read it). `COSMOS_DATABASE` names the database either way."""
+
+    adapter: Adapter = Adapter.LOCAL
+    database: str = "platform"
+    endpoint: str | None = None
+    embedded_path: Path | None = None
 
 
 class BatchEngineKind(StrEnum):
@@ -110,6 +124,7 @@ class Settings:
     log_level: str
     batch: BatchSettings = field(default_factory=BatchSettings)
     events: EventsSettings = field(default_factory=EventsSettings)
+    documents: DocumentsSettings = field(default_factory=DocumentsSettings)
     pseudonym_key: str = field(default=DEVELOPMENT_PSEUDONYM_KEY, repr=False)
 
 
@@ -188,6 +203,28 @@ def _events(source: Mapping[str, str], data_dir: Path) -> EventsSettings:
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,48}[a-z0-9](\.[a-z0-9-]+)+", host):
         raise SettingsError(name, f"must be <namespace>.servicebus.windows.net, not {host!r}")
     return EventsSettings(adapter=Adapter.AZURE, fully_qualified_namespace=host)
+
+
+def _documents(source: Mapping[str, str], data_dir: Path) -> DocumentsSettings:
+    database = _text(source, "COSMOS_DATABASE", "platform")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", database):
+        raise SettingsError(
+            "COSMOS_DATABASE",
+            f"must be 1 to 255 letters, digits, '.', '_' or '-', not {database!r}",
+        )
+    endpoint = source.get("COSMOS_ENDPOINT", "").strip()
+    if not endpoint:
+        host_dir = source.get(HOST_DATA_DIR, "").strip()
+        base = Path(host_dir) if host_dir else data_dir
+        return DocumentsSettings(database=database, embedded_path=database_path(base, database))
+    if not re.fullmatch(r"https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?", endpoint):
+        raise SettingsError(
+            "COSMOS_ENDPOINT",
+            f"must be https://<account>.documents.azure.com:443/, not {endpoint!r}",
+        )
+    return DocumentsSettings(
+        adapter=Adapter.AZURE, database=database, endpoint=endpoint.rstrip("/") + "/"
+    )
 
 
 def _pseudonym_key(source: Mapping[str, str], environment: str) -> str:
@@ -281,6 +318,13 @@ def _refuse_embedded_in_prod(source: Mapping[str, str], settings: Settings) -> N
             "must name the Event Hubs namespace in prod (<namespace>.servicebus.windows.net); "
             "the devhost's local event log is refused",
         )
+    if settings.documents.adapter is not Adapter.AZURE:
+        raise SettingsError(
+            "COSMOS_ENDPOINT",
+            "must name the Cosmos DB account in prod (https://<account>.documents.azure.com); "
+            "the embedded SQLite document store is refused: an instance's disk is neither "
+            "shared nor durable",
+        )
     if not source.get("BATCH_ENGINE", "").strip():
         raise SettingsError(
             "BATCH_ENGINE",
@@ -303,6 +347,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         batch=_batch(source),
         events=_events(source, data_dir),
+        documents=_documents(source, data_dir),
         pseudonym_key=_pseudonym_key(source, environment),
     )
     _refuse_embedded_in_prod(source, settings)

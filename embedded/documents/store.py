@@ -46,6 +46,7 @@ from embedded.documents.model import (
     check_id,
     check_path,
 )
+from embedded.documents.sql import check_condition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -139,6 +140,20 @@ class DocumentStore:
         if found is not None:
             found.close()
             self._local.connection = None
+
+    def existing(self, name: str) -> Container | None:
+        """The container of that name as it was declared, or None if none was; for readers
+        that know a container by name only (the devhost's Cosmos DB trigger and bindings)."""
+        sql = "SELECT partition_key_path, default_ttl FROM containers WHERE name = ?"
+        row = self.connection().execute(sql, (name,)).fetchone()
+        return None if row is None else Container(self, ContainerSpec(name, row[0], row[1]))
+
+    def change_feed_end(self, name: str) -> str:
+        """The continuation at the current end of a container's change feed: reading from it
+        gives only the writes made after now ("start from now")."""
+        row = self.connection().execute("SELECT lsn FROM containers WHERE name = ?", (name,))
+        found = row.fetchone()
+        return str(found[0] if found is not None else 0)
 
 
 class Container:
@@ -431,34 +446,32 @@ def _json_path(path: str) -> str:
 
 
 def _condition(condition: Condition) -> tuple[str, list[Any]]:
+    """The SQL of one term, with Cosmos DB's typing: a comparison with a value of another type
+    (or with a missing field) is undefined, so the document does not match."""
+    check_condition(condition)
     path = _json_path(condition.path)
     value = condition.value
     if condition.op == "exists":
         return "json_type(body, ?) IS NOT NULL", [path]
     if condition.op == "in":
-        if not isinstance(value, list | tuple) or not value:
-            raise InvalidDocument("`in` takes a non-empty list of values")
         marks = ", ".join("?" for _ in value)
-        return f"json_extract(body, ?) IN ({marks})", [path, *map(_scalar, value)]
+        return f"json_extract(body, ?) IN ({marks})", [path, *value]
     if condition.op == "starts_with":
-        if not isinstance(value, str):
-            raise InvalidDocument("`starts_with` takes a string")
-        return "substr(json_extract(body, ?), 1, ?) = ?", [path, len(value), value]
-    if condition.op not in _OPERATORS:
-        raise InvalidDocument(f"unknown comparison {condition.op!r}")
+        return (
+            "json_type(body, ?) = 'text' AND substr(json_extract(body, ?), 1, ?) = ?",
+            [path, path, len(value), value],
+        )
     if value is None or isinstance(value, bool):
-        if condition.op not in ("=", "!="):
-            raise InvalidDocument("null and booleans compare with = or != only")
         kind = "null" if value is None else ("true" if value else "false")
-        negate = "NOT " if condition.op == "!=" else ""
-        return f"{negate}(json_type(body, ?) IS ?)", [path, kind]
-    return f"json_extract(body, ?) {_OPERATORS[condition.op]} ?", [path, _scalar(value)]
-
-
-def _scalar(value: Json) -> Any:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidDocument("comparisons take strings and numbers")
-    return value
+        types = "('null')" if value is None else "('true', 'false')"
+        if condition.op == "=":
+            return "json_type(body, ?) = ?", [path, kind]
+        return f"json_type(body, ?) IN {types} AND json_type(body, ?) != ?", [path, path, kind]
+    types = "('text')" if isinstance(value, str) else "('integer', 'real')"
+    return (
+        f"json_type(body, ?) IN {types} AND json_extract(body, ?) {_OPERATORS[condition.op]} ?",
+        [path, path, value],
+    )
 
 
 def _encode_continuation(offset: int) -> str:
@@ -504,3 +517,9 @@ def _apply(document: dict[str, Json], operation: PatchOperation) -> None:
         parent[last] = current + step
     else:
         raise InvalidDocument(f"unknown patch operation {operation.op!r}")
+
+
+def database_path(data_dir: Path, database: str) -> Path:
+    """Where a database of the embedded store lives: `<data dir>/documents/<database>.sqlite3`
+    (the platform, the devhost's Cosmos DB bindings and `python -m devhost documents` agree)."""
+    return data_dir / "documents" / f"{database}.sqlite3"

@@ -9,7 +9,7 @@ import re
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ class Request:
 class Response:
     status: int
     body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 Handler = Callable[[Request], Response]
@@ -56,7 +57,7 @@ class LoopbackServer:
             def _serve(self) -> None:
                 server._dispatch(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
 
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._http.daemon_threads = True
@@ -124,6 +125,8 @@ class LoopbackServer:
         handler.send_response(response.status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(payload)))
+        for name, value in response.headers.items():
+            handler.send_header(name, value)
         handler.end_headers()
         handler.wfile.write(payload)
 

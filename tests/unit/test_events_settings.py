@@ -41,6 +41,7 @@ PROD = {
     "LAKE_URI": "abfss://lake@platform.dfs.core.windows.net/data",
     "EventHubConnection__fullyQualifiedNamespace": "platform-ns.servicebus.windows.net",
     "BATCH_ENGINE": "duckdb",
+    "COSMOS_ENDPOINT": "https://platform.documents.azure.com:443/",
 }
 
 
@@ -53,6 +54,7 @@ PROD = {
         ("EventHubConnection__fullyQualifiedNamespace", None, "local event log is refused"),
         ("EventHubConnection__fullyQualifiedNamespace", "localhost", "local event log"),
         ("BATCH_ENGINE", None, "must be set in prod"),
+        ("COSMOS_ENDPOINT", None, "embedded SQLite document store is refused"),
     ],
 )
 def test_prod_refuses_every_embedded_adapter_naming_the_setting(
@@ -71,6 +73,7 @@ def test_prod_refuses_every_embedded_adapter_naming_the_setting(
 def test_prod_starts_with_every_port_on_azure() -> None:
     settings = load_settings(PROD)
     assert settings.lake.adapter is Adapter.AZURE and settings.events.adapter is Adapter.AZURE
+    assert settings.documents.adapter is Adapter.AZURE
 
 
 def test_short_keys_are_refused() -> None:
@@ -151,3 +154,33 @@ def test_entra_tokens_are_renewed_before_they_expire() -> None:
     assert access.current() == ({"bearer_token": "t1"}, 1)
     now[0] = 800.0  # within five minutes of expiry
     assert access.current() == ({"bearer_token": "t2"}, 2)
+
+
+def test_documents_are_embedded_in_the_hosts_data_dir_unless_cosmos_is_named(
+    tmp_path: Path,
+) -> None:
+    local = load_settings({"PLATFORM_DATA_DIR": str(tmp_path / "platform")})
+    assert local.documents.adapter is Adapter.LOCAL
+    assert local.documents.embedded_path == tmp_path / "platform/documents/platform.sqlite3"
+    hosted = load_settings({"DEVHOST_DATA_DIR": str(tmp_path / "host"), "COSMOS_DATABASE": "ops"})
+    assert hosted.documents.embedded_path == tmp_path / "host/documents/ops.sqlite3"
+    cosmos = load_settings({"COSMOS_ENDPOINT": "https://acct.documents.azure.com:443"})
+    assert cosmos.documents.endpoint == "https://acct.documents.azure.com:443/"
+    assert cosmos.documents.embedded_path is None
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("COSMOS_ENDPOINT", "http://acct.documents.azure.com"),
+        ("COSMOS_ENDPOINT", "https://acct.documents.azure.com/?key=secret"),
+        ("COSMOS_ENDPOINT", "AccountEndpoint=https://a/;AccountKey=abc=="),
+        ("COSMOS_DATABASE", "../etc"),
+        ("COSMOS_DATABASE", "a/b"),
+        ("COSMOS_DATABASE", "x" * 256),
+    ],
+)
+def test_bad_document_settings_are_refused_naming_them(setting: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({setting: value})
+    assert caught.value.setting == setting
