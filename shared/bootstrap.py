@@ -113,7 +113,8 @@ def bootstrap(
         hold_local_lake(Path(settings.lake.uri))  # before anything writes to it
     access = lake_access(settings.lake)  # one per process: ingestion and the pipeline share it
     events = build_event_services(settings, access, pseudonymizer, environ)
-    pipeline = Lazy(lambda: build_pipeline(settings, access))
+    documents: Lazy[DocumentDatabase] = Lazy(lambda: open_documents(settings.documents))
+    pipeline = Lazy(lambda: build_pipeline(settings, access, documents.get()))
     reaper = Lazy(lambda: _reaper(pipeline.get()))
     return Platform(
         settings=settings,
@@ -121,7 +122,7 @@ def bootstrap(
         events=events,
         lazy_pipeline=pipeline,
         lazy_reaper=reaper,
-        lazy_documents=Lazy(lambda: open_documents(settings.documents)),
+        lazy_documents=documents,
     )
 
 

@@ -12,9 +12,12 @@ from typing import Any
 import pyarrow as pa
 from deltalake import write_deltalake
 
+from embedded.documents.store import DocumentStore
 from shared.events.contracts import ContractRegistry
 from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA
 from shared.lakehouse.bronze_schema import bronze_schema as contract_bronze_schema
+from shared.pipeline.run_ledger import DocumentRunLedger
+from shared.pipeline.state import DocumentStateStore
 
 UTC = dt.UTC
 T0 = dt.datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -155,14 +158,24 @@ def land_deadletters(lake: Path | str, rows: Iterable[Mapping[str, Any]]) -> Non
     )
 
 
+def state_at(path: Path) -> DocumentStateStore:
+    """Pipeline state in an embedded document store at `path`."""
+    return DocumentStateStore.open(DocumentStore(path))
+
+
+def ledger_at(path: Path) -> DocumentRunLedger:
+    """A run ledger in an embedded document store at `path`."""
+    return DocumentRunLedger.open(DocumentStore(path))
+
+
 def medallion_for(lake_root: Path, engine: Any = None, *, chunk_rows: int = 250_000) -> Any:
-    """A MedallionPipeline over a test lake, with SQLite state beside it and DuckDB unless told."""
+    """A MedallionPipeline over a test lake, with its state in an embedded document store
+    beside it, and DuckDB unless told."""
     from shared.batch.duckdb_engine import DuckDBEngine
     from shared.pipeline.lake import Lake
     from shared.pipeline.service import MedallionPipeline
-    from shared.pipeline.state import SqliteStateStore
 
-    state = SqliteStateStore(lake_root.parent / f"{lake_root.name}-state.sqlite")
+    state = state_at(lake_root.parent / f"{lake_root.name}-state.sqlite")
     return MedallionPipeline.build(
         Lake(str(lake_root)), state, engine or DuckDBEngine(threads=1), chunk_rows=chunk_rows
     )

@@ -8,15 +8,22 @@ Every change is a compare-and-set on the entry's status, so two writers never bo
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.batch.engine import RunState, RunStatus
-from shared.pipeline.state import open_sqlite
+from shared.documents.port import (
+    Condition,
+    ContainerSpec,
+    DocumentConflict,
+    DocumentContainer,
+    DocumentDatabase,
+    DocumentNotFound,
+    PreconditionFailed,
+    Query,
+)
 
 
 class EntryStatus(StrEnum):
@@ -95,10 +102,8 @@ class RunLedger(Protocol):
         ...
 
 
-_COLUMNS = (
-    "engine, run_id, model, instance_id, parent_instance_id, submitted_at, status,"
-    " remote_status, updated_at, closed_by, note"
-)
+RUNS_CONTAINER = ContainerSpec("remote_runs", "/engine")
+_MOVE_ATTEMPTS = 20
 
 
 def _time(value: dt.datetime) -> str:
@@ -108,55 +113,36 @@ def _time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-class SqliteRunLedger:
-    """The embedded adapter: a `remote_runs` table beside the pipeline state, WAL mode."""
+class DocumentRunLedger:
+    """The ledger as documents: container `remote_runs`, partitioned by engine, one document
+    per run (its id the run id). Moves are compare-and-set on the document's etag."""
 
-    def __init__(self, path: Path) -> None:
-        self._connection = open_sqlite(path)
-        self._connection.execute(
-            "CREATE TABLE IF NOT EXISTS remote_runs (engine TEXT NOT NULL, run_id TEXT NOT NULL,"
-            " model TEXT NOT NULL, instance_id TEXT NOT NULL, parent_instance_id TEXT,"
-            " submitted_at TEXT NOT NULL, status TEXT NOT NULL, remote_status TEXT,"
-            " updated_at TEXT NOT NULL, closed_by TEXT, note TEXT NOT NULL DEFAULT '',"
-            " PRIMARY KEY (engine, run_id))"
-        )
-        self._connection.execute(
-            "CREATE INDEX IF NOT EXISTS remote_runs_status ON remote_runs (status, submitted_at)"
-        )
-        self._lock = threading.Lock()
+    def __init__(self, container: DocumentContainer) -> None:
+        self._container = container
+
+    @classmethod
+    def open(cls, documents: DocumentDatabase) -> DocumentRunLedger:
+        return cls(documents.container(RUNS_CONTAINER))
 
     def record(self, run: RemoteRun) -> RemoteRun:
         updated = run.updated_at or run.submitted_at
-        with self._lock:
-            self._connection.execute(
-                f"INSERT OR IGNORE INTO remote_runs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run.engine,
-                    run.run_id,
-                    run.model,
-                    run.owner.instance_id,
-                    run.owner.parent_instance_id,
-                    _time(run.submitted_at),
-                    run.status.value,
-                    run.remote_status.value if run.remote_status else None,
-                    _time(updated),
-                    run.closed_by,
-                    run.note,
-                ),
-            )
+        try:
+            self._container.create(_to_document(replace(run, updated_at=updated)))
+        except DocumentConflict:
+            pass  # a retried submit: the first record stands
         stored = self.get(run.engine, run.run_id)
         return stored if stored is not None else replace(run, updated_at=updated)
 
     def get(self, engine: str, run_id: str) -> RemoteRun | None:
-        rows = self._select("WHERE engine = ? AND run_id = ?", (engine, run_id))
-        return rows[0] if rows else None
+        try:
+            return _from_document(self._container.read(run_id, engine))
+        except DocumentNotFound:
+            return None
 
     def unfinished(self) -> list[RemoteRun]:
-        marks = ",".join("?" for _ in UNFINISHED)
-        return self._select(
-            f"WHERE status IN ({marks}) ORDER BY submitted_at, engine, run_id",
-            tuple(s.value for s in UNFINISHED),
-        )
+        statuses = [s.value for s in UNFINISHED]
+        runs = [_from_document(d) for d in self._all(Condition("/status", "in", statuses))]
+        return sorted(runs, key=lambda r: (_time(r.submitted_at), r.engine, r.run_id))
 
     def move(
         self,
@@ -170,61 +156,86 @@ class SqliteRunLedger:
         note: str | None,
         now: dt.datetime,
     ) -> bool:
-        allowed = [s.value for s in expected]
-        marks = ",".join("?" for _ in allowed)
-        with self._lock:
-            cursor = self._connection.execute(
-                "UPDATE remote_runs SET status = ?, remote_status = COALESCE(?, remote_status),"
-                " updated_at = ?, closed_by = ?, note = COALESCE(?, note)"
-                f" WHERE engine = ? AND run_id = ? AND status IN ({marks})",
-                (
-                    status.value,
-                    remote_status.value if remote_status else None,
-                    _time(now),
-                    by if status.closed else None,
-                    note,
-                    engine,
-                    run_id,
-                    *allowed,
-                ),
-            )
-        return cursor.rowcount == 1
+        allowed = {s.value for s in expected}
+        for _ in range(_MOVE_ATTEMPTS):
+            try:
+                current = self._container.read(run_id, engine)
+            except DocumentNotFound:
+                return False
+            if current.get("status") not in allowed:
+                return False
+            moved = {
+                **current,
+                "status": status.value,
+                "remote_status": remote_status.value if remote_status else current["remote_status"],
+                "updated_at": _time(now),
+                "closed_by": by if status.closed else None,
+                "note": current["note"] if note is None else note,
+            }
+            try:
+                self._container.replace(moved, if_match=current["_etag"])
+            except (PreconditionFailed, DocumentNotFound):
+                continue  # another writer moved it in between: look again
+            return True
+        raise RuntimeError(f"run {engine}/{run_id}: the ledger entry kept changing")
 
     def prune(self, closed_before: dt.datetime) -> int:
         closed = [s.value for s in EntryStatus if s.closed]
-        with self._lock:
-            cursor = self._connection.execute(
-                f"DELETE FROM remote_runs WHERE status IN ({','.join('?' for _ in closed)})"
-                " AND updated_at < ?",
-                (*closed, _time(closed_before)),
+        old = self._all(
+            Condition("/status", "in", closed), Condition("/updated_at", "<", _time(closed_before))
+        )
+        pruned = 0
+        for document in old:
+            try:
+                self._container.delete(document["id"], document["engine"], document["_etag"])
+            except (DocumentNotFound, PreconditionFailed):
+                continue  # gone or changed meanwhile: not ours to forget now
+            pruned += 1
+        return pruned
+
+    def _all(self, *where: Condition) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        continuation = None
+        while True:
+            page = self._container.query(
+                Query(where=where, cross_partition=True, page_size=1000), continuation
             )
-        return cursor.rowcount
-
-    def close(self) -> None:
-        with self._lock:
-            self._connection.close()
-
-    def _select(self, where: str, parameters: tuple[str, ...]) -> list[RemoteRun]:
-        with self._lock:
-            rows = self._connection.execute(
-                f"SELECT {_COLUMNS} FROM remote_runs {where}", parameters
-            ).fetchall()
-        return [_from_row(row) for row in rows]
+            found += page.documents
+            continuation = page.continuation
+            if continuation is None:
+                return found
 
 
-def _from_row(row: tuple[str | None, ...]) -> RemoteRun:
-    engine, run_id, model, instance, parent, submitted, status, remote, updated, by, note = row
+def _to_document(run: RemoteRun) -> dict[str, Any]:
+    return {
+        "id": run.run_id,
+        "engine": run.engine,
+        "run_id": run.run_id,
+        "model": run.model,
+        "instance_id": run.owner.instance_id,
+        "parent_instance_id": run.owner.parent_instance_id,
+        "submitted_at": _time(run.submitted_at),
+        "status": run.status.value,
+        "remote_status": run.remote_status.value if run.remote_status else None,
+        "updated_at": _time(run.updated_at or run.submitted_at),
+        "closed_by": run.closed_by,
+        "note": run.note,
+    }
+
+
+def _from_document(document: dict[str, Any]) -> RemoteRun:
+    remote = document.get("remote_status")
     return RemoteRun(
-        engine=str(engine),
-        run_id=str(run_id),
-        model=str(model),
-        owner=RunOwner(str(instance), parent),
-        submitted_at=dt.datetime.fromisoformat(str(submitted)),
-        status=EntryStatus(str(status)),
+        engine=str(document["engine"]),
+        run_id=str(document["run_id"]),
+        model=str(document["model"]),
+        owner=RunOwner(str(document["instance_id"]), document.get("parent_instance_id")),
+        submitted_at=dt.datetime.fromisoformat(str(document["submitted_at"])),
+        status=EntryStatus(str(document["status"])),
         remote_status=RunStatus(remote) if remote else None,
-        updated_at=dt.datetime.fromisoformat(str(updated)),
-        closed_by=by,
-        note=note or "",
+        updated_at=dt.datetime.fromisoformat(str(document["updated_at"])),
+        closed_by=document.get("closed_by"),
+        note=str(document.get("note") or ""),
     )
 
 

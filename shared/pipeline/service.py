@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from shared.batch.engine import BatchEngine, RunState
 from shared.batch.factory import build_engine
 from shared.config import Settings
+from shared.documents.port import DocumentDatabase
 from shared.lakehouse.access import LakeAccess
 from shared.pipeline.gold import GoldRunner, GoldSubmission
 from shared.pipeline.lake import Lake
@@ -19,10 +20,16 @@ from shared.pipeline.maintenance import (
     maintenance_targets,
 )
 from shared.pipeline.payloads import RunPlan
-from shared.pipeline.run_ledger import RemoteRun, RunLedger, RunOwner, SqliteRunLedger, settle
+from shared.pipeline.run_ledger import (
+    DocumentRunLedger,
+    RemoteRun,
+    RunLedger,
+    RunOwner,
+    settle,
+)
 from shared.pipeline.silver import SilverBuilder, SilverOutcome
 from shared.pipeline.specs import SILVER_SPECS, SilverSpec
-from shared.pipeline.state import PipelineStateStore, SqliteStateStore
+from shared.pipeline.state import DocumentStateStore, PipelineStateStore
 
 PIPELINE = "medallion"
 
@@ -140,12 +147,13 @@ class MedallionPipeline:
         return maintain(self.lake, target, self.vacuum_retention_hours)
 
 
-def build_pipeline(settings: Settings, access: LakeAccess) -> MedallionPipeline:
+def build_pipeline(
+    settings: Settings, access: LakeAccess, documents: DocumentDatabase
+) -> MedallionPipeline:
     """The pipeline for these settings: the lake (through `access`, as ingestion reaches it:
-    Azurite or an Entra ID token on `abfss://`), SQLite state and run ledger under the data
-    dir, and the batch engine."""
-    state_path = settings.data_dir / "pipeline" / "state.sqlite"
-    state = SqliteStateStore(state_path)
+    Azurite or an Entra ID token on `abfss://`), its state and run ledger as documents (Cosmos
+    DB, or the embedded store), and the batch engine."""
+    state = DocumentStateStore.open(documents)
     batch = settings.batch
     return MedallionPipeline.build(
         Lake(settings.lake.uri, access=access),
@@ -153,5 +161,5 @@ def build_pipeline(settings: Settings, access: LakeAccess) -> MedallionPipeline:
         build_engine(settings),
         vacuum_retention_hours=settings.batch.vacuum_retention_hours,
         poll=(batch.poll_first_s, batch.poll_max_s, batch.run_timeout_s),
-        runs=SqliteRunLedger(state_path),
+        runs=DocumentRunLedger.open(documents),
     )

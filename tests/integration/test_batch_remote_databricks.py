@@ -17,9 +17,9 @@ from shared.batch.sql import decode_job, encode_job
 from shared.config import DatabricksSettings
 from shared.pipeline.gold import GoldRunner
 from shared.pipeline.lake import Lake
-from shared.pipeline.state import SqliteStateStore
 from tests.fakes.databricks import TOKEN, FakeDatabricks
 from tests.fakes.runs import wait_terminal
+from tests.lakedata import state_at
 
 pytestmark = pytest.mark.integration
 
@@ -159,7 +159,9 @@ def test_gold_runner_submits_and_polls_a_model_on_databricks(
     workspace: FakeDatabricks, tmp_path: Path
 ) -> None:
     runner = GoldRunner(
-        Lake(str(tmp_path / "lake")), SqliteStateStore(tmp_path / "s.sqlite"), _engine(workspace)
+        Lake(str(tmp_path / "lake")),
+        state_at(tmp_path / "s.sqlite"),
+        _engine(workspace),
     )
     submission = runner.submit("item_pairs", "instance-9")
     assert submission.run is not None

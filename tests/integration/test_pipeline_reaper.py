@@ -18,15 +18,17 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from embedded.documents.store import database_path
 from shared.batch.engine import RunStatus, SqlJob
 from shared.batch.synapse_engine import SynapseEngine
 from shared.config import SynapseSettings
 from shared.pipeline.reaper import Outcome, RunReaper
-from shared.pipeline.run_ledger import EntryStatus, RemoteRun, RunOwner, SqliteRunLedger
+from shared.pipeline.run_ledger import EntryStatus, RemoteRun, RunOwner
 from tests.conftest import StartDevhost
 from tests.devhost_process import PROJECT_ROOT, DevhostProcess
 from tests.fakes.databricks import TOKEN, FakeDatabricks
 from tests.fakes.synapse import FakeCredential, FakeSynapse
+from tests.lakedata import ledger_at
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +83,7 @@ def test_terminating_a_run_cancels_its_remote_runs(
     devhost, data_dir = host
     started = requests.post(devhost.url("/api/pipelines/medallion/runs"), timeout=30).json()
     top = started["id"]
-    ledger = SqliteRunLedger(data_dir / "pipeline" / "state.sqlite")
+    ledger = ledger_at(database_path(data_dir, "platform"))
 
     # Wait until only the held model's run is still going, watched by its gold orchestration.
     [entry] = _until(
@@ -147,7 +149,7 @@ class Purged:
 
 async def test_the_reaper_cancels_an_orphaned_synapse_run(tmp_path: Path) -> None:
     job = SqlJob("merchant_daily", "SELECT 1 AS n", {}, "abfss://l@a.dfs.core.windows.net/g/m")
-    ledger = SqliteRunLedger(tmp_path / "state.sqlite")
+    ledger = ledger_at(tmp_path / "state.sqlite")
     with FakeSynapse(tmp_path / "tls", running_s=None) as fake:
         engine = SynapseEngine.from_settings(
             SynapseSettings(fake.url, "platform_gold_sql"),

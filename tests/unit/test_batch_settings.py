@@ -73,19 +73,19 @@ def test_poll_and_timeout_settings_are_read() -> None:
 
 
 def test_the_pipeline_is_wired_from_settings(tmp_path: Path) -> None:
+    from shared.documents.build import open_documents
     from shared.lakehouse.access import StaticAccess
     from shared.pipeline.service import build_pipeline
 
-    local = build_pipeline(load_settings({"PLATFORM_DATA_DIR": str(tmp_path)}), StaticAccess())
+    settings = load_settings({"PLATFORM_DATA_DIR": str(tmp_path)})
+    local = build_pipeline(settings, StaticAccess(), open_documents(settings.documents))
     assert local.engine.name == "duckdb"
     assert local.lake.root == (tmp_path / "lake").as_posix()
-    assert (tmp_path / "pipeline" / "state.sqlite").exists()
+    assert (tmp_path / "documents" / "platform.sqlite3").exists()  # its state and ledger
 
-    remote = build_pipeline(
-        load_settings(
-            {"PLATFORM_DATA_DIR": str(tmp_path), "PIPELINE_RUN_TIMEOUT_S": "90", **DATABRICKS}
-        ),
-        StaticAccess(),
+    settings = load_settings(
+        {"PLATFORM_DATA_DIR": str(tmp_path), "PIPELINE_RUN_TIMEOUT_S": "90", **DATABRICKS}
     )
+    remote = build_pipeline(settings, StaticAccess(), open_documents(settings.documents))
     assert remote.engine.name == "databricks"  # no request made: the client comes on first use
     assert remote.run_plan().run_timeout_s == 90.0

@@ -33,7 +33,7 @@ def test_the_pipeline_and_its_engine_are_built_on_first_use(tmp_path: Path) -> N
     platform = bootstrap(settings)
     assert not (tmp_path / "pipeline").exists()  # nothing of the pipeline built yet
     assert platform.pipeline.engine.name == "databricks"
-    assert (tmp_path / "pipeline" / "state.sqlite").exists()
+    assert (tmp_path / "documents" / "platform.sqlite3").exists()  # its state and ledger
 
 
 def test_the_document_store_is_opened_on_first_use_from_the_settings(

@@ -57,9 +57,10 @@ def test_what_the_adapter_writes_reads_back_as_the_same_query(
 
 def test_literals_quotes_and_aliases_as_people_write_them() -> None:
     query = parse_query(
-        "select * from root where root.kind = 'it\\'s' and root['q'] = 1 and root[\"a b\"].c <> -1.5e3 "
+        "select * from root where root.kind = 'it\\'s' and root['q'] = 1 "
+        'and root["a b"].c <> -1.5e3 '
         "and root.open = true and root.gone = null and root.n in (1, 2) "
-        "and is_defined(root.x) and startswith(root.id, \"d\") order by root.n desc, root.m"
+        'and is_defined(root.x) and startswith(root.id, "d") order by root.n desc, root.m'
     )
     assert [(c.path, c.op, c.value) for c in query.where] == [
         ("/kind", "=", "it's"),

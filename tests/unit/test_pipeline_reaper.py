@@ -22,14 +22,14 @@ from shared.pipeline.reaper import (
 )
 from shared.pipeline.run_ledger import (
     UNFINISHED,
+    DocumentRunLedger,
     EntryStatus,
     RemoteRun,
     RunOwner,
-    SqliteRunLedger,
 )
 from shared.pipeline.service import MedallionPipeline
-from shared.pipeline.state import SqliteStateStore
 from tests.fakes.engine import FakeRemoteEngine
+from tests.lakedata import ledger_at, state_at
 
 pytestmark = pytest.mark.unit
 
@@ -55,8 +55,8 @@ class FakeStatuses:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> SqliteRunLedger:
-    return SqliteRunLedger(tmp_path / "state.sqlite")
+def ledger(tmp_path: Path) -> DocumentRunLedger:
+    return ledger_at(tmp_path / "state.sqlite")
 
 
 @pytest.fixture
@@ -65,13 +65,13 @@ def engine() -> FakeRemoteEngine:
 
 
 @pytest.fixture
-def reaper(ledger: SqliteRunLedger, engine: FakeRemoteEngine) -> RunReaper:
+def reaper(ledger: DocumentRunLedger, engine: FakeRemoteEngine) -> RunReaper:
     return RunReaper(ledger, engine, clock=lambda: T0 + dt.timedelta(minutes=5))
 
 
 def _submitted(
     engine: FakeRemoteEngine,
-    ledger: SqliteRunLedger,
+    ledger: DocumentRunLedger,
     model: str = "merchant_daily",
     owner: RunOwner = OWNER,
 ) -> RemoteRun:
@@ -79,14 +79,14 @@ def _submitted(
     return ledger.record(RemoteRun.submitted(state, model, owner, T0))
 
 
-def _entry(ledger: SqliteRunLedger, run: RemoteRun) -> RemoteRun:
+def _entry(ledger: DocumentRunLedger, run: RemoteRun) -> RemoteRun:
     entry = ledger.get(run.engine, run.run_id)
     assert entry is not None
     return entry
 
 
 async def test_a_run_whose_top_level_run_was_terminated_is_cancelled(
-    reaper: RunReaper, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    reaper: RunReaper, ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> None:
     run = _submitted(engine, ledger)
     # A terminated parent leaves its sub-orchestrations running, watching nothing useful.
@@ -120,7 +120,7 @@ async def test_a_run_whose_top_level_run_was_terminated_is_cancelled(
 )
 async def test_runs_no_active_orchestration_watches_are_cancelled(
     reaper: RunReaper,
-    ledger: SqliteRunLedger,
+    ledger: DocumentRunLedger,
     engine: FakeRemoteEngine,
     child: str | None,
     top: str | None,
@@ -136,7 +136,7 @@ async def test_runs_no_active_orchestration_watches_are_cancelled(
 
 @pytest.mark.parametrize("status", ["Pending", "Running", "Suspended", "ContinuedAsNew"])
 async def test_runs_an_active_orchestration_watches_are_left_alone(
-    reaper: RunReaper, ledger: SqliteRunLedger, engine: FakeRemoteEngine, status: str
+    reaper: RunReaper, ledger: DocumentRunLedger, engine: FakeRemoteEngine, status: str
 ) -> None:
     run = _submitted(engine, ledger)
 
@@ -149,7 +149,7 @@ async def test_runs_an_active_orchestration_watches_are_left_alone(
 
 
 async def test_sweeping_twice_cancels_once(
-    reaper: RunReaper, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    reaper: RunReaper, ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> None:
     _submitted(engine, ledger)
     statuses = FakeStatuses({CHILD: "Terminated", TOP: "Terminated"})
@@ -162,7 +162,7 @@ async def test_sweeping_twice_cancels_once(
 
 
 async def test_a_run_that_already_ended_is_closed_not_cancelled(
-    reaper: RunReaper, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    reaper: RunReaper, ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> None:
     run = _submitted(engine, ledger)
     engine.finish(run.run_id, RunStatus.SUCCEEDED)
@@ -177,7 +177,7 @@ async def test_a_run_that_already_ended_is_closed_not_cancelled(
 
 
 async def test_a_slow_cancel_is_followed_up_by_the_next_sweep(
-    reaper: RunReaper, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    reaper: RunReaper, ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> None:
     run = _submitted(engine, ledger)
     engine.slow_cancel = True
@@ -195,13 +195,16 @@ async def test_a_slow_cancel_is_followed_up_by_the_next_sweep(
 
 
 async def test_the_monitor_seeing_the_cancel_land_closes_it_as_cancelled(
-    tmp_path: Path, reaper: RunReaper, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    tmp_path: Path, reaper: RunReaper, ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> None:
     run = _submitted(engine, ledger)
     engine.slow_cancel = True
     await reaper.sweep(FakeStatuses({CHILD: "Running", TOP: "Terminated"}))
     pipeline = MedallionPipeline.build(
-        Lake(str(tmp_path / "lake")), SqliteStateStore(tmp_path / "s.sqlite"), engine, runs=ledger
+        Lake(str(tmp_path / "lake")),
+        state_at(tmp_path / "s.sqlite"),
+        engine,
+        runs=ledger,
     )
 
     assert pipeline.gold_state(run.run_id).status == "cancelled"  # the child's next poll
@@ -215,7 +218,7 @@ async def test_the_monitor_seeing_the_cancel_land_closes_it_as_cancelled(
 class RacingEngine(FakeRemoteEngine):
     """The run's monitor sees it end just after the reaper asked where it is."""
 
-    def __init__(self, ledger: SqliteRunLedger) -> None:
+    def __init__(self, ledger: DocumentRunLedger) -> None:
         super().__init__()
         self.ledger = ledger
 
@@ -235,7 +238,7 @@ class RacingEngine(FakeRemoteEngine):
 
 
 async def test_a_run_its_monitor_closes_meanwhile_is_not_cancelled(
-    ledger: SqliteRunLedger,
+    ledger: DocumentRunLedger,
 ) -> None:
     engine = RacingEngine(ledger)
     run = _submitted(engine, ledger)
@@ -249,7 +252,7 @@ async def test_a_run_its_monitor_closes_meanwhile_is_not_cancelled(
 
 
 async def test_a_run_the_engine_no_longer_knows_is_closed(
-    reaper: RunReaper, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    reaper: RunReaper, ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> None:
     run = _submitted(engine, ledger)
     del engine.runs[run.run_id]
@@ -261,7 +264,7 @@ async def test_a_run_the_engine_no_longer_knows_is_closed(
 
 
 async def test_engine_errors_leave_the_run_for_the_next_sweep(
-    reaper: RunReaper, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    reaper: RunReaper, ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> None:
     run = _submitted(engine, ledger)
     statuses = FakeStatuses({CHILD: "Terminated", TOP: "Terminated"})
@@ -277,7 +280,7 @@ async def test_engine_errors_leave_the_run_for_the_next_sweep(
 
 
 async def test_a_failed_status_lookup_skips_only_the_runs_it_concerns(
-    reaper: RunReaper, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    reaper: RunReaper, ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> None:
     unknown = _submitted(engine, ledger, owner=RunOwner("other:gold:item_pairs", "other"))
     orphan = _submitted(engine, ledger)
@@ -294,7 +297,7 @@ async def test_a_failed_status_lookup_skips_only_the_runs_it_concerns(
 
 
 async def test_runs_of_another_engine_are_skipped(
-    reaper: RunReaper, ledger: SqliteRunLedger
+    reaper: RunReaper, ledger: DocumentRunLedger
 ) -> None:
     other = FakeRemoteEngine("synapse")
     run = _submitted(other, ledger)
@@ -307,7 +310,7 @@ async def test_runs_of_another_engine_are_skipped(
 
 
 async def test_closed_runs_are_pruned_after_the_retention(
-    ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> None:
     _submitted(engine, ledger)
     statuses = FakeStatuses({})
@@ -326,15 +329,18 @@ async def test_closed_runs_are_pruned_after_the_retention(
 
 @pytest.fixture
 def pipeline(
-    tmp_path: Path, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    tmp_path: Path, ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> MedallionPipeline:
     return MedallionPipeline.build(
-        Lake(str(tmp_path / "lake")), SqliteStateStore(tmp_path / "s.sqlite"), engine, runs=ledger
+        Lake(str(tmp_path / "lake")),
+        state_at(tmp_path / "s.sqlite"),
+        engine,
+        runs=ledger,
     )
 
 
 def test_a_submitted_remote_run_is_recorded_under_its_orchestration(
-    pipeline: MedallionPipeline, ledger: SqliteRunLedger
+    pipeline: MedallionPipeline, ledger: DocumentRunLedger
 ) -> None:
     submission = pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP))
     pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP))  # the activity retried
@@ -350,7 +356,7 @@ def test_a_submitted_remote_run_is_recorded_under_its_orchestration(
 
 
 def test_the_monitor_closes_the_record_when_the_run_ends(
-    pipeline: MedallionPipeline, ledger: SqliteRunLedger, engine: FakeRemoteEngine
+    pipeline: MedallionPipeline, ledger: DocumentRunLedger, engine: FakeRemoteEngine
 ) -> None:
     run_id = pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP)).run.run_id
 
@@ -369,7 +375,7 @@ def test_the_monitor_closes_the_record_when_the_run_ends(
 
 
 def test_a_run_cancelled_by_its_own_orchestration_is_finished(
-    pipeline: MedallionPipeline, ledger: SqliteRunLedger
+    pipeline: MedallionPipeline, ledger: DocumentRunLedger
 ) -> None:
     run_id = pipeline.submit_gold("merchant_daily", TOP, RunOwner(CHILD, TOP)).run.run_id
 
@@ -380,13 +386,13 @@ def test_a_run_cancelled_by_its_own_orchestration_is_finished(
 
 
 def test_local_runs_that_end_inside_submit_are_not_recorded(
-    tmp_path: Path, ledger: SqliteRunLedger
+    tmp_path: Path, ledger: DocumentRunLedger
 ) -> None:
     from shared.batch.duckdb_engine import DuckDBEngine
 
     local = MedallionPipeline.build(
         Lake(str(tmp_path / "lake")),
-        SqliteStateStore(tmp_path / "s.sqlite"),
+        state_at(tmp_path / "s.sqlite"),
         DuckDBEngine(threads=1),
         runs=ledger,
     )

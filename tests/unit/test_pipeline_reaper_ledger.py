@@ -10,12 +10,13 @@ import pytest
 from shared.batch.engine import RunState, RunStatus
 from shared.pipeline.run_ledger import (
     UNFINISHED,
+    DocumentRunLedger,
     EntryStatus,
     RemoteRun,
     RunOwner,
-    SqliteRunLedger,
     settle,
 )
+from tests.lakedata import ledger_at
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +31,7 @@ def _run(run_id: str = "101", at: dt.datetime = T0) -> RemoteRun:
 
 
 def _move(
-    ledger: SqliteRunLedger,
+    ledger: DocumentRunLedger,
     expected: tuple[EntryStatus, ...],
     status: EntryStatus,
     at: dt.datetime = T0,
@@ -41,11 +42,11 @@ def _move(
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> SqliteRunLedger:
-    return SqliteRunLedger(tmp_path / "pipeline" / "state.sqlite")
+def ledger(tmp_path: Path) -> DocumentRunLedger:
+    return ledger_at(tmp_path / "pipeline" / "state.sqlite")
 
 
-def test_a_recorded_run_is_unfinished_with_its_owner(ledger: SqliteRunLedger) -> None:
+def test_a_recorded_run_is_unfinished_with_its_owner(ledger: DocumentRunLedger) -> None:
     stored = ledger.record(_run())
 
     assert stored.status is EntryStatus.OPEN
@@ -55,7 +56,7 @@ def test_a_recorded_run_is_unfinished_with_its_owner(ledger: SqliteRunLedger) ->
     assert ledger.unfinished() == [stored]
 
 
-def test_recording_a_run_again_keeps_the_first_record(ledger: SqliteRunLedger) -> None:
+def test_recording_a_run_again_keeps_the_first_record(ledger: DocumentRunLedger) -> None:
     first = ledger.record(_run())
     _move(ledger, UNFINISHED, EntryStatus.FINISHED)
 
@@ -66,7 +67,7 @@ def test_recording_a_run_again_keeps_the_first_record(ledger: SqliteRunLedger) -
     assert ledger.unfinished() == []
 
 
-def test_a_move_happens_only_from_an_expected_status(ledger: SqliteRunLedger) -> None:
+def test_a_move_happens_only_from_an_expected_status(ledger: DocumentRunLedger) -> None:
     ledger.record(_run())
 
     assert _move(ledger, (EntryStatus.OPEN,), EntryStatus.CANCELLING)
@@ -78,7 +79,7 @@ def test_a_move_happens_only_from_an_expected_status(ledger: SqliteRunLedger) ->
     assert not _move(ledger, UNFINISHED, EntryStatus.FINISHED)
 
 
-def test_moving_an_unknown_run_changes_nothing(ledger: SqliteRunLedger) -> None:
+def test_moving_an_unknown_run_changes_nothing(ledger: DocumentRunLedger) -> None:
     assert not _move(ledger, UNFINISHED, EntryStatus.FINISHED)
     assert ledger.get("databricks", "101") is None
 
@@ -95,7 +96,7 @@ def test_moving_an_unknown_run_changes_nothing(ledger: SqliteRunLedger) -> None:
     ],
 )
 def test_settling_a_run_that_ended(
-    ledger: SqliteRunLedger, entry: EntryStatus, remote: RunStatus, expected: EntryStatus | None
+    ledger: DocumentRunLedger, entry: EntryStatus, remote: RunStatus, expected: EntryStatus | None
 ) -> None:
     ledger.record(_run())
     if entry is not EntryStatus.OPEN:
@@ -108,12 +109,12 @@ def test_settling_a_run_that_ended(
     assert stored is not None and stored.status is (expected or entry)
 
 
-def test_settling_a_run_still_going_is_refused(ledger: SqliteRunLedger) -> None:
+def test_settling_a_run_still_going_is_refused(ledger: DocumentRunLedger) -> None:
     with pytest.raises(ValueError, match="not over"):
         settle(ledger, RunState("databricks", "101", RunStatus.RUNNING), by="m", note="", now=T0)
 
 
-def test_prune_forgets_only_old_closed_runs(ledger: SqliteRunLedger) -> None:
+def test_prune_forgets_only_old_closed_runs(ledger: DocumentRunLedger) -> None:
     for run_id in ("1", "2", "3"):
         ledger.record(_run(run_id))
     ledger.move(
@@ -146,17 +147,17 @@ def test_prune_forgets_only_old_closed_runs(ledger: SqliteRunLedger) -> None:
 
 def test_unfinished_runs_come_oldest_first_and_survive_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
-    ledger = SqliteRunLedger(path)
+    ledger = ledger_at(path)
     ledger.record(_run("b", T0 + dt.timedelta(seconds=1)))
     ledger.record(_run("a", T0 + dt.timedelta(microseconds=500)))
     ledger.record(_run("c", T0))
-    ledger.close()
+    del ledger  # a restart: a new store over the same file
 
-    reopened = SqliteRunLedger(path)
+    reopened = ledger_at(path)
 
     assert [r.run_id for r in reopened.unfinished()] == ["c", "a", "b"]
 
 
-def test_times_without_a_zone_are_refused(ledger: SqliteRunLedger) -> None:
+def test_times_without_a_zone_are_refused(ledger: DocumentRunLedger) -> None:
     with pytest.raises(ValueError, match="time zone"):
         ledger.record(_run(at=dt.datetime(2024, 5, 1, 22, 0)))

@@ -16,8 +16,18 @@ from shared.pipeline.lake import Lake
 from shared.pipeline.quality import NotNull, Range
 from shared.pipeline.silver import SilverBuilder
 from shared.pipeline.specs import PAYMENT_TRANSACTION, SILVER_SPECS, SilverSpec
-from shared.pipeline.state import SqliteStateStore, StateConflict
-from tests.lakedata import T0, bronze_schema, land, medallion_for, payment, read, telemetry, version
+from shared.pipeline.state import StateConflict
+from tests.lakedata import (
+    T0,
+    bronze_schema,
+    land,
+    medallion_for,
+    payment,
+    read,
+    state_at,
+    telemetry,
+    version,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -147,7 +157,7 @@ def test_a_non_blocking_rule_is_recorded_but_keeps_its_rows(lake: Path) -> None:
         row_rules=(Range("amount", max=100, blocking=False),),
     )
     land(lake, "payment.transaction", [payment("big", "a1", 500, T0)])
-    builder = SilverBuilder(Lake(str(lake)), SqliteStateStore(lake.parent / "s.sqlite"))
+    builder = SilverBuilder(Lake(str(lake)), state_at(lake.parent / "s.sqlite"))
 
     outcome = builder.build(spec, "run-1")
 
@@ -231,7 +241,7 @@ def test_a_failed_run_leaves_the_watermark_and_the_retry_catches_up(
 
 
 def test_two_runs_of_one_table_cannot_both_move_its_watermark(lake: Path) -> None:
-    state = SqliteStateStore(lake.parent / "state.sqlite")
+    state = state_at(lake.parent / "state.sqlite")
     first = state.write("medallion", "silver:t", {"bronze_version": 1}, None)
     state.write("medallion", "silver:t", {"bronze_version": 2}, first)
     with pytest.raises(StateConflict):
@@ -260,7 +270,9 @@ def test_small_chunks_still_deduplicate_across_files(lake: Path) -> None:
 def test_freshness_and_row_count_change_warn_without_quarantining(lake: Path) -> None:
     now = T0 + 3 * DAY
     builder = SilverBuilder(
-        Lake(str(lake)), SqliteStateStore(lake.parent / "s.sqlite"), clock=lambda: now
+        Lake(str(lake)),
+        state_at(lake.parent / "s.sqlite"),
+        clock=lambda: now,
     )
     spec = SILVER_SPECS["iot_telemetry"]
     land(lake, "iot.telemetry", [telemetry("t1", "d1", T0)])
