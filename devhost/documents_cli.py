@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from embedded.documents.model import Condition, ContainerSpec, DocumentStoreError, Query
-from embedded.documents.store import DocumentStore
+from embedded.documents.store import DocumentStore, database_path
 
 DATABASE = "platform"
 _OPERATORS = ("<=", ">=", "!=", "=", "<", ">")
@@ -47,7 +47,7 @@ def add_parser(commands: Any) -> None:
 
 def run(arguments: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Carry out the `documents` command; 0 on success, 1 when the store refused."""
-    path = arguments.data_dir / "documents" / f"{arguments.database}.sqlite3"
+    path = database_path(arguments.data_dir, arguments.database)
     if not path.exists():
         print(f"devhost documents: no database {arguments.database!r} at {path}", file=sys.stderr)
         return 1

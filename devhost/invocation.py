@@ -26,6 +26,9 @@ log = logging.getLogger("devhost.invocation")
 T = TypeVar("T")
 
 InputProvider = Callable[[BindingSpec, FunctionSpec], Any]
+# Reads an input binding's value for one invocation from the trigger's value (which binding
+# expressions such as `{id}` refer to); awaited, so that it can read a store off the loop.
+BoundInputProvider = Callable[[BindingSpec, FunctionSpec, Any], Awaitable[Any]]
 OutputSink = Callable[[BindingSpec, FunctionSpec, Any], Awaitable[None]]
 
 
@@ -181,6 +184,7 @@ class Invoker:
     def __init__(self, *, max_threads: int | None = None) -> None:
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="func")
         self._inputs: dict[str, InputProvider] = {}
+        self._bound_inputs: dict[str, BoundInputProvider] = {}
         self._sinks: dict[str, OutputSink] = {}
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -198,6 +202,11 @@ class Invoker:
     def register_input(self, binding_type: str, provider: InputProvider) -> None:
         """Supply the value of a non-trigger input binding of this type (e.g. durableClient)."""
         self._inputs[binding_type.lower()] = provider
+
+    def register_bound_input(self, binding_type: str, provider: BoundInputProvider) -> None:
+        """Supply the value of an input binding of this type that depends on the trigger's value
+        (e.g. cosmosDB with `id: "{id}"`); read before the function is called."""
+        self._bound_inputs[binding_type.lower()] = provider
 
     def register_output(self, binding_type: str, sink: OutputSink) -> None:
         """Deliver values set on output bindings of this type after the function returns."""
@@ -231,9 +240,8 @@ class Invoker:
         outcome, error_text = "Succeeded", None
         try:
             retry = _RetryContext(retry_count, max_retry_count, retry_error)
-            kwargs, outs = self._arguments(
-                function, trigger_value, invocation_id, retry, extra_inputs or {}
-            )
+            inputs = {**await self._read_inputs(function, trigger_value), **(extra_inputs or {})}
+            kwargs, outs = self._arguments(function, trigger_value, invocation_id, retry, inputs)
             result = await self._call(function, kwargs)
             outputs = {name: out.get() for name, out in outs.items() if out.was_set}
             if function.output("$return") is not None:
@@ -303,6 +311,14 @@ class Invoker:
             elif name == "context" or function.annotations.get(name) is func.Context:
                 kwargs[name] = InvocationContext(invocation_id, function, retry)
         return kwargs, outs
+
+    async def _read_inputs(self, function: FunctionSpec, trigger_value: Any) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for binding in function.inputs:
+            provider = self._bound_inputs.get(binding.type.lower())
+            if provider is not None and binding.name in function.parameters:
+                values[binding.name] = await provider(binding, function, trigger_value)
+        return values
 
     async def _call(self, function: FunctionSpec, kwargs: dict[str, Any]) -> Any:
         if function.is_async:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from devhost.blob.extension import BlobExtension
+from devhost.cosmosdb.extension import CosmosDBExtension
 from devhost.durable.extension import DurableExtension
 from devhost.eventhubs.extension import EventHubExtension
 from devhost.extension import ExtensionFactory
@@ -14,5 +15,6 @@ EXTENSIONS: list[ExtensionFactory] = [
     BlobExtension,
     TimerExtension,
     EventHubExtension,
+    CosmosDBExtension,
     DurableExtension,
 ]

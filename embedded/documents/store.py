@@ -330,6 +330,8 @@ class Container:
         id = check_id(document.get("id"))
         partition_key = self.spec.partition_key_of(document)
         pk = _key(partition_key)
+        if mode == "upsert":  # whatever is there is replaced: nothing to read first
+            return self._store(connection, document, id, pk)
         existing = self._find(connection, id, pk)
         if mode == "create" and existing is not None:
             raise DocumentConflict(f"{self._where(id, partition_key)} exists")
