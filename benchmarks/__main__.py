@@ -19,6 +19,7 @@ BENCHMARKS = {
     "pipeline": "gold over 10 M silver rows: the orchestration against DuckDB alone",
     "landing": "a large CSV through file landing, with its peak memory",
     "documents": "the embedded document store: reads, upserts, patches, the change feed",
+    "auth": "token checks, the guarded no-op route, audit appends",
 }
 
 

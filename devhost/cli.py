@@ -7,10 +7,11 @@ import asyncio
 import sys
 from pathlib import Path
 
-from devhost import documents_cli
+from devhost import audit_cli, documents_cli
 from devhost.durable import cli as durable_cli
 from devhost.errors import StartupError
 from devhost.host import HostOptions, configure_logging, serve
+from devhost.identity import cli as token_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--shutdown-timeout", type=float, default=None, help="seconds")
     durable_cli.add_parser(commands)
     documents_cli.add_parser(commands)
+    audit_cli.add_parser(commands)
+    token_cli.add_parser(commands)
     return parser
 
 
@@ -48,4 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return durable_cli.run(arguments)
     if arguments.command == "documents":
         return documents_cli.run(arguments)
+    if arguments.command == "audit":
+        return audit_cli.run(arguments)
+    if arguments.command == "token":
+        return token_cli.run(arguments)
     return 2

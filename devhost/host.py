@@ -23,6 +23,7 @@ from devhost.extension import Extension, HostContext
 from devhost.host_lock import HostLock
 from devhost.hostconfig import load_host_config
 from devhost.http.limits import HttpLimits
+from devhost.identity.routes import IssuerRoutes, open_issuer
 from devhost.indexing import FunctionSpec, index_app, load_app
 from devhost.invocation import Invoker
 from devhost.keys import (
@@ -127,6 +128,7 @@ class Host:
         self.context: HostContext | None = None
         self._lock: HostLock | None = None
         self._enforce_auth = False
+        self.issuer_routes: IssuerRoutes | None = None
 
     async def start(self) -> None:
         script_root = self.options.script_root.resolve()
@@ -138,6 +140,8 @@ class Host:
         self._lock = HostLock(data_dir, script_root)
         self._lock.acquire()  # before the app opens anything in the data dir
         os.environ.update(data_dir_environment(self.options, data_dir))
+        # Before the app loads: its JWKS file is there for whatever the app reads at import.
+        issuer = open_issuer(data_dir)
         app = load_app(script_root)
         self.functions = index_app(app, settings)
         threads = settings.get(THREADS_SETTING)
@@ -158,6 +162,7 @@ class Host:
             log=log,
             listen_url=listen_url,
         )
+        self.issuer_routes = issuer_routes = IssuerRoutes(issuer, self.context.base_url)
         self.disabled = [f for f in self.functions if is_disabled(f.name, settings)]
         by_type: dict[str, list[FunctionSpec]] = defaultdict(list)
         for function in self.functions:
@@ -178,6 +183,8 @@ class Host:
         web_app = web.Application(client_max_size=limits.body_size)
         web_app.router.add_get("/admin/host/status", self._status)
         web_app.router.add_get("/", self._root)
+        # Ahead of the extensions' routes: with an empty routePrefix, HTTP functions take /*.
+        web_app.add_routes(issuer_routes.routes())
         for extension in self.extensions:
             web_app.add_routes(extension.routes())
         self._runner = web.AppRunner(
@@ -227,6 +234,8 @@ class Host:
             lines.append(f"  system key ({DURABLE_SYSTEM_KEY}): {keys.system[DURABLE_SYSTEM_KEY]}")
             for name, function_keys in sorted(keys.functions.items()):
                 lines.append(f"  function key ({name}): {function_keys['default']}")
+        if self.issuer_routes is not None:
+            lines.extend(f"  {line}" for line in self.issuer_routes.describe())
         lines.append(f"  data dir: {self.context.data_dir}")
         lines.append(f"devhost listening on {self.context.listen_url}")
         print("\n".join(lines), flush=True)

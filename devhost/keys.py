@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devhost.appsettings import AppSettings
+from devhost.errors import StartupError
 
 ENFORCE_AUTH_SETTING = "DEVHOST_ENFORCE_AUTH"
 DURABLE_SYSTEM_KEY = "durabletask_extension"
@@ -24,6 +25,21 @@ SYSTEM_KEY_NAMES = (DURABLE_SYSTEM_KEY,)
 def enforces_auth(settings: AppSettings) -> bool:
     """`DEVHOST_ENFORCE_AUTH`: keys are checked only when it is true (as Core Tools skips them)."""
     return settings.get(ENFORCE_AUTH_SETTING, "false").strip().lower() in ("1", "true", "yes")
+
+
+DURABLE_KEYS_SETTING = "DEVHOST_DURABLE_API_KEYS"
+
+
+def durable_keys_required(settings: AppSettings) -> bool:
+    """`DEVHOST_DURABLE_API_KEYS=required`: the Durable management API takes the system (or
+    master) key even when function keys are not enforced, as it always does in Azure; for apps
+    whose own routes take bearer tokens, so that the webhooks are not the open side door."""
+    value = settings.get(DURABLE_KEYS_SETTING, "").strip().lower()
+    if value not in ("", "required", "optional"):
+        raise StartupError(
+            f"app setting {DURABLE_KEYS_SETTING}={value!r}: expected required or optional"
+        )
+    return value == "required"
 
 
 def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:

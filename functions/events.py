@@ -16,6 +16,7 @@ import json
 
 import azure.functions as func
 
+from functions.access import requires
 from shared.bootstrap import current_platform
 from shared.events.errors import (
     MalformedRequest,
@@ -25,6 +26,7 @@ from shared.events.errors import (
     UnsupportedContent,
 )
 from shared.events.intake import IntakeResult
+from shared.identity.roles import Role
 
 bp = func.Blueprint()
 _REJECTION_STATUS: dict[type[RequestRejected], int] = {
@@ -35,6 +37,7 @@ _REJECTION_STATUS: dict[type[RequestRejected], int] = {
 
 
 @bp.route(route="events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@requires(Role.WRITER)
 async def post_events(req: func.HttpRequest) -> func.HttpResponse:
     intake = current_platform().events.intake
     try:

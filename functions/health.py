@@ -1,14 +1,15 @@
 """`GET /api/health`: the version, the uptime, and each backend's adapter and readiness.
 
-Anonymous. Answers 200 with `{"status": "healthy", "version", "uptime_s", "backends":
-{name: {"adapter", "ready", "detail", "latency_ms"}}}`, or 503 with the same body when a
-backend is not ready.
+Anonymous: the one route open to anyone. Answers 200 with `{"status": "healthy", "version",
+"uptime_s", "backends": {name: {"adapter", "ready", "detail", "latency_ms"}}}`, or 503 with the
+same body when a backend is not ready.
 """
 
 import json
 
 import azure.functions as func
 
+from functions.access import public
 from shared.bootstrap import current_platform
 from shared.health import check_health
 
@@ -16,6 +17,7 @@ bp = func.Blueprint()
 
 
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@public
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     services = current_platform()
     report = await check_health(

@@ -21,6 +21,7 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.access import requires
 from orchestrations.medallion import MEDALLION
 from orchestrations.medallion_runs import (
     BadRunsQuery,
@@ -33,6 +34,7 @@ from orchestrations.medallion_runs import (
 )
 from shared.bootstrap import current_platform
 from shared.config import reaper_schedule
+from shared.identity.roles import Role
 from shared.pipeline.reaper import DurableStatuses
 
 bp = df.Blueprint()
@@ -48,6 +50,7 @@ def _unknown(name: str) -> func.HttpResponse:
 
 @bp.route(route="pipelines/{name}/runs", methods=["POST"])
 @bp.durable_client_input(client_name="client")
+@requires(Role.OPERATOR, action="pipeline_started")
 async def start_pipeline_run(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
@@ -62,6 +65,7 @@ async def start_pipeline_run(
 
 @bp.route(route="pipelines/{name}/runs", methods=["GET"])
 @bp.durable_client_input(client_name="client")
+@requires(Role.OPERATOR)
 async def list_pipeline_runs(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
@@ -77,6 +81,7 @@ async def list_pipeline_runs(
 
 @bp.route(route="pipelines/{name}/runs/{instance_id}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
+@requires(Role.OPERATOR, action="pipeline_cancelled")
 async def cancel_pipeline_run(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:

@@ -22,13 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from embedded.audit.checkpoints import checkpoints_path
 from shared import __version__
+from shared.audit.checkpoints import FileCheckpoints
+from shared.audit.trail import AUDIT_CONTAINER, DocumentAuditTrail
 from shared.config import Adapter, Settings, load_settings
 from shared.documents.build import open_documents
 from shared.documents.port import DocumentDatabase
 from shared.events.pseudonymize import Pseudonymizer
 from shared.events.services import EventServices, build_event_services
 from shared.health import ReadinessProbe
+from shared.identity.authenticator import Authenticator
 from shared.lakehouse.access import LakeAccess, lake_access
 from shared.lakehouse.lake_lock import hold_local_lake
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
@@ -65,6 +69,8 @@ class Platform:
     lazy_pipeline: Lazy[MedallionPipeline]
     lazy_reaper: Lazy[RunReaper]
     lazy_documents: Lazy[DocumentDatabase]
+    authenticator: Authenticator
+    lazy_audit: Lazy[DocumentAuditTrail]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
 
@@ -82,6 +88,11 @@ class Platform:
     def documents(self) -> DocumentDatabase:
         """The document store: Cosmos DB or embedded SQLite (opened on first use)."""
         return self.lazy_documents.get()
+
+    @property
+    def audit(self) -> DocumentAuditTrail:
+        """The audit trail, on the document store (opened on first use)."""
+        return self.lazy_audit.get()
 
 
 def _lake_probe(settings: Settings, access: LakeAccess) -> ReadinessProbe:
@@ -123,7 +134,17 @@ def bootstrap(
         lazy_pipeline=pipeline,
         lazy_reaper=reaper,
         lazy_documents=documents,
+        authenticator=Authenticator(settings.auth),
+        lazy_audit=Lazy(lambda: _audit(settings, documents.get())),
     )
+
+
+def _audit(settings: Settings, documents: DocumentDatabase) -> DocumentAuditTrail:
+    # Beside the embedded documents (the host's data dir), where `devhost audit verify` looks.
+    embedded = settings.documents.embedded_path
+    base = embedded.parent.parent if embedded is not None else settings.data_dir
+    checkpoints = FileCheckpoints(checkpoints_path(base))
+    return DocumentAuditTrail(documents.container(AUDIT_CONTAINER), checkpoints=checkpoints)
 
 
 def _reaper(pipeline: MedallionPipeline) -> RunReaper:

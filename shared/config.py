@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from embedded.documents.store import database_path
+from embedded.identity.local_issuer import jwks_path
+from shared.identity.roles import ALL_ROLES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +74,27 @@ class DocumentsSettings:
     embedded_path: Path | None = None
 
 
+class AuthMode(StrEnum):
+    ENTRA = "entra"
+    EASYAUTH = "easyauth"
+    LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How callers are identified (`PLATFORM_AUTH`): Entra ID tokens validated in the app,
+    App Service Authentication's principal header, or the devhost's local issuer (only with
+    `PLATFORM_ENVIRONMENT=local`), where a loopback caller without a token acts as the local
+    developer with `LOCAL_DEVELOPER_ROLES`."""
+
+    mode: AuthMode = AuthMode.LOCAL
+    tenant_id: str | None = None
+    audiences: tuple[str, ...] = ()
+    jwks_url: str | None = None
+    local_developer_roles: tuple[str, ...] = ()
+    local_jwks_path: Path | None = None
+
+
 class BatchEngineKind(StrEnum):
     DUCKDB = "duckdb"
     DATABRICKS = "databricks"
@@ -125,6 +148,7 @@ class Settings:
     batch: BatchSettings = field(default_factory=BatchSettings)
     events: EventsSettings = field(default_factory=EventsSettings)
     documents: DocumentsSettings = field(default_factory=DocumentsSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     pseudonym_key: str = field(default=DEVELOPMENT_PSEUDONYM_KEY, repr=False)
 
 
@@ -225,6 +249,61 @@ def _documents(source: Mapping[str, str], data_dir: Path) -> DocumentsSettings:
     return DocumentsSettings(
         adapter=Adapter.AZURE, database=database, endpoint=endpoint.rstrip("/") + "/"
     )
+
+
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+def _auth(source: Mapping[str, str], environment: str, data_dir: Path) -> AuthSettings:
+    raw = source.get("PLATFORM_AUTH", "").strip().lower()
+    if not raw and environment != "local":
+        raise SettingsError(
+            "PLATFORM_AUTH",
+            f"is required with PLATFORM_ENVIRONMENT={environment}: entra or easyauth",
+        )
+    if raw and raw not in tuple(m.value for m in AuthMode):
+        raise SettingsError("PLATFORM_AUTH", f"must be entra, easyauth or local, not {raw!r}")
+    mode = AuthMode(raw or "local")
+    if mode is AuthMode.LOCAL:
+        if environment != "local":
+            raise SettingsError(
+                "PLATFORM_AUTH",
+                f"local (the devhost's issuer, loopback callers trusted) is refused with "
+                f"PLATFORM_ENVIRONMENT={environment}; use entra or easyauth",
+            )
+        roles = tuple(
+            _text(source, "LOCAL_DEVELOPER_ROLES", ",".join(ALL_ROLES)).replace(" ", "").split(",")
+        )
+        unknown = sorted(set(roles) - set(ALL_ROLES))
+        if unknown or not all(roles):
+            raise SettingsError(
+                "LOCAL_DEVELOPER_ROLES",
+                f"must be roles among {', '.join(ALL_ROLES)}, not {', '.join(unknown) or 'blank'}",
+            )
+        host_dir = source.get(HOST_DATA_DIR, "").strip()
+        return AuthSettings(
+            mode=mode,
+            local_developer_roles=roles,
+            local_jwks_path=jwks_path(Path(host_dir) if host_dir else data_dir),
+        )
+    tenant = source.get("ENTRA_TENANT_ID", "").strip()
+    if mode is AuthMode.EASYAUTH and not tenant:
+        return AuthSettings(mode=mode)
+    if not re.fullmatch(_GUID, tenant):
+        raise SettingsError("ENTRA_TENANT_ID", f"must be the tenant's GUID, not {tenant!r}")
+    if mode is AuthMode.EASYAUTH:
+        return AuthSettings(mode=mode, tenant_id=tenant.lower())
+    audiences = tuple(a.strip() for a in _text(source, "ENTRA_AUDIENCE").split(",") if a.strip())
+    if not audiences:
+        raise SettingsError("ENTRA_AUDIENCE", "must name the app's client id and App ID URI")
+    jwks_url = _text(
+        source,
+        "ENTRA_JWKS_URL",
+        f"https://login.microsoftonline.com/{tenant.lower()}/discovery/v2.0/keys",
+    )
+    if not jwks_url.startswith("https://"):
+        raise SettingsError("ENTRA_JWKS_URL", f"must be an https:// URL, not {jwks_url!r}")
+    return AuthSettings(mode=mode, tenant_id=tenant.lower(), audiences=audiences, jwks_url=jwks_url)
 
 
 def _pseudonym_key(source: Mapping[str, str], environment: str) -> str:
@@ -349,6 +428,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         events=_events(source, data_dir),
         documents=_documents(source, data_dir),
         pseudonym_key=_pseudonym_key(source, environment),
+        auth=_auth(source, environment, data_dir),
     )
     _refuse_embedded_in_prod(source, settings)
     return settings

@@ -19,6 +19,7 @@ from shared.events.contracts import ContractRegistry
 from shared.events.envelope import envelope_type
 from shared.events.intake import BATCH, MAX_EVENTS_PER_REQUEST, PLAIN_JSON, SINGLE
 from shared.events.protection import PROTECTION_PROPERTY
+from shared.identity.roles import Role
 
 _REF = "#/components/schemas/{name}"
 # An extension attribute's name: 1 to 20 lower-case letters or digits, and none of the
@@ -49,7 +50,24 @@ def _not_found(description: str) -> dict[str, Any]:
     return answer
 
 
-_KEY_REFUSED = {"401": {"description": "a function key is required and was not given or is wrong"}}
+_KEY_REFUSED = {
+    "401": {
+        "description": (
+            "no valid function key, or no valid bearer token (`WWW-Authenticate` says why)"
+        ),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+}
+# Each route's permission, as `functions/` declares it next to the route (a test keeps the two
+# the same), and whether it is a privileged action (audited first, 503 without the trail).
+PERMISSIONS: dict[str, tuple[Role, bool]] = {
+    "openapi": (Role.READER, False),
+    "post_events": (Role.WRITER, False),
+    "start_pipeline_run": (Role.OPERATOR, True),
+    "list_pipeline_runs": (Role.OPERATOR, False),
+    "cancel_pipeline_run": (Role.OPERATOR, True),
+    "audit_records": (Role.ADMIN, False),
+}
 
 _ANSWERS: dict[str, Any] = {
     "Error": {
@@ -304,6 +322,102 @@ def _pipeline_paths() -> dict[str, Any]:
     }
 
 
+def _guard(operation: dict[str, Any]) -> None:
+    """Add an operation's permission: the bearer scheme beside any key, 401, 403, and 503 for a
+    privileged action."""
+    found = PERMISSIONS.get(operation["operationId"])
+    if found is None:
+        return
+    permission, privileged = found
+    operation["x-permission"] = permission.value
+    operation["security"] = [
+        {**requirement, "bearer": []} for requirement in operation.get("security") or [{}]
+    ]
+    responses = operation["responses"]
+    responses.update(_KEY_REFUSED)
+    responses["403"] = _error(f"the caller lacks the permission {permission.value}")
+    if privileged:
+        responses.setdefault("503", _error("the audit trail cannot record the action"))
+
+
+def _audit_paths() -> dict[str, Any]:
+    def text(name: str, description: str, **schema: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": description,
+            "schema": {"type": "string", **schema},
+        }
+
+    record = {
+        "type": "object",
+        "required": ["id", "partition", "seq", "time", "action", "outcome", "actor", "hash"],
+        "properties": {
+            "id": {"type": "string"},
+            "partition": {"type": "string", "description": "the UTC hour of its chain"},
+            "seq": {"type": "integer"},
+            "time": {"type": "string"},
+            "action": {"type": "string"},
+            "outcome": {"enum": ["allowed", "success", "failure", "denied"]},
+            "actor": {"type": "object"},
+            "resource": {"type": "string"},
+            "reason": {"type": "string"},
+            "status": {"type": ["integer", "null"]},
+            "client": {"type": "string"},
+            "traceparent": {"type": "string"},
+            "prev": {"type": "string"},
+            "hash": {"type": "string"},
+        },
+    }
+    page = {
+        "type": "object",
+        "required": ["records", "continuation"],
+        "properties": {
+            "records": {"type": "array", "items": record},
+            "continuation": {"type": ["string", "null"]},
+        },
+    }
+    return {
+        "/api/audit": {
+            "get": {
+                "operationId": "audit_records",
+                "summary": "Audit records, newest first",
+                "security": _KEYED,
+                "parameters": [
+                    text("actor", "the actor's object id or client id", maxLength=128),
+                    text("action", "an action (authz_fail, pipeline_started, ...)", maxLength=64),
+                    {
+                        "name": "outcome",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["allowed", "success", "failure", "denied"]},
+                    },
+                    text(
+                        "since", "records at or after this time (with a zone)", format="date-time"
+                    ),
+                    {
+                        "name": "top",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    text(
+                        "continuation",
+                        "the token of the previous page (anything else is a 400)",
+                        maxLength=16384,
+                    ),
+                ],
+                "responses": {
+                    "200": _json(page, "a page of records"),
+                    "400": _error("a parameter that is not as described"),
+                    "503": _error("the audit trail cannot answer"),
+                },
+            }
+        }
+    }
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The whole description (built once; it depends on the code only)."""
@@ -323,10 +437,20 @@ def openapi_document() -> dict[str, Any]:
         "get": {
             "operationId": "openapi",
             "summary": "This description",
-            "security": [],
+            "security": [{"bearer": []}],
             "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
         }
     }
+    paths = {
+        "/api/health": health,
+        "/api/openapi.json": description,
+        "/api/events": _event_paths(events),
+        **_pipeline_paths(),
+        **_audit_paths(),
+    }
+    for operations in paths.values():
+        for operation in operations.values():
+            _guard(operation)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -334,17 +458,22 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Event intake, the medallion pipeline's runs, and health.",
         },
-        "paths": {
-            "/api/health": health,
-            "/api/openapi.json": description,
-            "/api/events": _event_paths(events),
-            **_pipeline_paths(),
-        },
+        "paths": paths,
         "components": {
             "schemas": {**event_schemas, **_ANSWERS},
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": (
+                        "An Entra ID access token with the app role the operation names in "
+                        "`x-permission` (PLATFORM_AUTH=entra), or one from the devhost's local "
+                        "issuer; under `make run` a loopback caller needs none."
+                    ),
+                },
             },
         },
     }

@@ -17,7 +17,7 @@ from devhost.durable.store import Store
 from devhost.extension import HostContext
 from devhost.hostconfig import HostConfigError
 from devhost.indexing import BindingSpec, FunctionSpec
-from devhost.keys import DURABLE_SYSTEM_KEY, enforces_auth
+from devhost.keys import DURABLE_SYSTEM_KEY, durable_keys_required, enforces_auth
 
 DEFAULT_HUB = "TestHubName"  # Core Tools' default when host.json names none
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
@@ -60,7 +60,11 @@ class DurableExtension:
                 section, "maxConcurrentOrchestratorFunctions", 10 * cores
             ),
         )
-        self.enforce_auth = enforces_auth(context.settings)
+        # The webhooks take the system key when keys are enforced, or when the app asks for it
+        # alone (`DEVHOST_DURABLE_API_KEYS=required`), as Azure always does.
+        self.enforce_auth = enforces_auth(context.settings) or durable_keys_required(
+            context.settings
+        )
         # As in Azure, the links carry the extension's system key, which opens only its webhooks.
         system_key = context.keys.system_key(DURABLE_SYSTEM_KEY)
         self.links = Links(

@@ -14,11 +14,17 @@ def to_function_request(
     request: web.Request, body: bytes, route_params: Mapping[str, str], origin: str | None = None
 ) -> func.HttpRequest:
     """`origin` (the host's configured base URL) replaces the scheme and host the caller sent, so
-    the links a function builds from `req.url` never follow a forged Host header."""
+    the links a function builds from `req.url` never follow a forged Host header.
+
+    `X-Forwarded-For` is the socket's peer, whatever the caller sent, as a front end sets it:
+    an app may trust it to tell loopback callers from others."""
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         key = name.lower()
+        if key == "x-forwarded-for":
+            continue
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    headers["x-forwarded-for"] = request.remote or ""
     params: dict[str, str] = {}
     for name, value in request.query.items():
         params.setdefault(name, value)

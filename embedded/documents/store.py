@@ -101,10 +101,11 @@ class DocumentStore:
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # also when the COMMIT itself failed (disk full)
+                connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
 
     def container(self, spec: ContainerSpec) -> Container:
         """The container declared by `spec`, created on first use; a container of that name

@@ -39,7 +39,7 @@ def request(body: bytes, content_type: str) -> func.HttpRequest:
     return func.HttpRequest(
         method="POST",
         url="http://localhost/api/events",
-        headers={"content-type": content_type},
+        headers={"content-type": content_type, "x-forwarded-for": "127.0.0.1"},
         body=body,
     )
 

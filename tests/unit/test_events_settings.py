@@ -42,6 +42,9 @@ PROD = {
     "EventHubConnection__fullyQualifiedNamespace": "platform-ns.servicebus.windows.net",
     "BATCH_ENGINE": "duckdb",
     "COSMOS_ENDPOINT": "https://platform.documents.azure.com:443/",
+    "PLATFORM_AUTH": "entra",
+    "ENTRA_TENANT_ID": "8d7c2f5e-1b2a-4c3d-9e8f-0a1b2c3d4e5f",
+    "ENTRA_AUDIENCE": "api://platform",
 }
 
 

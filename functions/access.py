@@ -1,0 +1,265 @@
+"""Who may call each route: one permission per HTTP function, declared next to its trigger and
+checked before the function body runs.
+
+    @bp.route(route="events", methods=["POST"])
+    @requires(Role.WRITER)
+    async def post_events(req: func.HttpRequest) -> func.HttpResponse: ...
+
+- The caller is authenticated by the platform's `Authenticator` (`PLATFORM_AUTH`). None: 401
+  with `WWW-Authenticate: Bearer error="invalid_token"` and a short reason. A caller without
+  the permission: 403 naming it. Neither says more (no key ids, no stack).
+- Every request leaves one audit record, allowed or refused. A privileged action (`action=`)
+  is audited before the body runs, and refused with 503 when the trail cannot take the record
+  (fail closed); a plain read goes on when the trail is down, and the miss is counted.
+- `public` marks the one route open to anyone (the health probe); `check_declared` refuses an
+  app whose HTTP function declares neither.
+- The body reaches its caller through `caller()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.audit.events import Actor, AuditEvent, AuditUnavailable, Outcome
+from shared.bootstrap import Platform, current_platform
+from shared.identity.principal import AuthenticationError, Principal
+from shared.identity.roles import Role
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+PERMISSION_ATTRIBUTE = "__platform_permission__"
+PUBLIC = "public"
+_CALLER: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("caller", default=None)
+
+
+class AuditMisses:
+    """Records the trail could not take for plain reads (which went on regardless)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+AUDIT_MISSES = AuditMisses()
+
+
+def caller() -> Principal:
+    """The authenticated caller of the route being served."""
+    found = _CALLER.get()
+    if found is None:
+        raise RuntimeError("caller() is only known inside a route guarded by requires()")
+    return found
+
+
+def public(function: F) -> F:
+    """Open to anyone: the health probe only (nothing else is open to any caller)."""
+    setattr(function, PERMISSION_ATTRIBUTE, PUBLIC)
+    return function
+
+
+def requires(permission: Role, *, action: str | None = None) -> Callable[[F], F]:
+    """Guard an HTTP function with one permission; `action` names a privileged action."""
+
+    def decorate(function: F) -> F:
+        request_name = _request_parameter(function)
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+                req = _request(request_name, args, kwargs)
+                platform = current_platform()
+                admitted = await asyncio.to_thread(_admit, platform, req, permission, action)
+                if isinstance(admitted, func.HttpResponse):
+                    return admitted
+                token = _CALLER.set(admitted)
+                try:
+                    response = await function(*args, **kwargs)
+                except BaseException:
+                    await asyncio.to_thread(_served, platform, req, admitted, 500)
+                    raise
+                finally:
+                    _CALLER.reset(token)
+                await asyncio.to_thread(_served, platform, req, admitted, _status(response))
+                return response
+
+            guarded: Callable[..., Any] = guarded_async
+        else:
+
+            @functools.wraps(function)
+            def guarded_sync(*args: Any, **kwargs: Any) -> Any:
+                req = _request(request_name, args, kwargs)
+                platform = current_platform()
+                admitted = _admit(platform, req, permission, action)
+                if isinstance(admitted, func.HttpResponse):
+                    return admitted
+                token = _CALLER.set(admitted)
+                try:
+                    response = function(*args, **kwargs)
+                except BaseException:
+                    _served(platform, req, admitted, 500)
+                    raise
+                finally:
+                    _CALLER.reset(token)
+                _served(platform, req, admitted, _status(response))
+                return response
+
+            guarded = guarded_sync
+        setattr(guarded, PERMISSION_ATTRIBUTE, permission.value)
+        return cast(F, guarded)
+
+    return decorate
+
+
+def declared_permission(function: Callable[..., Any]) -> str | None:
+    """What an HTTP function declared: a role, `public`, or None."""
+    found = getattr(function, PERMISSION_ATTRIBUTE, None)
+    return found if isinstance(found, str) else None
+
+
+class PlatformApp(df.DFApp):
+    """The platform's function app: indexing it (the worker's, or the devhost's, call to
+    `get_functions`) fails, naming the function, when an HTTP route declares no permission."""
+
+    def get_functions(self) -> list[Any]:
+        functions = list(super().get_functions())
+        check_declared(functions)
+        return functions
+
+
+def check_declared(functions: Iterable[Any]) -> None:
+    """Refuse to load an app with an HTTP function that declares no permission (`functions`
+    are the app's `get_functions()`), naming the function."""
+    for function in functions:
+        bindings = function.get_bindings()
+        if not any(getattr(b, "type", None) == "httpTrigger" for b in bindings):
+            continue
+        if declared_permission(function.get_user_function()) is None:
+            raise RuntimeError(
+                f"the HTTP function {function.get_function_name()!r} declares no permission: "
+                "add @requires(Role....) under its route (or @public for an anonymous probe)"
+            )
+
+
+# The guard
+
+
+def _admit(
+    platform: Platform, req: func.HttpRequest, permission: Role, action: str | None
+) -> Principal | func.HttpResponse:
+    """The caller, when it may go on; else the answer to give (401, 403 or 503), audited."""
+    try:
+        principal = platform.authenticator.authenticate(req.headers)
+    except AuthenticationError as error:
+        _record(platform, req, None, error.action, "failure", error.reason, 401)
+        return _answer(
+            {"error": f"unauthenticated: {error.reason}"},
+            401,
+            {"WWW-Authenticate": _challenge(error.reason)},
+        )
+    if not principal.holds(permission.value):
+        reason = f"needs the permission {permission.value}"
+        _record(platform, req, principal, "authz_fail", "denied", reason, 403)
+        return _answer({"error": f"forbidden: this {reason}"}, 403)
+    if action is not None:
+        try:
+            platform.audit.append(_event(req, principal, action, "allowed", "", None))
+        except AuditUnavailable:
+            log.error("audit trail unavailable: refused %s", action)
+            return _answer({"error": "the audit trail is unavailable; try again later"}, 503)
+    return principal
+
+
+def _served(platform: Platform, req: func.HttpRequest, principal: Principal, status: int) -> None:
+    outcome: Outcome = "success" if status < 400 else "failure"
+    _record(platform, req, principal, "request", outcome, "", status)
+
+
+def _record(
+    platform: Platform,
+    req: func.HttpRequest,
+    principal: Principal | None,
+    action: str,
+    outcome: Outcome,
+    reason: str,
+    status: int | None,
+) -> None:
+    try:
+        platform.audit.append(_event(req, principal, action, outcome, reason, status))
+    except AuditUnavailable:
+        AUDIT_MISSES.add()
+        log.warning("audit trail unavailable: a %s record was not kept", action)
+
+
+def _event(
+    req: func.HttpRequest,
+    principal: Principal | None,
+    action: str,
+    outcome: Outcome,
+    reason: str,
+    status: int | None,
+) -> AuditEvent:
+    from shared.identity.authenticator import client_address
+
+    return AuditEvent(
+        action=action,
+        outcome=outcome,
+        actor=Actor.of(principal),
+        resource=f"{req.method} {urlsplit(req.url).path}",  # never the query or the body
+        reason=reason,
+        status=status,
+        client=client_address(req.headers),
+        traceparent=req.headers.get("traceparent", "").strip().lower()[:64],  # checked by the trail
+    )
+
+
+# Helpers
+
+
+def _request_parameter(function: Callable[..., Any]) -> str:
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.annotation in (func.HttpRequest, "func.HttpRequest"):
+            return name
+    raise TypeError(f"{function.__name__}: a guarded route takes a func.HttpRequest parameter")
+
+
+def _request(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> func.HttpRequest:
+    found = kwargs.get(name)
+    if found is None:
+        found = next((a for a in args if isinstance(a, func.HttpRequest)), None)
+    if not isinstance(found, func.HttpRequest):
+        raise TypeError("a guarded route was called without its request")
+    return found
+
+
+def _status(response: Any) -> int:
+    return response.status_code if isinstance(response, func.HttpResponse) else 200
+
+
+def _challenge(reason: str) -> str:
+    described = reason.replace('"', "'").replace("\\", "/")
+    return f'Bearer error="invalid_token", error_description="{described}"'
+
+
+def _answer(
+    body: dict[str, str], status: int, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body), status_code=status, mimetype="application/json", headers=headers
+    )

@@ -1,0 +1,1 @@
+"""The audit trail: one record per request and per privileged action, hash-chained."""
