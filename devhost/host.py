@@ -22,7 +22,7 @@ from devhost.errors import StartupError
 from devhost.extension import Extension, HostContext
 from devhost.host_lock import HostLock
 from devhost.hostconfig import load_host_config
-from devhost.http.limits import HttpLimits
+from devhost.http.limits import PARSER_FIELD_LIMIT, HttpLimits, refuse_large_headers
 from devhost.identity.routes import IssuerRoutes, open_issuer
 from devhost.indexing import FunctionSpec, index_app, load_app
 from devhost.invocation import Invoker
@@ -180,7 +180,9 @@ class Host:
         ]
 
         limits = HttpLimits.from_settings(settings)
-        web_app = web.Application(client_max_size=limits.body_size)
+        web_app = web.Application(
+            client_max_size=limits.body_size, middlewares=[refuse_large_headers]
+        )
         web_app.router.add_get("/admin/host/status", self._status)
         web_app.router.add_get("/", self._root)
         # Ahead of the extensions' routes: with an empty routePrefix, HTTP functions take /*.
@@ -195,6 +197,8 @@ class Host:
             # line and headers this long after it opened or after its last response closes.
             auto_decompress=False,
             keepalive_timeout=limits.headers_timeout_s,
+            max_field_size=PARSER_FIELD_LIMIT,
+            max_line_size=PARSER_FIELD_LIMIT,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, reuse_address=True)

@@ -10,6 +10,7 @@ limit is refused as soon as its `Content-Length`, or the bytes read so far, exce
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -21,6 +22,11 @@ BODY_SIZE_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
 HEADERS_TIMEOUT_SETTING = "DEVHOST_HTTP_HEADERS_TIMEOUT_S"
 BODY_TIMEOUT_SETTING = "DEVHOST_HTTP_BODY_TIMEOUT_S"
 DEFAULT_BODY_SIZE_LIMIT = 100 * 1024 * 1024  # the Functions host's default
+# Kestrel's MaxRequestHeadersTotalSize: past it the Functions host answers 431. The parser reads
+# one header line up to PARSER_FIELD_LIMIT, so a larger one is refused (400) before it is
+# buffered whole, and anything between the two gets the 431 the host would give.
+HEADERS_SIZE_LIMIT = 32 * 1024
+PARSER_FIELD_LIMIT = 1024 * 1024
 # Kestrel's RequestHeadersTimeout is 30 s; the body gets as long between two of its chunks.
 DEFAULT_HEADERS_TIMEOUT_S = 30.0
 DEFAULT_BODY_TIMEOUT_S = 30.0
@@ -107,3 +113,17 @@ def refusal_response(refused: BodyRefused) -> web.Response:
     response = web.json_response({"error": refused.message}, status=refused.status)
     response.force_close()
     return response
+
+
+@web.middleware
+async def refuse_large_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """431 for requests whose header lines total over `HEADERS_SIZE_LIMIT` bytes."""
+    size = sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+    if size > HEADERS_SIZE_LIMIT:
+        return web.json_response(
+            {"error": f"the request headers total {size} bytes, over {HEADERS_SIZE_LIMIT}"},
+            status=431,
+        )
+    return await handler(request)

@@ -189,3 +189,22 @@ def test_the_durable_management_api_takes_the_system_key_and_nothing_else(
     assert requests.get(instances, headers=operator, timeout=30).status_code == 401
     key = devhost.keys()["systemKeys"]["durabletask_extension"]
     assert requests.get(instances, params={"code": key}, timeout=30).status_code == 200
+
+
+def test_a_token_past_the_header_limit_is_431_and_a_large_one_is_read_in_bounded_time(
+    host: tuple[DevhostProcess, Path], issuer: Issuer
+) -> None:
+    devhost, _ = host
+    huge = issuer.token(roles=[f"Role.{n}" for n in range(10_000)] + ["Platform.Reader"])
+    started = time.monotonic()
+    answer = requests.get(
+        devhost.url("/api/openapi.json"), headers={"Authorization": f"Bearer {huge}"}, timeout=30
+    )
+    assert answer.status_code == 431 and time.monotonic() - started < 5
+    large = issuer.token(roles=[f"Role.{n}" for n in range(1_000)] + ["Platform.Reader"])
+    assert len(large) < 32 * 1024
+    started = time.monotonic()
+    answer = requests.get(
+        devhost.url("/api/openapi.json"), headers={"Authorization": f"Bearer {large}"}, timeout=30
+    )
+    assert answer.status_code == 200 and time.monotonic() - started < 5
