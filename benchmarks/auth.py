@@ -9,7 +9,11 @@
 - `noop_rps_auth_off` (baseline) and `noop_rps_auth_on` (goal: >= 0.8 x): a no-op HTTP function
   through the devhost, open, and guarded in `entra` mode (a bearer token checked, an audit
   record written per request), with 16 concurrent keep-alive clients.
-- `sqlite_inserts_per_s` (baseline) and `audit_appends_per_s`: the hash-chained trail.
+- `sqlite_inserts_per_s` (baseline: a row per transaction, WAL, `synchronous=FULL`),
+  `store_batches_per_s` (a head replace and a record create per batch, without the trail),
+  `audit_appends_per_s` (one record at a time, each durable before the next: privileged
+  actions), `audit_submits_per_s` (records queued and group-committed: requests), and
+  `audit_verify_records_per_s`.
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ checked before the function body runs.
 - The caller is authenticated by the platform's `Authenticator` (`PLATFORM_AUTH`). None: 401
   with `WWW-Authenticate: Bearer error="invalid_token"` and a short reason. A caller without
   the permission: 403 naming it. Neither says more (no key ids, no stack).
-- Every request leaves one audit record, allowed or refused. A privileged action (`action=`)
-  is audited before the body runs, and refused with 503 when the trail cannot take the record
-  (fail closed); a plain read goes on when the trail is down, and the miss is counted.
+- Every request leaves one audit record, allowed or refused, group-committed without making
+  the answer wait. A privileged action (`action=`) is audited durably before the body runs,
+  and refused with 503 when the trail cannot take the record (fail closed); a plain read goes
+  on when the trail is down, and the trail counts the records it missed.
 - `public` marks the one route open to anyone (the health probe); `check_declared` refuses an
   app whose HTTP function declares neither.
 - The body reaches its caller through `caller()`.
@@ -24,7 +25,6 @@ import functools
 import inspect
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -43,21 +43,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 PERMISSION_ATTRIBUTE = "__platform_permission__"
 PUBLIC = "public"
 _CALLER: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("caller", default=None)
-
-
-class AuditMisses:
-    """Records the trail could not take for plain reads (which went on regardless)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
-
-    def add(self) -> None:
-        with self._lock:
-            self.count += 1
-
-
-AUDIT_MISSES = AuditMisses()
 
 
 def caller() -> Principal:
@@ -92,11 +77,11 @@ def requires(permission: Role, *, action: str | None = None) -> Callable[[F], F]
                 try:
                     response = await function(*args, **kwargs)
                 except BaseException:
-                    await asyncio.to_thread(_served, platform, req, admitted, 500)
+                    _served(platform, req, admitted, 500)
                     raise
                 finally:
                     _CALLER.reset(token)
-                await asyncio.to_thread(_served, platform, req, admitted, _status(response))
+                _served(platform, req, admitted, _status(response))
                 return response
 
             guarded: Callable[..., Any] = guarded_async
@@ -200,11 +185,9 @@ def _record(
     reason: str,
     status: int | None,
 ) -> None:
-    try:
-        platform.audit.append(_event(req, principal, action, outcome, reason, status))
-    except AuditUnavailable:
-        AUDIT_MISSES.add()
-        log.warning("audit trail unavailable: a %s record was not kept", action)
+    """A request's record, group-committed without waiting (the trail counts the ones it
+    could not keep in `misses`)."""
+    platform.audit.submit(_event(req, principal, action, outcome, reason, status))
 
 
 def _event(

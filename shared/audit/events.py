@@ -54,5 +54,10 @@ class AuditUnavailable(Exception):
 
 class AuditTrail(Protocol):
     def append(self, event: AuditEvent) -> None:
-        """Keep the record (chained to its predecessor); AuditUnavailable when it cannot."""
+        """Keep the record (chained to its predecessor) before returning; AuditUnavailable
+        when it cannot."""
+        ...
+
+    def submit(self, event: AuditEvent) -> None:
+        """Keep the record soon, without waiting; a record it cannot keep is counted."""
         ...

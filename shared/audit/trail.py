@@ -3,11 +3,14 @@ batch per record, hourly checkpoints out of the chain's reach.
 
 - Records live in the `audit` container, partitioned by hour (`/partition`), in the format of
   `embedded.audit.chain`. Each partition's head document holds its last seq and hash.
-- `append` is one batch in the record's partition: the head replaced on its etag (created,
-  for the hour's first record) and the record created. Whoever loses a race to another writer
-  (another thread's trail, another instance) reads the head again and retries, at most
-  `MAX_ATTEMPTS` times. Within a process appends take a lock, since a chain admits one writer
-  at a time anyway; the head is cached between appends, so a lone writer never reads it.
+- Records are group-committed by one writer thread: whatever is queued (up to `GROUP_LIMIT`)
+  goes in one batch in the partition, the head replaced on its etag (created, for the hour's
+  first record) and the records created, so concurrent requests share one commit. `append`
+  waits for its record to be durable (privileged actions); `submit` does not (requests).
+  Whoever loses a race to another writer (another trail, another instance) reads the head
+  again and retries, at most `MAX_ATTEMPTS` times. Within a process commits take a lock, since
+  a chain admits one writer at a time anyway; the head is cached between commits, so a lone
+  writer never reads it.
 - Fail closed: anything that keeps the record out of the store raises `AuditUnavailable`, and
   the caller refuses the privileged action (503).
 - Closing an hour seals its head (`closed`, naming the partition that late writers, say on an
@@ -19,8 +22,10 @@ batch per record, hourly checkpoints out of the chain's reach.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
+import queue
 import random
 import threading
 import time
@@ -59,8 +64,20 @@ log = logging.getLogger(__name__)
 
 AUDIT_CONTAINER = ContainerSpec("audit", "/partition")
 MAX_ATTEMPTS = 50
+GROUP_LIMIT = 99  # records per commit: a Cosmos DB batch holds 100 operations, one the head
+_WRITER_IDLE_S = 5.0  # the writer thread stops after this long without records
 _MAX_BACKOFF_S = 0.05
 T = TypeVar("T")
+
+
+@dataclass
+class _Pending:
+    """A record waiting for its group commit (`fields` None: a flush marker)."""
+
+    fields: dict[str, Any] | None
+    wait: bool
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    error: AuditUnavailable | None = None
 
 
 @dataclass(frozen=True)
@@ -90,17 +107,94 @@ class DocumentAuditTrail:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._cached: _Target | None = None
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._starting = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._flush_at_exit = False
+        self.misses = 0  # submitted records the store did not take
 
     def append(self, event: AuditEvent) -> None:
-        """Chain one record onto its hour; AuditUnavailable when the store cannot take it."""
-        fields = record_fields(event)
-        with self._lock:
-            opened = self._guarded(lambda: self._append(fields))
-        if opened is not None:
+        """Chain one record onto its hour, durably before returning (a privileged action's);
+        AuditUnavailable when the store cannot take it."""
+        pending = self._enqueue(record_fields(event), wait=True)
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+
+    def submit(self, event: AuditEvent) -> None:
+        """Chain one record with the next group commit, without waiting for it (a request's
+        record): written within a commit's time, in order; a failure is logged and counted in
+        `misses`, since the request it describes has been answered already."""
+        self._enqueue(record_fields(event), wait=False)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written (or failed); False on timeout."""
+        if self._thread is None or not self._thread.is_alive():
+            return True
+        marker = _Pending(None, wait=True)
+        self._queue.put(marker)
+        return marker.done.wait(timeout_s)
+
+    # Group commit: one writer thread takes whatever is queued (up to a batch) and commits it
+    # as one transactional batch, so concurrent requests share a commit (and its fsync).
+
+    def _enqueue(self, fields: dict[str, Any], *, wait: bool) -> _Pending:
+        pending = _Pending(fields, wait)
+        with self._starting:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._commit_groups, name="audit-writer", daemon=True
+                )
+                self._thread.start()
+                if not self._flush_at_exit:  # what is queued is written before the process ends
+                    atexit.register(self.flush)
+                    self._flush_at_exit = True
+            self._queue.put(pending)
+        return pending
+
+    def _commit_groups(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=_WRITER_IDLE_S)
+            except queue.Empty:
+                with self._starting:  # idle: stop, unless something arrived meanwhile
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            group = [first]
+            while len(group) < GROUP_LIMIT:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(group)
+
+    def _commit(self, group: list[_Pending]) -> None:
+        records = [p for p in group if p.fields is not None]
+        error: AuditUnavailable | None = None
+        opened = None
+        if records:
+            try:
+                with self._lock:
+                    opened = self._guarded(
+                        lambda: self._append([p.fields for p in records if p.fields])
+                    )
+            except AuditUnavailable as failed:
+                error = failed
+        if opened is not None:  # before the waiters go on: an hour is closed when they do
             try:
                 self._close_before(opened)
-            except Exception as error:  # the record is in; the daily timer closes the hours
-                log.warning("audit: closing the hours before %s failed: %s", opened, error)
+            except Exception as failure:  # the records are in; the daily timer closes hours
+                log.warning("audit: closing the hours before %s failed: %s", opened, failure)
+        for pending in group:
+            pending.error = error
+            pending.done.set()
+        lost = sum(1 for p in records if not p.wait) if error is not None else 0
+        if lost:
+            with self._starting:
+                self.misses += lost
+            log.warning("audit: %d request records were not kept: %s", lost, error)
 
     def close_hours(self, now: float | None = None) -> list[Checkpoint]:
         """Close every hour before `now`'s (default: the clock's) that is not yet checkpointed;
@@ -110,8 +204,9 @@ class DocumentAuditTrail:
 
     # Appending
 
-    def _append(self, fields: dict[str, Any]) -> str | None:
-        """Append under the lock; the partition, when this record opened it."""
+    def _append(self, group: list[dict[str, Any]]) -> str | None:
+        """Append a group of records, in order, under the lock; the partition, when this
+        group opened it."""
         partition = ""
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
@@ -119,26 +214,31 @@ class DocumentAuditTrail:
             now = self._clock()
             target = self._target(partition_of(now))
             partition, head = target.partition, target.head
-            record = seal(
-                {
-                    "id": str(uuid.uuid4()),
-                    "type": RECORD,
-                    "partition": partition,
-                    "seq": 1 if head is None else head.last_seq + 1,
-                    "time": record_time(now),
-                    **fields,
-                    "prev": genesis_hash(partition) if head is None else head.last_hash,
-                }
-            )
-            moved = Head(partition, record["seq"], record["hash"])
+            seq = 0 if head is None else head.last_seq
+            previous = genesis_hash(partition) if head is None else head.last_hash
+            records = []
+            for fields in group:
+                seq += 1
+                record = seal(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "type": RECORD,
+                        "partition": partition,
+                        "seq": seq,
+                        "time": record_time(now),
+                        **fields,
+                        "prev": previous,
+                    }
+                )
+                previous = record["hash"]
+                records.append(BatchOperation("create", document=record))
+            moved = Head(partition, seq, previous)
             if head is None:  # the hour's first record
                 step = BatchOperation("create", document=moved.document())
             else:
                 step = BatchOperation("replace", document=moved.document(), if_match=target.etag)
             try:
-                results = self.container.batch(
-                    partition, [step, BatchOperation("create", document=record)]
-                )
+                results = self.container.batch(partition, [step, *records])
             except (PreconditionFailed, DocumentConflict):  # another writer went first
                 self._cached = None
                 continue

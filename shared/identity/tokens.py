@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -33,6 +34,13 @@ MAX_TOKEN_BYTES = 512 * 1024  # far past any host's header limit; bounds the wor
 MAX_LEEWAY_S = 60
 KEY_REFRESH_INTERVAL_S = 60.0
 _FORBIDDEN_HEADERS = ("jku", "jwk", "x5u", "x5c")
+_ALGORITHMS = ["RS256"]
+_OPTIONS: Any = {
+    "require": ["exp", "nbf", "iss", "aud"],
+    "verify_exp": False,  # checked after, on the validator's clock, with its leeway
+    "verify_nbf": False,
+    "verify_iat": False,
+}
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,8 @@ class TokenValidator:
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._audiences = list(rules.audiences)
+        self._issuers = list(rules.issuers)
 
     def verify(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_BYTES or not token.isascii():
@@ -160,10 +170,7 @@ class TokenValidator:
         return principal
 
     def _verify(self, token: str, now: float) -> tuple[Principal, float]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.DecodeError, ValueError, TypeError, UnicodeError) as error:
-            raise AuthenticationError("the token is malformed") from error
+        header = _header(token)
         if header.get("alg") != "RS256":
             raise AuthenticationError("the token must be signed with RS256")
         if any(name in header for name in _FORBIDDEN_HEADERS):
@@ -178,16 +185,10 @@ class TokenValidator:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key.key,
-                algorithms=["RS256"],
-                audience=list(self.rules.audiences),
-                issuer=list(self.rules.issuers),
-                leeway=self.rules.leeway_s,
-                options={
-                    "require": ["exp", "nbf", "iss", "aud"],
-                    "verify_exp": False,  # checked below, on this validator's clock
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
+                algorithms=_ALGORITHMS,
+                audience=self._audiences,
+                issuer=self._issuers,
+                options=_OPTIONS,
             )
         except jwt.InvalidAudienceError as error:
             raise AuthenticationError("the token is for another audience") from error
@@ -205,6 +206,21 @@ class TokenValidator:
         if now < not_before - self.rules.leeway_s:
             raise AuthenticationError("the token is not valid yet")
         return principal_from_claims(claims), expires + self.rules.leeway_s
+
+
+def _header(token: str) -> dict[str, Any]:
+    """The token's JOSE header, read once before any key is chosen (PyJWT's own
+    `get_unverified_header` decodes the whole token for it)."""
+    encoded, dot, _ = token.partition(".")
+    if not dot or not encoded:
+        raise AuthenticationError("the token is malformed")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, TypeError, UnicodeError) as error:
+        raise AuthenticationError("the token is malformed") from error
+    if not isinstance(header, dict):
+        raise AuthenticationError("the token is malformed")
+    return header
 
 
 def _seconds(claims: Mapping[str, Any], name: str) -> float:
