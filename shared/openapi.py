@@ -58,6 +58,11 @@ _KEY_REFUSED = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
 }
+# What the Functions host (Kestrel) answers for any route before the function runs.
+_HOST_LIMITS = {
+    "414": _error("the request target is over 8 KiB"),
+    "431": _error("the request headers total over 32 KiB"),
+}
 # Each route's permission, as `functions/` declares it next to the route (a test keeps the two
 # the same), and whether it is a privileged action (audited first, 503 without the trail).
 PERMISSIONS: dict[str, tuple[Role, bool]] = {
@@ -451,6 +456,7 @@ def openapi_document() -> dict[str, Any]:
     for operations in paths.values():
         for operation in operations.values():
             _guard(operation)
+            operation["responses"].update(_HOST_LIMITS)
     return {
         "openapi": "3.1.0",
         "info": {

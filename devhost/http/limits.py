@@ -26,6 +26,7 @@ DEFAULT_BODY_SIZE_LIMIT = 100 * 1024 * 1024  # the Functions host's default
 # one header line up to PARSER_FIELD_LIMIT, so a larger one is refused (400) before it is
 # buffered whole, and anything between the two gets the 431 the host would give.
 HEADERS_SIZE_LIMIT = 32 * 1024
+REQUEST_TARGET_LIMIT = 8 * 1024  # Kestrel's MaxRequestLineSize: past it, 414
 PARSER_FIELD_LIMIT = 1024 * 1024
 # Kestrel's RequestHeadersTimeout is 30 s; the body gets as long between two of its chunks.
 DEFAULT_HEADERS_TIMEOUT_S = 30.0
@@ -119,7 +120,12 @@ def refusal_response(refused: BodyRefused) -> web.Response:
 async def refuse_large_headers(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """431 for requests whose header lines total over `HEADERS_SIZE_LIMIT` bytes."""
+    """414 for a request target over `REQUEST_TARGET_LIMIT` bytes, 431 for header lines that
+    total over `HEADERS_SIZE_LIMIT`, as the Functions host answers (JSON here)."""
+    if len(request.raw_path) > REQUEST_TARGET_LIMIT:
+        return web.json_response(
+            {"error": f"the request target is over {REQUEST_TARGET_LIMIT} bytes"}, status=414
+        )
     size = sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
     if size > HEADERS_SIZE_LIMIT:
         return web.json_response(

@@ -208,3 +208,11 @@ def test_a_token_past_the_header_limit_is_431_and_a_large_one_is_read_in_bounded
         devhost.url("/api/openapi.json"), headers={"Authorization": f"Bearer {large}"}, timeout=30
     )
     assert answer.status_code == 200 and time.monotonic() - started < 5
+
+
+def test_a_request_target_past_8_kib_is_414_as_json(host: tuple[DevhostProcess, Path]) -> None:
+    devhost, _ = host
+    answer = requests.get(
+        devhost.url("/api/audit"), params={"top": "0" * 9000, "code": ""}, timeout=30
+    )
+    assert answer.status_code == 414 and "request target" in answer.json()["error"]

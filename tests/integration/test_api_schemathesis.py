@@ -49,7 +49,15 @@ def test_every_operation_keeps_to_its_description(
         timeout=SECONDS + 120,
     )
     assert done.returncode == 0, done.stdout[-6000:]
-    assert "No issues found" in done.stdout, done.stdout[-4000:]
+    # One warning is expected: GET /api/audit's `continuation` takes only a token a previous
+    # page gave, which no schema can describe, so most generated values are rightly a 400.
+    warnings = done.stdout.split("WARNINGS", 1)[-1].split("SUMMARY", 1)[0]
+    assert "Failures" not in done.stdout, done.stdout[-4000:]
+    assert "No issues found" in done.stdout or (
+        "mostly rejected generated data" in warnings
+        and "- GET /api/audit" in warnings
+        and warnings.count("\n  - ") == 1
+    ), done.stdout[-4000:]
     assert "Stateful" in done.stdout
 
 
