@@ -100,3 +100,20 @@ class AppSettings(Mapping[str, str]):
             else:
                 resolved[key] = value
         return resolved
+
+
+def poll_interval_s(
+    settings: Mapping[str, str], name: str, default_ms: float, error: type[StartupError]
+) -> float:
+    """An app setting of milliseconds between polls (`DEVHOST_..._POLL_MS`), in seconds: 1 to
+    60000 ms, `default_ms` when unset; `error` naming the setting otherwise."""
+    raw = str(settings.get(name, "")).strip()
+    if not raw:
+        return default_ms / 1000
+    try:
+        milliseconds = float(raw)
+    except ValueError:
+        milliseconds = 0.0
+    if not 1 <= milliseconds <= 60_000:
+        raise error(f"app setting {name}={raw!r}: expected 1-60000 ms")
+    return milliseconds / 1000

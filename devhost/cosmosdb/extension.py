@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from devhost.appsettings import poll_interval_s as settings_poll_interval_s
 from devhost.cosmosdb.consumer import FeedConsumer, FeedSource
 from devhost.cosmosdb.databases import Databases
 from devhost.cosmosdb.documents import check_annotation
@@ -62,16 +63,7 @@ class CosmosDBConfigError(CosmosDBBindingError):
 
 def poll_interval_s(settings: Mapping[str, str]) -> float:
     """`DEVHOST_COSMOSDB_POLL_MS` in seconds: 1 to 60000 ms, 100 when unset."""
-    raw = str(settings.get(POLL_SETTING, "")).strip()
-    if not raw:
-        return DEFAULT_POLL_MS / 1000
-    try:
-        milliseconds = float(raw)
-    except ValueError:
-        milliseconds = 0.0
-    if not 1 <= milliseconds <= 60_000:
-        raise CosmosDBConfigError(f"app setting {POLL_SETTING}={raw!r}: expected 1-60000 ms")
-    return milliseconds / 1000
+    return settings_poll_interval_s(settings, POLL_SETTING, DEFAULT_POLL_MS, CosmosDBConfigError)
 
 
 class _Trigger:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from devhost.appsettings import poll_interval_s
 from devhost.errors import StartupError
 from devhost.eventhubs.consumer import PartitionConsumer
 from devhost.eventhubs.events import PartitionSource
@@ -48,16 +49,7 @@ class EventHubConfigError(StartupError):
 
 
 def _poll_interval_s(settings: Any) -> float:
-    raw = str(settings.get(POLL_SETTING, "")).strip()
-    if not raw:
-        return DEFAULT_POLL_MS / 1000
-    try:
-        milliseconds = float(raw)
-    except ValueError:
-        milliseconds = 0.0
-    if not 1 <= milliseconds <= 60_000:
-        raise EventHubConfigError(f"app setting {POLL_SETTING}={raw!r}: expected 1-60000 ms")
-    return milliseconds / 1000
+    return poll_interval_s(settings, POLL_SETTING, DEFAULT_POLL_MS, EventHubConfigError)
 
 
 class EventHubExtension:
