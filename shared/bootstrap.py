@@ -24,7 +24,7 @@ from typing import Generic, TypeVar
 
 from embedded.audit.checkpoints import checkpoints_path
 from shared import __version__
-from shared.audit.checkpoints import FileCheckpoints
+from shared.audit.checkpoints import CheckpointStore, FileCheckpoints
 from shared.audit.trail import AUDIT_CONTAINER, DocumentAuditTrail
 from shared.config import Adapter, Settings, load_settings
 from shared.documents.build import open_documents
@@ -140,11 +140,24 @@ def bootstrap(
 
 
 def _audit(settings: Settings, documents: DocumentDatabase) -> DocumentAuditTrail:
+    return DocumentAuditTrail(
+        documents.container(AUDIT_CONTAINER), checkpoints=_checkpoints(settings)
+    )
+
+
+def _checkpoints(settings: Settings) -> CheckpointStore:
+    if settings.audit_checkpoints_url is not None:
+        from azure.identity import DefaultAzureCredential
+        from azure.storage.blob import ContainerClient
+
+        from shared.audit.blob_checkpoints import BlobCheckpoints
+
+        url = settings.audit_checkpoints_url
+        return BlobCheckpoints(ContainerClient.from_container_url(url, DefaultAzureCredential()))
     # Beside the embedded documents (the host's data dir), where `devhost audit verify` looks.
     embedded = settings.documents.embedded_path
     base = embedded.parent.parent if embedded is not None else settings.data_dir
-    checkpoints = FileCheckpoints(checkpoints_path(base))
-    return DocumentAuditTrail(documents.container(AUDIT_CONTAINER), checkpoints=checkpoints)
+    return FileCheckpoints(checkpoints_path(base))
 
 
 def _reaper(pipeline: MedallionPipeline) -> RunReaper:

@@ -149,6 +149,9 @@ class Settings:
     events: EventsSettings = field(default_factory=EventsSettings)
     documents: DocumentsSettings = field(default_factory=DocumentsSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    # The blob container the audit trail's hourly checkpoints go to (time-based immutability
+    # in Azure); None: an append-only file beside the embedded documents.
+    audit_checkpoints_url: str | None = None
     pseudonym_key: str = field(default=DEVELOPMENT_PSEUDONYM_KEY, repr=False)
 
 
@@ -306,6 +309,20 @@ def _auth(source: Mapping[str, str], environment: str, data_dir: Path) -> AuthSe
     return AuthSettings(mode=mode, tenant_id=tenant.lower(), audiences=audiences, jwks_url=jwks_url)
 
 
+def _audit_checkpoints(source: Mapping[str, str]) -> str | None:
+    value = source.get("AUDIT_CHECKPOINTS_URL", "").strip().rstrip("/")
+    if not value:
+        return None
+    if not re.fullmatch(
+        r"https://[a-z0-9.\-]+(:[0-9]{1,5})?/[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])", value
+    ):
+        raise SettingsError(
+            "AUDIT_CHECKPOINTS_URL",
+            f"must be https://<account>.blob.core.windows.net/<container>, not {value[:80]!r}",
+        )
+    return value
+
+
 def _pseudonym_key(source: Mapping[str, str], environment: str) -> str:
     value = source.get("PSEUDONYM_KEY", "").strip()
     if environment == "prod" and value in ("", DEVELOPMENT_PSEUDONYM_KEY):
@@ -404,6 +421,12 @@ def _refuse_embedded_in_prod(source: Mapping[str, str], settings: Settings) -> N
             "the embedded SQLite document store is refused: an instance's disk is neither "
             "shared nor durable",
         )
+    if settings.audit_checkpoints_url is None:
+        raise SettingsError(
+            "AUDIT_CHECKPOINTS_URL",
+            "must name the blob container of the audit checkpoints in prod (time-based "
+            "immutability); a file on an instance's disk is refused",
+        )
     if not source.get("BATCH_ENGINE", "").strip():
         raise SettingsError(
             "BATCH_ENGINE",
@@ -429,6 +452,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         documents=_documents(source, data_dir),
         pseudonym_key=_pseudonym_key(source, environment),
         auth=_auth(source, environment, data_dir),
+        audit_checkpoints_url=_audit_checkpoints(source),
     )
     _refuse_embedded_in_prod(source, settings)
     return settings

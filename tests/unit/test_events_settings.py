@@ -45,6 +45,7 @@ PROD = {
     "PLATFORM_AUTH": "entra",
     "ENTRA_TENANT_ID": "8d7c2f5e-1b2a-4c3d-9e8f-0a1b2c3d4e5f",
     "ENTRA_AUDIENCE": "api://platform",
+    "AUDIT_CHECKPOINTS_URL": "https://platformaudit.blob.core.windows.net/audit-checkpoints",
 }
 
 
@@ -58,6 +59,7 @@ PROD = {
         ("EventHubConnection__fullyQualifiedNamespace", "localhost", "local event log"),
         ("BATCH_ENGINE", None, "must be set in prod"),
         ("COSMOS_ENDPOINT", None, "embedded SQLite document store is refused"),
+        ("AUDIT_CHECKPOINTS_URL", None, "a file on an instance's disk is refused"),
     ],
 )
 def test_prod_refuses_every_embedded_adapter_naming_the_setting(
