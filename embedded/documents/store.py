@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS containers (
     default_ttl INTEGER,
     lsn INTEGER NOT NULL DEFAULT 0
 );
+-- A rowid table: bodies run to hundreds of bytes or more, and appending them in rowid order,
+-- with the key in an index beside, costs less than keeping them in a WITHOUT ROWID B-tree.
 CREATE TABLE IF NOT EXISTS documents (
     container TEXT NOT NULL,
     pk TEXT NOT NULL,
@@ -64,12 +66,14 @@ CREATE TABLE IF NOT EXISTS documents (
     lsn INTEGER NOT NULL,
     expires_at REAL,
     PRIMARY KEY (container, pk, id)
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS documents_feed ON documents (container, lsn);
 CREATE INDEX IF NOT EXISTS documents_expiry ON documents (container, expires_at)
     WHERE expires_at IS NOT NULL;
 """
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+Lsns = Callable[[], int]  # hands out the change feed positions taken for a transaction
+_WRITES = frozenset({"create", "upsert", "replace", "patch"})
 _STEP_ERRORS = (DocumentNotFound, DocumentConflict, PreconditionFailed, InvalidDocument)
 _OPERATORS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -181,15 +185,17 @@ class Container:
 
     def create(self, document: Mapping[str, Json]) -> dict[str, Json]:
         with self.store.write() as connection:
-            return self._write(connection, document, mode="create")
+            return self._write(connection, document, self._lsns(connection, 1), mode="create")
 
     def upsert(self, document: Mapping[str, Json]) -> dict[str, Json]:
         with self.store.write() as connection:
-            return self._write(connection, document, mode="upsert")
+            return self._write(connection, document, self._lsns(connection, 1), mode="upsert")
 
     def replace(self, document: Mapping[str, Json], if_match: str | None = None) -> dict[str, Json]:
         with self.store.write() as connection:
-            return self._write(connection, document, mode="replace", if_match=if_match)
+            return self._write(
+                connection, document, self._lsns(connection, 1), mode="replace", if_match=if_match
+            )
 
     def delete(self, id: str, partition_key: Json, if_match: str | None = None) -> None:
         with self.store.write() as connection:
@@ -204,7 +210,8 @@ class Container:
     ) -> dict[str, Json]:
         """Apply every operation to the current document atomically, or none."""
         with self.store.write() as connection:
-            return self._patch(connection, id, partition_key, operations, if_match)
+            lsns = self._lsns(connection, 1)
+            return self._patch(connection, id, partition_key, operations, if_match, lsns)
 
     def batch(
         self, partition_key: Json, operations: Sequence[BatchOperation]
@@ -215,9 +222,11 @@ class Container:
             return []
         results: list[dict[str, Json] | None] = []
         with self.store.write() as connection:
+            # One change feed position per write, taken for the whole batch at once.
+            lsns = self._lsns(connection, sum(1 for step in operations if step.kind in _WRITES))
             for index, step in enumerate(operations):
                 try:
-                    results.append(self._step(connection, partition_key, step))
+                    results.append(self._step(connection, partition_key, step, lsns))
                 except _STEP_ERRORS as error:
                     where = f"batch operation {index} ({step.kind})"
                     raise type(error)(f"{where}: {error}") from error
@@ -300,28 +309,39 @@ class Container:
 
     # Inside a transaction
 
+    def _lsns(self, connection: sqlite3.Connection, count: int) -> Lsns:
+        """The next `count` change feed positions of the container, handed out one by one."""
+        last: int = connection.execute(
+            "UPDATE containers SET lsn = lsn + ? WHERE name = ? RETURNING lsn",
+            (count, self.spec.name),
+        ).fetchone()[0]
+        return iter(range(last - count + 1, last + 1)).__next__
+
     def _step(
-        self, connection: sqlite3.Connection, partition_key: Json, step: BatchOperation
+        self, connection: sqlite3.Connection, partition_key: Json, step: BatchOperation, lsns: Lsns
     ) -> dict[str, Json] | None:
         if step.kind in ("create", "upsert", "replace"):
             if step.document is None:
                 raise InvalidDocument("needs a document")
             if self.spec.partition_key_of(step.document) != partition_key:
                 raise InvalidDocument("its partition key is not the batch's")
-            return self._write(connection, step.document, mode=step.kind, if_match=step.if_match)
+            return self._write(
+                connection, step.document, lsns, mode=step.kind, if_match=step.if_match
+            )
         if step.id is None:
             raise InvalidDocument("needs an id")
         if step.kind == "delete":
             self._delete(connection, step.id, partition_key, step.if_match)
             return None
         if step.kind == "patch":
-            return self._patch(connection, step.id, partition_key, step.patch, step.if_match)
+            return self._patch(connection, step.id, partition_key, step.patch, step.if_match, lsns)
         return self._current(connection, step.id, partition_key)[0]
 
     def _write(
         self,
         connection: sqlite3.Connection,
         document: Mapping[str, Json],
+        lsns: Lsns,
         *,
         mode: str,
         if_match: str | None = None,
@@ -331,24 +351,33 @@ class Container:
         id = check_id(document.get("id"))
         partition_key = self.spec.partition_key_of(document)
         pk = _key(partition_key)
+        lsn = lsns()
         if mode == "upsert":  # whatever is there is replaced: nothing to read first
-            return self._store(connection, document, id, pk)
+            return self._store(connection, document, id, pk, lsn)
+        if mode == "create":  # the primary key refuses a taken id: read only then
+            try:
+                return self._store(connection, document, id, pk, lsn, insert_only=True)
+            except sqlite3.IntegrityError:
+                if self._find(connection, id, pk) is not None:
+                    raise DocumentConflict(f"{self._where(id, partition_key)} exists") from None
+                return self._store(connection, document, id, pk, lsn)  # over an expired one
         existing = self._find(connection, id, pk)
-        if mode == "create" and existing is not None:
-            raise DocumentConflict(f"{self._where(id, partition_key)} exists")
-        if mode == "replace":
-            if existing is None:
-                raise DocumentNotFound(self._where(id, partition_key))
-            _check_etag(existing[1], if_match, self._where(id, partition_key))
-        return self._store(connection, document, id, pk)
+        if existing is None:
+            raise DocumentNotFound(self._where(id, partition_key))
+        _check_etag(existing[1], if_match, self._where(id, partition_key))
+        return self._store(connection, document, id, pk, lsn)
 
     def _store(
-        self, connection: sqlite3.Connection, document: Mapping[str, Json], id: str, pk: str
+        self,
+        connection: sqlite3.Connection,
+        document: Mapping[str, Json],
+        id: str,
+        pk: str,
+        lsn: int,
+        *,
+        insert_only: bool = False,
     ) -> dict[str, Json]:
         now = self.store.clock()
-        lsn = connection.execute(
-            "UPDATE containers SET lsn = lsn + 1 WHERE name = ? RETURNING lsn", (self.spec.name,)
-        ).fetchone()[0]
         body = {k: v for k, v in document.items() if k not in SYSTEM_PROPERTIES}
         body["_etag"] = f'"{uuid.uuid4()}"'
         body["_ts"] = int(now)
@@ -359,7 +388,8 @@ class Container:
                 f"the document {id!r} is over {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB"
             )
         connection.execute(
-            "INSERT OR REPLACE INTO documents (container, pk, id, body, etag, lsn, expires_at) "
+            ("INSERT" if insert_only else "INSERT OR REPLACE")
+            + " INTO documents (container, pk, id, body, etag, lsn, expires_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (self.spec.name, pk, id, text, body["_etag"], lsn, self._expiry(body, now)),
         )
@@ -382,6 +412,7 @@ class Container:
         partition_key: Json,
         operations: Sequence[PatchOperation],
         if_match: str | None,
+        lsns: Lsns,
     ) -> dict[str, Json]:
         if not operations:
             raise InvalidDocument("a patch needs at least one operation")
@@ -392,7 +423,7 @@ class Container:
             _apply(patched, operation)
         if patched.get("id") != id or self.spec.partition_key_of(patched) != partition_key:
             raise InvalidDocument("a patch cannot change the id or the partition key")
-        return self._store(connection, patched, id, _key(partition_key))
+        return self._store(connection, patched, id, _key(partition_key), lsns())
 
     def _current(
         self, connection: sqlite3.Connection, id: str, partition_key: Json

@@ -306,7 +306,7 @@ store = DocumentStore(Path({str(path)!r}))
 alerts = store.container(ContainerSpec("alerts", "/accountId"))
 with store.write() as connection:
     for n in range(3):
-        alerts._store(connection, {{"id": f"d{{n}}", "accountId": "a1"}}, f"d{{n}}", '"a1"')
+        alerts._store(connection, {{"id": f"d{{n}}", "accountId": "a1"}}, f"d{{n}}", '"a1"', n + 1)
     os._exit(9)  # killed before the commit
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, timeout=60)
