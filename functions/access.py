@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 PERMISSION_ATTRIBUTE = "__platform_permission__"
 PUBLIC = "public"
+UNOPENED = 0  # request records dropped because the audit store could not be opened at all
 _CALLER: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("caller", default=None)
 
 
@@ -163,8 +164,11 @@ def _admit(
         _record(platform, req, principal, "authz_fail", "denied", reason, 403)
         return _answer({"error": f"forbidden: this {reason}"}, 403)
     if action is not None:
+        trail = _trail(platform)
         try:
-            platform.audit.append(_event(req, principal, action, "allowed", "", None))
+            if trail is None:
+                raise AuditUnavailable("the audit store could not be opened")
+            trail.append(_event(req, principal, action, "allowed", "", None))
         except AuditUnavailable:
             log.error("audit trail unavailable: refused %s", action)
             return _answer({"error": "the audit trail is unavailable; try again later"}, 503)
@@ -186,8 +190,23 @@ def _record(
     status: int | None,
 ) -> None:
     """A request's record, group-committed without waiting (the trail counts the ones it
-    could not keep in `misses`)."""
-    platform.audit.submit(_event(req, principal, action, outcome, reason, status))
+    could not keep in `misses`; `UNOPENED` counts those it never saw, with no store)."""
+    trail = _trail(platform)
+    if trail is None:
+        global UNOPENED
+        UNOPENED += 1
+        return
+    trail.submit(_event(req, principal, action, outcome, reason, status))
+
+
+def _trail(platform: Platform) -> Any:
+    """The platform's audit trail, or None when its store cannot be opened (it is tried again
+    on the next request)."""
+    try:
+        return platform.audit
+    except Exception as error:  # the store is down: privileged actions refuse, reads go on
+        log.warning("audit trail unavailable: %s", type(error).__name__)
+        return None
 
 
 def _event(

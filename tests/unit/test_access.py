@@ -14,6 +14,7 @@ import azure.functions as func
 import pytest
 
 from devhost.indexing import load_app
+from functions import access
 from functions.access import (
     PlatformApp,
     caller,
@@ -179,3 +180,19 @@ def test_the_platform_app_refuses_to_index_an_undeclared_route() -> None:
 
     with pytest.raises(RuntimeError, match="'forgotten' declares no permission"):
         app.get_functions()
+
+
+async def test_an_audit_store_that_cannot_be_opened_fails_privileged_actions_only(
+    guarded_platform: Callable[[Trail], Platform], issuer: Issuer, installed: Callable[[Any], Any]
+) -> None:
+    platform = guarded_platform(Trail())
+
+    def unreachable() -> Any:
+        raise ConnectionError("the Cosmos DB account does not answer")
+
+    installed(dataclasses.replace(platform, lazy_audit=Lazy(unreachable)))
+    token = issuer.token(roles=["Platform.Operator"])
+    assert (await start_thing(_request(token))).status_code == 503
+    dropped = access.UNOPENED
+    assert read_thing(_request(token)).status_code == 200
+    assert access.UNOPENED == dropped + 1
