@@ -34,6 +34,7 @@ import azure.functions as func
 
 from shared.audit.events import Actor, AuditEvent, AuditUnavailable, Outcome
 from shared.bootstrap import Platform, current_platform
+from shared.identity.authenticator import client_address
 from shared.identity.principal import AuthenticationError, Principal
 from shared.identity.roles import Role
 
@@ -217,8 +218,6 @@ def _event(
     reason: str,
     status: int | None,
 ) -> AuditEvent:
-    from shared.identity.authenticator import client_address
-
     return AuditEvent(
         action=action,
         outcome=outcome,

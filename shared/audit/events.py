@@ -1,4 +1,4 @@
-"""What an audit record says, and the port that keeps records.
+"""What an audit record says, as the platform reports it to the trail (`shared.audit.trail`).
 
 Actions use the OWASP logging vocabulary where it has a word (`authn_token_invalid`,
 `authz_fail`, `input_validation_fail`, `excess_rate_limit_exceeded`, ...), else the platform's
@@ -9,7 +9,7 @@ request body or personal data: the actor is its kind, object id or client id, an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from shared.identity.principal import Principal
 
@@ -50,14 +50,3 @@ class AuditEvent:
 
 class AuditUnavailable(Exception):
     """The audit store could not take the record: privileged actions must not go ahead."""
-
-
-class AuditTrail(Protocol):
-    def append(self, event: AuditEvent) -> None:
-        """Keep the record (chained to its predecessor) before returning; AuditUnavailable
-        when it cannot."""
-        ...
-
-    def submit(self, event: AuditEvent) -> None:
-        """Keep the record soon, without waiting; a record it cannot keep is counted."""
-        ...

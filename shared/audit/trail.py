@@ -90,7 +90,7 @@ class _Target:
 
 
 class DocumentAuditTrail:
-    """`AuditTrail` on a document container (`AUDIT_CONTAINER`); `clock` gives seconds since
+    """The audit trail on a document container (`AUDIT_CONTAINER`); `clock` gives seconds since
     the epoch, `checkpoints` keeps the closed hours' last hashes."""
 
     def __init__(

@@ -18,6 +18,7 @@ the change feed's pull model in latest-version mode.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from azure.cosmos import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpResponseError
 
 from embedded.documents.model import (
+    MAX_DOCUMENT_BYTES,
     BatchOperation,
     Change,
     ChangePage,
@@ -368,10 +370,6 @@ class CosmosContainer:
 def _json_object(document: Mapping[str, Json]) -> dict[str, Json]:
     """The document as plain JSON, refusing what JSON cannot hold (NaN, sets) before it
     leaves the process, as the embedded adapter does."""
-    import json
-
-    from embedded.documents.model import MAX_DOCUMENT_BYTES
-
     try:
         text = json.dumps(document, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as error:

@@ -32,13 +32,12 @@ class Authenticator:
 
     def __init__(self, settings: AuthSettings, validator: TokenValidator | None = None) -> None:
         self.settings = settings
-        self.mode = settings.mode
         self._validator = validator or _validator(settings)
-        self._developer = _developer(settings) if self.mode is AuthMode.LOCAL else None
+        self._developer = _developer(settings) if settings.mode is AuthMode.LOCAL else None
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller; AuthenticationError with a short reason when there is none."""
-        if self.mode is AuthMode.EASYAUTH:
+        if self.settings.mode is AuthMode.EASYAUTH:
             return principal_from_header(headers.get(PRINCIPAL_HEADER), self.settings.tenant_id)
         token = bearer_token(headers.get("authorization"))
         if token is not None:

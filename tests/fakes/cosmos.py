@@ -275,7 +275,7 @@ class FakeCosmos:
             )
         after = headers.get("if-none-match", "").strip('"')
         if after in ("", "*"):
-            after = "0" if after == "" else str(self._latest_lsn(found))
+            after = "0" if after == "" else self.store.change_feed_end(found.spec.name)
         if not after.isdigit():
             return _error(InvalidDocument(f"not a change feed continuation: {after!r}"))
         limit = int(headers.get("x-ms-max-item-count") or 100)
@@ -384,14 +384,6 @@ class FakeCosmos:
         except (DocumentNotFound, InvalidDocument):
             return False
         return True
-
-    def _latest_lsn(self, found: Container) -> int:
-        row = (
-            self.store.connection()
-            .execute("SELECT lsn FROM containers WHERE name = ?", (found.spec.name,))
-            .fetchone()
-        )
-        return int(row[0]) if row else 0
 
     def _document_response(self, document: dict[str, Any], status: int) -> Response:
         body = {
