@@ -19,7 +19,7 @@ from aiohttp import web
 from devhost import __version__
 from devhost.appsettings import AppSettings, load_local_settings
 from devhost.errors import StartupError
-from devhost.extension import Extension, HostContext
+from devhost.extension import Extension, HostContext, webhook_guard
 from devhost.host_lock import HostLock
 from devhost.hostconfig import load_host_config
 from devhost.http.limits import PARSER_FIELD_LIMIT, HttpLimits, refuse_large_headers
@@ -161,6 +161,7 @@ class Host:
             base_url=public_base_url(settings, listen_url),
             log=log,
             listen_url=listen_url,
+            webhook_guard=webhook_guard(app),
         )
         self.issuer_routes = issuer_routes = IssuerRoutes(issuer, self.context.base_url)
         self.disabled = [f for f in self.functions if is_disabled(f.name, settings)]

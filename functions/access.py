@@ -25,7 +25,8 @@ import functools
 import inspect
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -70,20 +71,20 @@ def requires(permission: Role, *, action: str | None = None) -> Callable[[F], F]
 
             @functools.wraps(function)
             async def guarded_async(*args: Any, **kwargs: Any) -> Any:
-                req = _request(request_name, args, kwargs)
+                call = _Call.of(_request(request_name, args, kwargs))
                 platform = current_platform()
-                admitted = await asyncio.to_thread(_admit, platform, req, permission, action)
-                if isinstance(admitted, func.HttpResponse):
-                    return admitted
+                admitted = await asyncio.to_thread(_admit, platform, call, permission, action)
+                if isinstance(admitted, _Refusal):
+                    return _answer(admitted)
                 token = _CALLER.set(admitted)
                 try:
                     response = await function(*args, **kwargs)
                 except BaseException:
-                    _served(platform, req, admitted, 500)
+                    _served(platform, call, admitted, 500)
                     raise
                 finally:
                     _CALLER.reset(token)
-                _served(platform, req, admitted, _status(response))
+                _served(platform, call, admitted, _status(response))
                 return response
 
             guarded: Callable[..., Any] = guarded_async
@@ -91,20 +92,20 @@ def requires(permission: Role, *, action: str | None = None) -> Callable[[F], F]
 
             @functools.wraps(function)
             def guarded_sync(*args: Any, **kwargs: Any) -> Any:
-                req = _request(request_name, args, kwargs)
+                call = _Call.of(_request(request_name, args, kwargs))
                 platform = current_platform()
-                admitted = _admit(platform, req, permission, action)
-                if isinstance(admitted, func.HttpResponse):
-                    return admitted
+                admitted = _admit(platform, call, permission, action)
+                if isinstance(admitted, _Refusal):
+                    return _answer(admitted)
                 token = _CALLER.set(admitted)
                 try:
                     response = function(*args, **kwargs)
                 except BaseException:
-                    _served(platform, req, admitted, 500)
+                    _served(platform, call, admitted, 500)
                     raise
                 finally:
                     _CALLER.reset(token)
-                _served(platform, req, admitted, _status(response))
+                _served(platform, call, admitted, _status(response))
                 return response
 
             guarded = guarded_sync
@@ -122,12 +123,71 @@ def declared_permission(function: Callable[..., Any]) -> str | None:
 
 class PlatformApp(df.DFApp):
     """The platform's function app: indexing it (the worker's, or the devhost's, call to
-    `get_functions`) fails, naming the function, when an HTTP route declares no permission."""
+    `get_functions`) fails, naming the function, when an HTTP route declares no permission.
+    Under the devhost it also guards the Durable management API (`guard_extension_webhook`)."""
 
     def get_functions(self) -> list[Any]:
         functions = list(super().get_functions())
         check_declared(functions)
         return functions
+
+    def guard_extension_webhook(
+        self, method: str, path: str, headers: Mapping[str, str], has_key: bool
+    ) -> tuple[int, str, dict[str, str]] | None:
+        """The devhost's question about a call to an extension webhook (the Durable management
+        API); see `guard_webhook`."""
+        refused = guard_webhook(current_platform(), method, path, headers, has_key)
+        return None if refused is None else (refused.status, refused.message, refused.headers)
+
+
+# The Durable management API (`/runtime/webhooks/durabletask/...`). Azure's host takes the
+# extension's system key there and asks the app nothing, so these calls are the host's to
+# log. Under the devhost, the platform decides: the system key (which the SDK's own client
+# carries), or a caller holding WEBHOOK_PERMISSION; with neither, 401, whether or not the host
+# enforces keys. Every call is audited, a change to an instance durably before it is made.
+WEBHOOK_PERMISSION = Role.OPERATOR
+WEBHOOK_ACTIONS = {
+    "terminate": "instance_terminated",
+    "suspend": "instance_suspended",
+    "resume": "instance_resumed",
+    "restart": "instance_restarted",
+}
+KEY_ACTOR = Actor("system_key", "durabletask_extension")  # a key is not an identity
+
+
+def guard_webhook(
+    platform: Platform, method: str, path: str, headers: Mapping[str, str], has_key: bool
+) -> _Refusal | None:
+    """None when a call to the Durable management API may go on, else the refusal."""
+    call = _Call(method.upper(), path, headers)
+    if has_key:
+        actor = KEY_ACTOR
+    else:
+        admitted = _admit(platform, call, WEBHOOK_PERMISSION, None)
+        if isinstance(admitted, _Refusal):
+            return admitted
+        actor = Actor.of(admitted)
+    action = webhook_action(call.method, call.path)
+    if action is not None:
+        return _privileged(platform, call, actor, action)
+    _record(platform, call, actor, "request", "allowed", "", None)
+    return None
+
+
+def webhook_action(method: str, path: str) -> str | None:
+    """The privileged action a call to the Durable management API takes, if any."""
+    if method == "DELETE":
+        return "instance_purged"
+    if method != "POST":
+        return None
+    # /runtime/webhooks/durabletask/orchestrators/{name}[/{id}] or .../instances/{id}/{verb}
+    parts = path.strip("/").split("/")[3:]
+    if parts[:1] == ["orchestrators"]:
+        return "orchestration_started"
+    if len(parts) >= 3 and parts[2] == "raiseEvent":
+        return "instance_event_raised"
+    verb = parts[2] if len(parts) == 3 else ""
+    return WEBHOOK_ACTIONS.get(verb, "instance_changed")
 
 
 def check_declared(functions: Iterable[Any]) -> None:
@@ -147,44 +207,72 @@ def check_declared(functions: Iterable[Any]) -> None:
 # The guard
 
 
+@dataclass(frozen=True)
+class _Call:
+    """A call as the guard sees it: never its query, its body or its keys."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+
+    @classmethod
+    def of(cls, req: func.HttpRequest) -> _Call:
+        return cls(req.method, urlsplit(req.url).path, req.headers)
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """The answer to a call that may not go on."""
+
+    status: int
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 def _admit(
-    platform: Platform, req: func.HttpRequest, permission: Role, action: str | None
-) -> Principal | func.HttpResponse:
-    """The caller, when it may go on; else the answer to give (401, 403 or 503), audited."""
+    platform: Platform, call: _Call, permission: Role, action: str | None
+) -> Principal | _Refusal:
+    """The caller, when it may go on; else the refusal (401, 403 or 503), audited."""
     try:
-        principal = platform.authenticator.authenticate(req.headers)
+        principal = platform.authenticator.authenticate(call.headers)
     except AuthenticationError as error:
-        _record(platform, req, None, error.action, "failure", error.reason, 401)
-        return _answer(
-            {"error": f"unauthenticated: {error.reason}"},
-            401,
-            {"WWW-Authenticate": _challenge(error.reason)},
-        )
+        _record(platform, call, Actor.of(None), error.action, "failure", error.reason, 401)
+        challenge = {"WWW-Authenticate": _challenge(error.reason)}
+        return _Refusal(401, f"unauthenticated: {error.reason}", challenge)
     if not principal.holds(permission.value):
         reason = f"needs the permission {permission.value}"
-        _record(platform, req, principal, "authz_fail", "denied", reason, 403)
-        return _answer({"error": f"forbidden: this {reason}"}, 403)
+        _record(platform, call, Actor.of(principal), "authz_fail", "denied", reason, 403)
+        return _Refusal(403, f"forbidden: this {reason}")
     if action is not None:
-        trail = _trail(platform)
-        try:
-            if trail is None:
-                raise AuditUnavailable("the audit store could not be opened")
-            trail.append(_event(req, principal, action, "allowed", "", None))
-        except AuditUnavailable:
-            log.error("audit trail unavailable: refused %s", action)
-            return _answer({"error": "the audit trail is unavailable; try again later"}, 503)
+        refused = _privileged(platform, call, Actor.of(principal), action)
+        if refused is not None:
+            return refused
     return principal
 
 
-def _served(platform: Platform, req: func.HttpRequest, principal: Principal, status: int) -> None:
+def _privileged(platform: Platform, call: _Call, actor: Actor, action: str) -> _Refusal | None:
+    """Record a privileged action durably before it runs; a refusal (503) when the trail
+    cannot (fail closed)."""
+    trail = _trail(platform)
+    try:
+        if trail is None:
+            raise AuditUnavailable("the audit store could not be opened")
+        trail.append(_event(call, actor, action, "allowed", "", None))
+    except AuditUnavailable:
+        log.error("audit trail unavailable: refused %s", action)
+        return _Refusal(503, "the audit trail is unavailable; try again later")
+    return None
+
+
+def _served(platform: Platform, call: _Call, principal: Principal, status: int) -> None:
     outcome: Outcome = "success" if status < 400 else "failure"
-    _record(platform, req, principal, "request", outcome, "", status)
+    _record(platform, call, Actor.of(principal), "request", outcome, "", status)
 
 
 def _record(
     platform: Platform,
-    req: func.HttpRequest,
-    principal: Principal | None,
+    call: _Call,
+    actor: Actor,
     action: str,
     outcome: Outcome,
     reason: str,
@@ -197,7 +285,7 @@ def _record(
         global UNOPENED
         UNOPENED += 1
         return
-    trail.submit(_event(req, principal, action, outcome, reason, status))
+    trail.submit(_event(call, actor, action, outcome, reason, status))
 
 
 def _trail(platform: Platform) -> Any:
@@ -211,8 +299,8 @@ def _trail(platform: Platform) -> Any:
 
 
 def _event(
-    req: func.HttpRequest,
-    principal: Principal | None,
+    call: _Call,
+    actor: Actor,
     action: str,
     outcome: Outcome,
     reason: str,
@@ -221,12 +309,12 @@ def _event(
     return AuditEvent(
         action=action,
         outcome=outcome,
-        actor=Actor.of(principal),
-        resource=f"{req.method} {urlsplit(req.url).path}",  # never the query or the body
+        actor=actor,
+        resource=f"{call.method} {call.path}",  # never the query or the body
         reason=reason,
         status=status,
-        client=client_address(req.headers),
-        traceparent=req.headers.get("traceparent", "").strip().lower()[:64],  # checked by the trail
+        client=client_address(call.headers),
+        traceparent=call.headers.get("traceparent", "").strip().lower()[:64],  # checked later
     )
 
 
@@ -258,9 +346,10 @@ def _challenge(reason: str) -> str:
     return f'Bearer error="invalid_token", error_description="{described}"'
 
 
-def _answer(
-    body: dict[str, str], status: int, headers: dict[str, str] | None = None
-) -> func.HttpResponse:
+def _answer(refusal: _Refusal) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps(body), status_code=status, mimetype="application/json", headers=headers
+        json.dumps({"error": refusal.message}),
+        status_code=refusal.status,
+        mimetype="application/json",
+        headers=refusal.headers,
     )

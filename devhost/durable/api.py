@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ipaddress
@@ -26,6 +27,8 @@ from devhost.durable.store import (
     list_instances,
     purge_statements,
 )
+from devhost.extension import WebhookGuard
+from devhost.http.convert import function_headers
 from devhost.keys import DURABLE_SYSTEM_KEY, HostKeys, presented_key
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
@@ -63,16 +66,25 @@ def _filters(request: web.Request, *, purge: bool) -> InstanceQuery:
 
 class DurableApi:
     """Routes for one task hub. The webhooks take the extension's system key when keys are
-    enforced; the `rpc` routes, under a path keyed by that key, answer loopback callers only."""
+    enforced; an app with a webhook guard (`devhost.extension.WebhookGuard`) decides instead,
+    told whether the call carries the key. The `rpc` routes, under a path keyed by that key,
+    answer loopback callers only."""
 
     def __init__(
-        self, engine: Engine, store: Store, links: Links, keys: HostKeys, enforce_auth: bool
+        self,
+        engine: Engine,
+        store: Store,
+        links: Links,
+        keys: HostKeys,
+        enforce_auth: bool,
+        guard: WebhookGuard | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
         self.links = links
         self.keys = keys
         self.enforce_auth = enforce_auth
+        self.guard = guard
 
     def routes(self) -> list[web.RouteDef]:
         table: list[tuple[str, str, Handler]] = [
@@ -101,14 +113,10 @@ class DurableApi:
         async def guarded(request: web.Request) -> web.StreamResponse:
             if rpc and not _is_loopback(request.remote):
                 return _error(403, "the durable RPC endpoint answers loopback callers only")
-            if not rpc and self.enforce_auth:
-                code = presented_key(request.headers, request.query)
-                if not self.keys.accepts_system(DURABLE_SYSTEM_KEY, code):
-                    return _error(
-                        401,
-                        f"the Durable extension's system key ({DURABLE_SYSTEM_KEY}) or the master "
-                        "key is required (code query parameter or x-functions-key header)",
-                    )
+            if not rpc:
+                refused = await self._admit(request)
+                if refused is not None:
+                    return refused
             hub = request.query.get("taskHub")
             if hub and hub.lower() != self.links.hub.lower():
                 return _error(
@@ -123,6 +131,28 @@ class DurableApi:
                 return _error(503, "the host is shutting down")
 
         return guarded
+
+    async def _admit(self, request: web.Request) -> web.Response | None:
+        """None when a webhook call may go on, else the answer."""
+        code = presented_key(request.headers, request.query)
+        has_key = self.keys.accepts_system(DURABLE_SYSTEM_KEY, code)
+        if self.guard is not None:
+            verdict = await asyncio.to_thread(
+                self.guard, request.method, request.path, function_headers(request), has_key
+            )
+            if verdict is None:
+                return None
+            status, message, headers = verdict
+            response = _error(status, message)
+            response.headers.update(headers)
+            return response
+        if self.enforce_auth and not has_key:
+            return _error(
+                401,
+                f"the Durable extension's system key ({DURABLE_SYSTEM_KEY}) or the master "
+                "key is required (code query parameter or x-functions-key header)",
+            )
+        return None
 
     async def _payload(self, request: web.Request) -> str | None:
         body = await request.read()

@@ -79,7 +79,14 @@ class DurableExtension:
             raise HostConfigError(f"{SYNCHRONOUS_SETTING} must be FULL, NORMAL or EXTRA")
         self.store = Store(context.data_dir / "durable" / f"{self.hub}.sqlite", synchronous)
         self.engine = Engine(self.store, context.invoker, functions, self.options, context.log)
-        self.api = DurableApi(self.engine, self.store, self.links, context.keys, self.enforce_auth)
+        self.api = DurableApi(
+            self.engine,
+            self.store,
+            self.links,
+            context.keys,
+            self.enforce_auth,
+            guard=context.webhook_guard,
+        )
         context.invoker.register_input("durableClient", self._client_binding)
 
     def _client_binding(self, binding: BindingSpec, function: FunctionSpec) -> str:

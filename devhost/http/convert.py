@@ -10,6 +10,19 @@ import azure.functions as func
 from aiohttp import web
 
 
+def function_headers(request: web.Request) -> dict[str, str]:
+    """The request's headers as a function sees them: lower-case names, repeats joined, and
+    `X-Forwarded-For` the socket's peer, whatever the caller sent (as a front end sets it)."""
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = name.lower()
+        if key == "x-forwarded-for":
+            continue
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    headers["x-forwarded-for"] = request.remote or ""
+    return headers
+
+
 def to_function_request(
     request: web.Request, body: bytes, route_params: Mapping[str, str], origin: str | None = None
 ) -> func.HttpRequest:
@@ -18,13 +31,7 @@ def to_function_request(
 
     `X-Forwarded-For` is the socket's peer, whatever the caller sent, as a front end sets it:
     an app may trust it to tell loopback callers from others."""
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        if key == "x-forwarded-for":
-            continue
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    headers["x-forwarded-for"] = request.remote or ""
+    headers = function_headers(request)
     params: dict[str, str] = {}
     for name, value in request.query.items():
         params.setdefault(name, value)

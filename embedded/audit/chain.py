@@ -2,13 +2,16 @@
 
 A record is a JSON document of the `audit` container, partitioned by its hour:
 
-    {"id": "<uuid>", "type": "record", "partition": "2026-12-07T12", "seq": 42,
+    {"id": "2026-12-07T12.000000042", "type": "record", "partition": "2026-12-07T12", "seq": 42,
      "time": "2026-12-07T12:34:56.123456Z", "action": "authz_fail", "outcome": "denied",
      "actor": {"kind": "user", "id": "<oid>", "tenant": "<tid>"},
      "resource": "POST /api/events", "reason": "...", "status": 403, "client": "10.0.0.7",
      "traceparent": "00-...", "prev": "<hash of seq 41>", "hash": "<hash of this record>"}
 
-- `seq` counts 1, 2, 3... within the partition. `prev` is the predecessor's `hash`; for seq 1 it
+- `seq` counts 1, 2, 3... within the partition, and the id is the partition and the seq
+  (`record_id`): ids that grow in the order records are written keep the store's index
+  appends cheap, and name a record without a lookup. (Records written before carry a UUID;
+  nothing reads the id's form.) `prev` is the predecessor's `hash`; for seq 1 it
   is the partition's genesis, the SHA-256 (hex) of `audit-chain-genesis:<partition>`, so that
   a chain cannot be passed off as another hour's.
 - `hash` is the SHA-256 (hex) of the record's canonical JSON: every field but `hash` and the
@@ -30,10 +33,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import msgspec
+
 from embedded.audit.checkpoints import Checkpoint
 from embedded.audit.checkpoints import checkpoints_path as checkpoints_path  # where they live
 
 RECORD = "record"  # the `type` of a record
+FIELDS = frozenset(
+    {"action", "outcome", "actor", "resource", "reason", "status", "client", "traceparent"}
+)  # what a record says, beside its place in the chain
 HEAD = "head"  # the `type`, and the id, of a partition's head
 GENESIS_PREFIX = "audit-chain-genesis:"
 PARTITION_FORMAT = "%Y-%m-%dT%H"
@@ -69,9 +77,31 @@ def genesis_hash(partition: str) -> str:
     return hashlib.sha256((GENESIS_PREFIX + partition).encode("utf-8")).hexdigest()
 
 
+def record_id(partition: str, seq: int) -> str:
+    """The id of a partition's record number `seq`."""
+    return f"{partition}.{seq:09d}"
+
+
+_CANONICAL = msgspec.json.Encoder(order="sorted")
+
+
 def canonical_json(record: Mapping[str, Any]) -> bytes:
-    """The bytes a record's hash covers (ValueError when the record is not plain JSON)."""
-    body = {k: v for k, v in record.items() if k != "hash" and not k.startswith("_")}
+    """The bytes a record's hash covers (ValueError when the record is not plain JSON).
+
+    msgspec writes them (sorted keys, compact, UTF-8) as the standard library's `json.dumps`
+    does with those options, a test holds the two to it, except that msgspec writes a NaN or
+    an infinity as null where the format refuses them: a record with a null in it takes the
+    standard library's path, so that no two records share their bytes."""
+    return _canonical({k: v for k, v in record.items() if k != "hash" and k[:1] != "_"})
+
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
+    try:
+        encoded = _CANONICAL.encode(body)
+    except (TypeError, OverflowError, UnicodeEncodeError) as error:
+        raise ValueError(f"not plain JSON: {error}") from error
+    if b"null" not in encoded:
+        return encoded
     text = json.dumps(
         body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
@@ -88,6 +118,26 @@ def seal(record: Mapping[str, Any]) -> dict[str, Any]:
     sealed = {k: v for k, v in record.items() if k != "hash"}
     sealed["hash"] = record_hash(sealed)
     return sealed
+
+
+def new_record(
+    partition: str, seq: int, time: str, fields: Mapping[str, Any], prev: str
+) -> dict[str, Any]:
+    """Record number `seq` of a partition, sealed: `fields` are what it says (`FIELDS`)."""
+    if not fields.keys() <= FIELDS:
+        raise ValueError(f"a record's fields are {', '.join(sorted(FIELDS))}")
+    record = {
+        "id": record_id(partition, seq),
+        "type": RECORD,
+        "partition": partition,
+        "seq": seq,
+        "time": time,
+        **fields,
+        "prev": prev,
+    }
+    # What `seal` does, without its copies: none of these keys is `hash` or a system one.
+    record["hash"] = hashlib.sha256(_canonical(record)).hexdigest()
+    return record
 
 
 @dataclass(frozen=True)

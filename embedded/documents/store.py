@@ -18,10 +18,10 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import secrets
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,10 +72,27 @@ CREATE INDEX IF NOT EXISTS documents_expiry ON documents (container, expires_at)
     WHERE expires_at IS NOT NULL;
 """
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
-Lsns = Callable[[], int]  # hands out the change feed positions taken for a transaction
 _WRITES = frozenset({"create", "upsert", "replace", "patch"})
 _STEP_ERRORS = (DocumentNotFound, DocumentConflict, PreconditionFailed, InvalidDocument)
 _OPERATORS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+class Lsns:
+    """The change feed positions taken for a transaction, handed out in order by calls."""
+
+    def __init__(self, first: int, count: int) -> None:
+        self._next = first
+        self._end = first + count
+
+    def __call__(self) -> int:
+        if self._next >= self._end:
+            raise RuntimeError("more writes than change feed positions taken")
+        self._next += 1
+        return self._next - 1
+
+    def peek(self, ahead: int) -> int:
+        """The position `ahead` calls from now will hand out."""
+        return self._next + ahead
 
 
 class DocumentStore:
@@ -84,6 +101,9 @@ class DocumentStore:
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.clock = clock
+        # An etag is this prefix and the write's change feed position: unique for the
+        # container's documents (the position is), and across reopenings of the file.
+        self.etag_prefix = secrets.token_hex(6)
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.connection().executescript(_SCHEMA)
@@ -224,12 +244,22 @@ class Container:
         with self.store.write() as connection:
             # One change feed position per write, taken for the whole batch at once.
             lsns = self._lsns(connection, sum(1 for step in operations if step.kind in _WRITES))
-            for index, step in enumerate(operations):
+            index = 0
+            while index < len(operations):
+                run = _creates_from(operations, index)
+                if len(run) > 1:
+                    created = self._create_all(connection, partition_key, run, lsns)
+                    if created is not None:
+                        results.extend(created)
+                        index += len(run)
+                        continue
+                step = operations[index]
                 try:
                     results.append(self._step(connection, partition_key, step, lsns))
                 except _STEP_ERRORS as error:
                     where = f"batch operation {index} ({step.kind})"
                     raise type(error)(f"{where}: {error}") from error
+                index += 1
         return results
 
     # Queries and the change feed
@@ -315,7 +345,51 @@ class Container:
             "UPDATE containers SET lsn = lsn + ? WHERE name = ? RETURNING lsn",
             (count, self.spec.name),
         ).fetchone()[0]
-        return iter(range(last - count + 1, last + 1)).__next__
+        return Lsns(last - count + 1, count)
+
+    def _create_all(
+        self,
+        connection: sqlite3.Connection,
+        partition_key: Json,
+        run: Sequence[BatchOperation],
+        lsns: Lsns,
+    ) -> list[dict[str, Json] | None] | None:
+        """Create a run of documents with one INSERT statement (one call into SQLite rather
+        than one per document: a writer thread gives up the GIL once, not once a document);
+        None, with nothing written, when one of them is not plain (a bad document, an id
+        taken), for the steps one by one to say which."""
+        pk = _key(partition_key)
+        now = self.store.clock()
+        rows: list[Any] = []
+        bodies: list[dict[str, Json] | None] = []
+        positions: list[int] = []
+        for step in run:
+            document = step.document
+            if not isinstance(document, Mapping):
+                return None
+            try:
+                id = check_id(document.get("id"))
+                if self.spec.partition_key_of(document) != partition_key:
+                    return None
+                positions.append(lsns.peek(len(positions)))
+                body, text = self._body(document, id, positions[-1], now)
+                rows.extend((self.spec.name, pk, id, text, body["_etag"], positions[-1]))
+                rows.append(self._expiry(body, now))
+            except InvalidDocument:
+                return None
+            bodies.append(body)
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(run))
+        try:
+            connection.execute(
+                "INSERT INTO documents (container, pk, id, body, etag, lsn, expires_at) "
+                f"VALUES {values}",
+                rows,
+            )
+        except sqlite3.IntegrityError:  # an id is taken: the statement wrote nothing
+            return None
+        for _ in positions:
+            lsns()
+        return bodies
 
     def _step(
         self, connection: sqlite3.Connection, partition_key: Json, step: BatchOperation, lsns: Lsns
@@ -378,15 +452,7 @@ class Container:
         insert_only: bool = False,
     ) -> dict[str, Json]:
         now = self.store.clock()
-        body = {k: v for k, v in document.items() if k not in SYSTEM_PROPERTIES}
-        body["_etag"] = f'"{uuid.uuid4()}"'
-        body["_ts"] = int(now)
-        body["_lsn"] = lsn
-        text = _dumps(body)
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
-            raise InvalidDocument(
-                f"the document {id!r} is over {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB"
-            )
+        body, text = self._body(document, id, lsn, now)
         connection.execute(
             ("INSERT" if insert_only else "INSERT OR REPLACE")
             + " INTO documents (container, pk, id, body, etag, lsn, expires_at) "
@@ -394,6 +460,25 @@ class Container:
             (self.spec.name, pk, id, text, body["_etag"], lsn, self._expiry(body, now)),
         )
         return body
+
+    def _body(
+        self, document: Mapping[str, Json], id: str, lsn: int, now: float
+    ) -> tuple[dict[str, Json], str]:
+        """The document as stored, with its system properties, and its JSON."""
+        body = dict(document)
+        for key in body.keys() & SYSTEM_PROPERTIES:
+            del body[key]
+        body["_etag"] = f'"{self.store.etag_prefix}-{lsn:x}"'
+        body["_ts"] = int(now)
+        body["_lsn"] = lsn
+        text = _dumps(body)
+        if len(text) > MAX_DOCUMENT_BYTES // 4 and (
+            len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES
+        ):
+            raise InvalidDocument(
+                f"the document {id!r} is over {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB"
+            )
+        return body, text
 
     def _delete(
         self, connection: sqlite3.Connection, id: str, partition_key: Json, if_match: str | None
@@ -456,16 +541,29 @@ class Container:
         return f"{self.spec.name}/{id!r} (partition key {partition_key!r})"
 
 
+def _creates_from(operations: Sequence[BatchOperation], start: int) -> Sequence[BatchOperation]:
+    """The run of creates that starts at `start` (empty when that step is something else)."""
+    end = start
+    while end < len(operations) and operations[end].kind == "create":
+        end += 1
+    return operations[start:end]
+
+
 def _key(partition_key: Json) -> str:
     if isinstance(partition_key, Mapping | list):
         raise InvalidDocument("a partition key value is a string, number, bool or null")
     return _dumps(partition_key)
 
 
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+)
+
+
 def _dumps(value: Json) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as error:
+        return _ENCODER.encode(value)
+    except (TypeError, ValueError, RecursionError) as error:
         raise InvalidDocument(f"not JSON: {error}") from error
 
 

@@ -72,6 +72,24 @@ def clean(value: object, limit: int) -> str:
     if not text:
         return text
     text = text[: limit * 4]  # enough to see a secret whole, before the cut
+    # Actions, actors, routes and addresses repeat from one request to the next: those that
+    # scrubbing leaves as they are are remembered (never one that held a secret).
+    key = (text, limit)
+    if key in _UNCHANGED:
+        return text
+    scrubbed = _scrubbed(text, limit)
+    if scrubbed == text:
+        if len(_UNCHANGED) >= _UNCHANGED_LIMIT:
+            _UNCHANGED.clear()
+        _UNCHANGED.add(key)
+    return scrubbed
+
+
+_UNCHANGED: set[tuple[str, int]] = set()
+_UNCHANGED_LIMIT = 4096
+
+
+def _scrubbed(text: str, limit: int) -> str:
     if "=" in text or "eyJ" in text or " " in text:
         text = _CREDENTIAL.sub(lambda m: f"{m.group(1)} [token]", text)
         text = _JWT.sub("[token]", text)

@@ -6,7 +6,9 @@ batch per record, hourly checkpoints out of the chain's reach.
 - Records are group-committed by one writer thread: whatever is queued (up to `GROUP_LIMIT`)
   goes in one batch in the partition, the head replaced on its etag (created, for the hour's
   first record) and the records created, so concurrent requests share one commit. `append`
-  waits for its record to be durable (privileged actions); `submit` does not (requests).
+  waits for its record to be durable (privileged actions) and is committed at once; `submit`
+  does not wait (requests), and its records gather for up to `GROUP_WINDOW_S` first, so that
+  a busy host pays for one commit per window rather than one per handful of requests.
   Whoever loses a race to another writer (another trail, another instance) reads the head
   again and retries, at most `MAX_ATTEMPTS` times. Within a process commits take a lock, since
   a chain admits one writer at a time anyway; the head is cached between commits, so a lone
@@ -29,26 +31,24 @@ import queue
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from embedded.audit.chain import (
     HEAD,
-    RECORD,
     Head,
     genesis_hash,
+    new_record,
     next_partition,
     partition_of,
     record_time,
-    seal,
 )
 from embedded.audit.checkpoints import Checkpoint
 from shared.audit.checkpoints import CheckpointStore
 from shared.audit.checkpoints import FileCheckpoints as FileCheckpoints  # the local adapter
 from shared.audit.events import AuditEvent, AuditUnavailable
-from shared.audit.fields import record_fields
+from shared.audit.fields import InvalidAuditEvent, record_fields
 from shared.documents.port import (
     BatchOperation,
     Condition,
@@ -65,19 +65,30 @@ log = logging.getLogger(__name__)
 AUDIT_CONTAINER = ContainerSpec("audit", "/partition")
 MAX_ATTEMPTS = 50
 GROUP_LIMIT = 99  # records per commit: a Cosmos DB batch holds 100 operations, one the head
+GROUP_WINDOW_S = 0.01  # how long submitted records gather before their commit
 _WRITER_IDLE_S = 5.0  # the writer thread stops after this long without records
 _MAX_BACKOFF_S = 0.05
 T = TypeVar("T")
 
 
-@dataclass
 class _Pending:
-    """A record waiting for its group commit (`fields` None: a flush marker)."""
+    """What waits for the next group commit: a record's fields (an append's), an event whose
+    fields the writer takes (a submit's, so that a request's thread only queues it), or
+    neither (a flush marker). `done` is set once it is written or failed, for a waiter."""
 
-    fields: dict[str, Any] | None
-    wait: bool
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    error: AuditUnavailable | None = None
+    __slots__ = ("fields", "event", "done", "wait", "error")
+
+    def __init__(
+        self,
+        fields: dict[str, Any] | None,
+        event: AuditEvent | None,
+        done: threading.Event | None = None,
+    ) -> None:
+        self.fields = fields
+        self.event = event
+        self.done = done
+        self.wait = done is not None
+        self.error: AuditUnavailable | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,8 @@ class DocumentAuditTrail:
         self._lock = threading.Lock()
         self._cached: _Target | None = None
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._urgent = threading.Event()  # a waiter was queued: commit without gathering
+        self._waiters = 0  # waiters queued (under `_starting`)
         self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
         self._flush_at_exit = False
@@ -116,8 +129,9 @@ class DocumentAuditTrail:
     def append(self, event: AuditEvent) -> None:
         """Chain one record onto its hour, durably before returning (a privileged action's);
         AuditUnavailable when the store cannot take it."""
-        pending = self._enqueue(record_fields(event), wait=True)
-        pending.done.wait()
+        done = threading.Event()
+        pending = self._enqueue(_Pending(record_fields(event), None, done))
+        done.wait()
         if pending.error is not None:
             raise pending.error
 
@@ -125,21 +139,24 @@ class DocumentAuditTrail:
         """Chain one record with the next group commit, without waiting for it (a request's
         record): written within a commit's time, in order; a failure is logged and counted in
         `misses`, since the request it describes has been answered already."""
-        self._enqueue(record_fields(event), wait=False)
+        self._enqueue(_Pending(None, event))
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything submitted so far is written (or failed); False on timeout."""
         if self._thread is None or not self._thread.is_alive():
             return True
-        marker = _Pending(None, wait=True)
-        self._queue.put(marker)
-        return marker.done.wait(timeout_s)
+        done = threading.Event()
+        with self._starting:
+            self._queue.put(_Pending(None, None, done))
+            self._waiters += 1
+        self._urgent.set()
+        return done.wait(timeout_s)
 
     # Group commit: one writer thread takes whatever is queued (up to a batch) and commits it
     # as one transactional batch, so concurrent requests share a commit (and its fsync).
 
-    def _enqueue(self, fields: dict[str, Any], *, wait: bool) -> _Pending:
-        pending = _Pending(fields, wait)
+    def _enqueue(self, pending: _Pending) -> _Pending:
+        wait = pending.wait
         with self._starting:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -150,6 +167,10 @@ class DocumentAuditTrail:
                     atexit.register(self.flush)
                     self._flush_at_exit = True
             self._queue.put(pending)
+            if wait:
+                self._waiters += 1
+        if wait:
+            self._urgent.set()
         return pending
 
     def _commit_groups(self) -> None:
@@ -162,16 +183,21 @@ class DocumentAuditTrail:
                         self._thread = None
                         return
                 continue
+            self._urgent.clear()
+            if not first.wait and self._waiters == 0:  # let the next records join it
+                self._urgent.wait(GROUP_WINDOW_S)
             group = [first]
             while len(group) < GROUP_LIMIT:
                 try:
                     group.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            with self._starting:
+                self._waiters -= sum(1 for p in group if p.wait)
             self._commit(group)
 
     def _commit(self, group: list[_Pending]) -> None:
-        records = [p for p in group if p.fields is not None]
+        records = [p for p in group if self._scrubbed(p)]
         error: AuditUnavailable | None = None
         opened = None
         if records:
@@ -189,12 +215,26 @@ class DocumentAuditTrail:
                 log.warning("audit: closing the hours before %s failed: %s", opened, failure)
         for pending in group:
             pending.error = error
-            pending.done.set()
+            if pending.done is not None:
+                pending.done.set()
         lost = sum(1 for p in records if not p.wait) if error is not None else 0
         if lost:
             with self._starting:
                 self.misses += lost
             log.warning("audit: %d request records were not kept: %s", lost, error)
+
+    def _scrubbed(self, pending: _Pending) -> bool:
+        """Whether `pending` is a record, its fields taken from its event if need be (an
+        event the trail cannot record is logged and counted in `misses`)."""
+        if pending.event is not None:
+            try:
+                pending.fields = record_fields(pending.event)
+            except InvalidAuditEvent as error:
+                with self._starting:
+                    self.misses += 1
+                log.warning("audit: a request record was not kept: %s", error)
+            pending.event = None
+        return pending.fields is not None
 
     def close_hours(self, now: float | None = None) -> list[Checkpoint]:
         """Close every hour before `now`'s (default: the clock's) that is not yet checkpointed;
@@ -217,19 +257,10 @@ class DocumentAuditTrail:
             seq = 0 if head is None else head.last_seq
             previous = genesis_hash(partition) if head is None else head.last_hash
             records = []
+            at = record_time(now)
             for fields in group:
                 seq += 1
-                record = seal(
-                    {
-                        "id": str(uuid.uuid4()),
-                        "type": RECORD,
-                        "partition": partition,
-                        "seq": seq,
-                        "time": record_time(now),
-                        **fields,
-                        "prev": previous,
-                    }
-                )
+                record = new_record(partition, seq, at, fields, previous)
                 previous = record["hash"]
                 records.append(BatchOperation("create", document=record))
             moved = Head(partition, seq, previous)

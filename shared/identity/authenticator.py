@@ -5,6 +5,11 @@
 - `local`: tokens of the devhost's issuer (its JWKS file in the host's data dir), and a loopback
   caller without a token is the local developer with `LOCAL_DEVELOPER_ROLES`.
 
+Application keys (the AI gateway's, issue 15) resolve to an identity of kind `app` through a
+`KeyResolver` given to the authenticator: a key comes in the `api-key` header, or as a bearer
+credential that is not a JWT (as OpenAI clients send theirs). Without a resolver no key is an
+identity, and a bearer that is not a JWT is an invalid token.
+
 The client address is the last entry of `X-Forwarded-For`, which the front end (Azure's, or
 the devhost, which sets it from the socket) appends; a caller cannot make itself loopback.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from typing import Protocol
 
 from embedded.identity.local_issuer import (
     LOCAL_AUDIENCE,
@@ -27,16 +33,35 @@ from shared.identity.principal import AuthenticationError, Principal
 from shared.identity.tokens import JwksKeys, TokenRules, TokenValidator
 
 
+class KeyResolver(Protocol):
+    """Application keys: the identity (kind `app`) a key stands for, None for no such key."""
+
+    def resolve(self, key: str) -> Principal | None: ...
+
+
+KEY_HEADER = "api-key"
+
+
 class Authenticator:
     """One per process: the validator caches keys and verified tokens."""
 
-    def __init__(self, settings: AuthSettings, validator: TokenValidator | None = None) -> None:
+    def __init__(
+        self,
+        settings: AuthSettings,
+        validator: TokenValidator | None = None,
+        keys: KeyResolver | None = None,
+    ) -> None:
         self.settings = settings
         self._validator = validator or _validator(settings)
         self._developer = _developer(settings) if settings.mode is AuthMode.LOCAL else None
+        self._keys = keys
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller; AuthenticationError with a short reason when there is none."""
+        if self._keys is not None:
+            key = _application_key(headers)
+            if key is not None:
+                return self._application(key)
         if self.settings.mode is AuthMode.EASYAUTH:
             return principal_from_header(headers.get(PRINCIPAL_HEADER), self.settings.tenant_id)
         token = bearer_token(headers.get("authorization"))
@@ -46,6 +71,30 @@ class Authenticator:
         if self._developer is not None and is_loopback(client_address(headers)):
             return self._developer
         raise AuthenticationError("a bearer token is required", "authn_token_missing")
+
+    def _application(self, key: str) -> Principal:
+        assert self._keys is not None
+        if len(key) > MAX_KEY_LENGTH or not key.isascii():
+            raise AuthenticationError("the key is malformed")
+        principal = self._keys.resolve(key)
+        if principal is None or principal.kind != "app":
+            raise AuthenticationError("the key is not valid")
+        return principal
+
+
+MAX_KEY_LENGTH = 256
+
+
+def _application_key(headers: Mapping[str, str]) -> str | None:
+    """The application key a request presents, if any: `api-key`, or a bearer that is not a
+    JWT (three dot-separated parts)."""
+    key = headers.get(KEY_HEADER)
+    if key is not None and key.strip():
+        return key.strip()
+    token = bearer_token(headers.get("authorization"))
+    if token is not None and token.count(".") != 2:
+        return token
+    return None
 
 
 def _developer(settings: AuthSettings) -> Principal:

@@ -32,19 +32,24 @@ def issuer(entra: Entra) -> Issuer:
     return entra.issuer
 
 
-@pytest.fixture
-def host(start_devhost: StartDevhost, tmp_path: Path, entra: Entra) -> tuple[DevhostProcess, Path]:
-    data_dir = tmp_path / "platform"
+def _start(
+    start_devhost: StartDevhost, data_dir: Path, entra: Entra, **extra: str
+) -> tuple[DevhostProcess, Path]:
     env = {
         "PLATFORM_DATA_DIR": str(data_dir),
         **entra.env,
-        "DEVHOST_DURABLE_API_KEYS": "required",
         "AzureWebJobs.hourly_pipeline_run.Disabled": "true",
         "AzureWebJobs.nightly_table_maintenance.Disabled": "true",
         "AzureWebJobs.pipeline_run_reaper.Disabled": "true",
         "AzureWebJobs.compact_bronze.Disabled": "true",
+        **extra,
     }
     return start_devhost(PROJECT_ROOT, env=env, data_dir=data_dir), data_dir
+
+
+@pytest.fixture
+def host(start_devhost: StartDevhost, tmp_path: Path, entra: Entra) -> tuple[DevhostProcess, Path]:
+    return _start(start_devhost, tmp_path / "platform", entra, DEVHOST_DURABLE_API_KEYS="required")
 
 
 def _routes() -> list[tuple[str, str, str, bool]]:
@@ -126,10 +131,9 @@ def test_every_route_answers_as_the_permission_table_says(
                 assert permission in answer.json()["error"]
     assert requests.get(devhost.url("/api/health"), timeout=30).status_code in (200, 503)
 
-    records = _audit_records(data_dir)
-    actions = {record["action"] for record in records}
-    assert {"authn_token_missing", "authn_token_invalid", "authz_fail", "request"} <= actions
-    assert "pipeline_started" in actions  # the privileged action, recorded before it ran
+    expected = {"authn_token_missing", "authn_token_invalid", "authz_fail", "request"}
+    records = _audit_records(data_dir, actions=expected | {"pipeline_started"})
+    # pipeline_started: the privileged action, recorded before it ran
     assert all(r["traceparent"].startswith("00-0af7651916cd43dd") for r in records)
     denied = [r for r in records if r["action"] == "authz_fail"]
     assert all(r["actor"]["kind"] == "user" and r["status"] == 403 for r in denied)
@@ -141,12 +145,23 @@ def test_every_route_answers_as_the_permission_table_says(
     assert CARD.encode() not in store
 
 
-def _audit_records(data_dir: Path) -> list[dict[str, Any]]:
+def _audit_records(data_dir: Path, *, actions: set[str] | None = None) -> list[dict[str, Any]]:
+    """The audit records in the host's store, once they hold every one of `actions` (request
+    records are committed a few milliseconds after their answers)."""
     path = data_dir / "documents" / "platform.sqlite3"
-    with sqlite3.connect(path) as connection:
-        rows = connection.execute("SELECT body FROM documents WHERE container = 'audit'").fetchall()
-    records = [json.loads(row[0]) for row in rows]
-    return [record for record in records if "action" in record]
+    deadline = time.monotonic() + 30
+    while True:
+        with sqlite3.connect(path) as connection:
+            rows = connection.execute(
+                "SELECT body FROM documents WHERE container = 'audit'"
+            ).fetchall()
+        records = [json.loads(row[0]) for row in rows]
+        found = [record for record in records if "action" in record]
+        if not actions or actions <= {r["action"] for r in found}:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no audit record of {actions - {r['action'] for r in found}}")
+        time.sleep(0.05)
 
 
 def _store_bytes(data_dir: Path) -> bytes:
@@ -183,16 +198,51 @@ def test_a_forged_principal_header_is_ignored_outside_easyauth(
     assert re.search(r"bearer token is required", answer.json()["error"])
 
 
-def test_the_durable_management_api_takes_the_system_key_and_nothing_else(
-    host: tuple[DevhostProcess, Path], issuer: Issuer
+@pytest.mark.parametrize("keys", ["required", "off"])
+def test_the_durable_management_api_takes_the_system_key_or_an_operators_token(
+    start_devhost: StartDevhost, tmp_path: Path, entra: Entra, keys: str
 ) -> None:
-    devhost, _ = host
+    """With neither, 401 whether or not the host enforces keys; every call audited, a change
+    to an instance durably before it is made."""
+    extra = {"DEVHOST_DURABLE_API_KEYS": "required"} if keys == "required" else {}
+    devhost, data_dir = _start(start_devhost, tmp_path / "platform", entra, **extra)
+    issuer = entra.issuer
     instances = devhost.url("/runtime/webhooks/durabletask/instances")
     operator = {"Authorization": f"Bearer {issuer.token(roles=['Platform.Operator'])}"}
-    assert requests.get(instances, timeout=30).status_code == 401
-    assert requests.get(instances, headers=operator, timeout=30).status_code == 401
+    reader = {"Authorization": f"Bearer {issuer.token(roles=['Platform.Reader'])}"}
+    forged = {"Authorization": f"Bearer {unsigned({'roles': ['Platform.Operator']})}"}
+    missing = requests.get(instances, timeout=30)
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+    assert requests.get(instances, headers=forged, timeout=30).status_code == 401
+    refused = requests.get(instances, headers=reader, timeout=30)
+    assert refused.status_code == 403 and "Platform.Operator" in refused.json()["message"]
+    assert requests.get(instances, headers=operator, timeout=30).status_code == 200
     key = devhost.keys()["systemKeys"]["durabletask_extension"]
     assert requests.get(instances, params={"code": key}, timeout=30).status_code == 200
+    wrong_key = requests.get(instances, params={"code": "not-the-key"}, timeout=30)
+    assert wrong_key.status_code == 401
+    purge = requests.delete(f"{instances}/no-such-instance", headers=operator, timeout=30)
+    assert purge.status_code == 404
+    terminate = requests.post(
+        f"{instances}/no-such-instance/terminate", params={"code": key}, timeout=30
+    )
+    assert terminate.status_code in (404, 410)
+    records = _audit_records(
+        data_dir,
+        actions={"authn_token_missing", "authn_token_invalid", "authz_fail", "request"}
+        | {"instance_purged", "instance_terminated"},
+    )
+    purged = next(r for r in records if r["action"] == "instance_purged")
+    assert purged["actor"]["kind"] == "user" and purged["outcome"] == "allowed"
+    assert purged["resource"] == "DELETE /runtime/webhooks/durabletask/instances/no-such-instance"
+    terminated = next(r for r in records if r["action"] == "instance_terminated")
+    assert terminated["actor"] == {
+        "kind": "system_key",
+        "id": "durabletask_extension",
+        "tenant": "",
+    }
+    assert key.encode() not in _store_bytes(data_dir)
 
 
 def test_a_token_past_the_header_limit_is_431_and_a_large_one_is_read_in_bounded_time(

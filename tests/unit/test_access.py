@@ -196,3 +196,82 @@ async def test_an_audit_store_that_cannot_be_opened_fails_privileged_actions_onl
     dropped = access.UNOPENED
     assert read_thing(_request(token)).status_code == 200
     assert access.UNOPENED == dropped + 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "action"),
+    [
+        ("GET", "/runtime/webhooks/durabletask/instances", None),
+        ("GET", "/runtime/webhooks/durabletask/instances/abc", None),
+        ("POST", "/runtime/webhooks/durabletask/orchestrators/medallion", "orchestration_started"),
+        ("POST", "/runtime/webhooks/durabletask/orchestrators/m/id-1", "orchestration_started"),
+        ("DELETE", "/runtime/webhooks/durabletask/instances/abc", "instance_purged"),
+        ("DELETE", "/runtime/webhooks/durabletask/instances", "instance_purged"),
+        ("POST", "/runtime/webhooks/durabletask/instances/abc/terminate", "instance_terminated"),
+        ("POST", "/runtime/webhooks/durabletask/instances/abc/suspend", "instance_suspended"),
+        ("POST", "/runtime/webhooks/durabletask/instances/abc/resume", "instance_resumed"),
+        ("POST", "/runtime/webhooks/durabletask/instances/abc/restart", "instance_restarted"),
+        (
+            "POST",
+            "/runtime/webhooks/durabletask/instances/abc/raiseEvent/go",
+            "instance_event_raised",
+        ),
+        (
+            "POST",
+            "/runtime/webhooks/durabletask/instances/orchestrators/terminate",
+            "instance_terminated",
+        ),
+        ("POST", "/runtime/webhooks/durabletask/instances/abc/rewind", "instance_changed"),
+        ("POST", "/runtime/webhooks/durabletask", "instance_changed"),
+    ],
+)
+def test_each_change_through_the_durable_api_is_a_privileged_action(
+    method: str, path: str, action: str | None
+) -> None:
+    assert access.webhook_action(method, path) == action
+
+
+def test_the_durable_api_takes_the_key_or_an_operator_and_audits_either(
+    guarded_platform: Callable[[Trail], Platform], issuer: Issuer
+) -> None:
+    trail = Trail()
+    platform = guarded_platform(trail)
+    purge = ("DELETE", "/runtime/webhooks/durabletask/instances/abc")
+    loopback = {"x-forwarded-for": "127.0.0.1"}
+
+    def guard(headers: dict[str, str], has_key: bool, call: tuple[str, str] = purge) -> Any:
+        return access.guard_webhook(platform, *call, {**loopback, **headers}, has_key)
+
+    missing = guard({}, False)
+    assert missing is not None and missing.status == 401
+    assert missing.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+    reader = {"authorization": f"Bearer {issuer.token(roles=['Platform.Reader'])}"}
+    refused = guard(reader, False)
+    assert refused is not None and refused.status == 403 and "Platform.Operator" in refused.message
+    operator = {"authorization": f"Bearer {issuer.token(roles=['Platform.Operator'])}"}
+    assert guard(operator, False) is None
+    assert guard({}, True) is None
+    assert guard({}, True, ("GET", "/runtime/webhooks/durabletask/instances")) is None
+    actions = [(e.action, e.actor.kind, e.outcome) for e in trail.events]
+    assert actions == [
+        ("authn_token_missing", "anonymous", "failure"),
+        ("authz_fail", "user", "denied"),
+        ("instance_purged", "user", "allowed"),
+        ("instance_purged", "system_key", "allowed"),
+        ("request", "system_key", "allowed"),
+    ]
+    assert all(e.resource.startswith(("DELETE /runtime", "GET /runtime")) for e in trail.events)
+    trail.down = True  # a change is refused without its record; a read goes on
+    down = guard(operator, False)
+    assert down is not None and down.status == 503
+    assert guard(operator, False, ("GET", "/runtime/webhooks/durabletask/instances")) is None
+
+
+def test_the_platform_app_answers_the_devhosts_webhook_question(
+    guarded_platform: Callable[[Trail], Platform],
+) -> None:
+    guarded_platform(Trail())
+    answer = PlatformApp().guard_extension_webhook(
+        "GET", "/runtime/webhooks/durabletask/instances", {"x-forwarded-for": "10.0.0.1"}, False
+    )
+    assert answer is not None and answer[0] == 401 and "WWW-Authenticate" in answer[2]

@@ -368,3 +368,33 @@ def test_an_outcome_outside_the_vocabulary_is_refused_before_the_store(
     with pytest.raises(InvalidAuditEvent, match="success, failure, denied"):
         trail.append(event(outcome="maybe"))
     assert records(container) == []
+
+
+def test_submitted_records_are_chained_in_order_and_a_bad_one_is_counted_not_kept(
+    container: DocumentContainer, checkpoints: FileCheckpoints
+) -> None:
+    trail = DocumentAuditTrail(container, clock=StepClock(), checkpoints=checkpoints)
+    for n in range(150):  # more than one batch holds
+        trail.submit(event(reason=f"r{n}"))
+        if n == 70:
+            trail.submit(event(outcome="maybe"))  # the writer finds it out
+    trail.append(event(reason="privileged"))  # committed at once, after what came before
+    assert trail.flush()
+    stored = records(container)
+    assert [r["reason"] for r in stored] == [f"r{n}" for n in range(150)] + ["privileged"]
+    assert [r["seq"] for r in stored] == list(range(1, 152))
+    assert all(r["id"] == f"{r['partition']}.{r['seq']:09d}" for r in stored)
+    assert trail.misses == 1
+    assert verify_all(container, checkpoints) == []
+
+
+def test_a_scrubbed_string_that_held_a_secret_is_not_remembered() -> None:
+    from shared.audit import fields
+
+    card = "4111 1111 1111 1111"
+    assert fields.clean(f"GET /api/x/{card}", 256) == "GET /api/x/[card]"
+    assert fields.clean("GET /api/x/plain", 256) == "GET /api/x/plain"
+    remembered = {text for text, _ in fields._UNCHANGED}
+    assert "GET /api/x/plain" in remembered
+    assert not any("4111" in text for text in remembered)
+    assert fields.clean(f"GET /api/x/{card}", 256) == "GET /api/x/[card]"  # scrubbed again

@@ -295,6 +295,31 @@ def test_a_batch_commits_whole_or_not_at_all(make: MakeContainer) -> None:
         alerts.batch("a1", [BatchOperation("create", document=doc("b3", "a2"))])
 
 
+def test_a_run_of_creates_is_written_in_order_or_refused_naming_the_one_at_fault(
+    make: MakeContainer,
+) -> None:
+    alerts = make()
+    alerts.create(doc("taken"))
+    start = alerts.changes().continuation
+    made = alerts.batch(
+        "a1", [BatchOperation("create", document=doc(f"c{n}", n=n)) for n in range(5)]
+    )
+    assert [d["id"] if d else None for d in made] == [f"c{n}" for n in range(5)]
+    assert len({d["_etag"] for d in made if d}) == 5
+    assert [c.document["id"] for c in alerts.changes(start).changes] == [f"c{n}" for n in range(5)]
+    assert alerts.read("c3", "a1")["n"] == 3
+    run = [BatchOperation("create", document=doc(f"d{n}")) for n in range(5)]
+    with pytest.raises(DocumentConflict, match="batch operation 3"):
+        alerts.batch("a1", [*run[:3], BatchOperation("create", document=doc("taken")), run[4]])
+    with pytest.raises(InvalidDocument, match="batch operation 2"):
+        alerts.batch("a1", [*run[:2], BatchOperation("create", document=doc("d2", "a2"))])
+    with pytest.raises(InvalidDocument, match="batch operation 1"):
+        alerts.batch("a1", [run[0], BatchOperation("create", document={"accountId": "a1"})])
+    assert not alerts.query(
+        Query(partition_key="a1", where=[Condition("/id", "starts_with", "d")])
+    ).documents
+
+
 def test_a_crash_mid_batch_leaves_none_of_it(tmp_path: Path) -> None:
     path = tmp_path / "crash.sqlite3"
     script = f"""
@@ -344,6 +369,15 @@ def test_ttl_expires_documents_at_once_and_purges_them(
     assert untimed.read("n", "a1")["ttl"] == 5
     with pytest.raises(InvalidDocument, match="ttl"):
         alerts.create(doc("bad", ttl=0))
+
+
+@pytest.mark.usefixtures("moves_the_clock")
+def test_a_batch_creates_over_expired_documents(make: MakeContainer, clock: Clock) -> None:
+    alerts = make("alerts", "/accountId", ttl=60)
+    alerts.create(doc("short", n=1))
+    clock.now += 61
+    alerts.batch("a1", [BatchOperation("create", document=doc(i, n=2)) for i in ("short", "s2")])
+    assert alerts.read("short", "a1")["n"] == 2
 
 
 def test_the_change_feed_gives_latest_versions_in_write_order(make: MakeContainer) -> None:

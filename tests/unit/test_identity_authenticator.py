@@ -12,7 +12,7 @@ import pytest
 from shared.config import AuthMode, AuthSettings, SettingsError, load_settings
 from shared.identity.authenticator import Authenticator, bearer_token, client_address, is_loopback
 from shared.identity.easyauth import principal_from_header
-from shared.identity.principal import AuthenticationError
+from shared.identity.principal import AuthenticationError, Principal
 from shared.identity.roles import Role, effective
 from tests.tokens import AUDIENCE, TENANT, Issuer
 
@@ -169,3 +169,41 @@ def test_bad_auth_settings_are_refused_naming_them(environ: dict[str, str], sett
     with pytest.raises(SettingsError) as refused:
         load_settings(environ)
     assert refused.value.setting == setting
+
+
+class Keys:
+    """Application keys as the AI gateway's store will resolve them (issue 15)."""
+
+    def __init__(self) -> None:
+        self.known = {
+            "sk-app-1": Principal("app", "app-1", TENANT, frozenset({"Platform.Analyst"})),
+            "sk-user": Principal("user", "oid", TENANT, frozenset({"Platform.Admin"})),
+        }
+        self.asked: list[str] = []
+
+    def resolve(self, key: str) -> Principal | None:
+        self.asked.append(key)
+        return self.known.get(key)
+
+
+def test_application_keys_resolve_to_apps_through_the_resolver(tmp_path: Path) -> None:
+    issuer = Issuer(tmp_path)
+    settings = AuthSettings(
+        AuthMode.ENTRA, tenant_id=TENANT, audiences=(AUDIENCE,), jwks_url=str(issuer.jwks_path)
+    )
+    keys = Keys()
+    authenticator = Authenticator(settings, keys=keys)
+    for headers in ({"api-key": "sk-app-1"}, {"authorization": "Bearer sk-app-1"}):
+        principal = authenticator.authenticate(headers)
+        assert (principal.kind, principal.id) == ("app", "app-1")
+        assert principal.holds(Role.ANALYST.value) and not principal.holds(Role.ADMIN.value)
+    token = issuer.token(roles=["Platform.Reader"])  # a JWT is still a token, not a key
+    assert authenticator.authenticate({"authorization": f"Bearer {token}"}).kind == "user"
+    for bad in ("sk-unknown", "sk-user", "k" * 300, "clé-non-ascii"):
+        with pytest.raises(AuthenticationError):
+            authenticator.authenticate({"api-key": bad})
+    assert "k" * 300 not in keys.asked  # refused before the store is asked
+    without = _entra(issuer)  # no resolver: no key is an identity
+    for headers in ({"api-key": "sk-app-1"}, {"authorization": "Bearer sk-app-1"}):
+        with pytest.raises(AuthenticationError):
+            without.authenticate(headers)
