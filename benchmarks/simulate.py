@@ -1,9 +1,15 @@
 """Post realistic traffic to `POST /api/events`: `python -m benchmarks.simulate --rate 50`.
 
-Events of all three contracts with learnable patterns (see `benchmarks.traffic`), in batches,
-at a steady rate, until stopped or `--duration` ends. `--seed` makes the event content
-deterministic, and `--start` the event times too. `--print N` writes N events as JSON lines
-to stdout instead of posting. The function key comes from `--key`, `EVENTS_FUNCTION_KEY`, or
+Events of every contract with learnable patterns (see `benchmarks.traffic`), in batches, at a
+steady rate, until stopped or `--duration` ends; chargebacks and failure reports follow,
+late, as in real life (`--label-delay-scale` shortens the wait). `--seed` makes the event
+content deterministic, and `--start` the event times too. `--print N` writes N events as JSON
+lines to stdout instead of posting.
+
+`--backfill-days N` posts N days of history instead, as fast as the host takes it: event
+times from N days ago to now, `--backfill-rate` events per simulated second (default 1, about
+86,000 a day), labels included where they are due before now, so that models can be trained
+at once. The function key comes from `--key`, `EVENTS_FUNCTION_KEY`, or
 the devhost's `keys.json` under the data dir.
 """
 
@@ -47,6 +53,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-labels", action="store_true", help="leave out the simlabel ground truth"
     )
     parser.add_argument("--start", help="ISO time of the first event (default: now, live)")
+    parser.add_argument(
+        "--label-delay-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="multiplies the delays of chargebacks (12 h to 14 days) and failure reports "
+        "(5 min to 2 h); 0.001 makes days minutes (default 1)",
+    )
+    parser.add_argument(
+        "--backfill-days",
+        type=float,
+        default=None,
+        metavar="N",
+        help="post N days of history up to now, as fast as the host takes it, then stop",
+    )
+    parser.add_argument(
+        "--backfill-rate",
+        type=float,
+        default=1.0,
+        metavar="R",
+        help="events per simulated second of history (default 1)",
+    )
     parser.add_argument("--print", type=int, metavar="N", help="print N events, post nothing")
     parser.add_argument(
         "--wait",
@@ -58,6 +86,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.batch <= 0:
         parser.error("--rate and --batch must be positive")
+    if not 0 < args.label_delay_scale <= 1000:
+        parser.error("--label-delay-scale is above 0 and at most 1000")
+    if args.backfill_days is not None:
+        if not 0 < args.backfill_days <= 366 or not 0 < args.backfill_rate <= 1000:
+            parser.error("--backfill-days is above 0 and at most 366, --backfill-rate 0 to 1000")
+        if args.start:
+            parser.error("--backfill-days starts N days ago: leave out --start")
     if args.seed is None:
         args.seed = secrets.randbelow(2**31)
     return args
@@ -120,7 +155,14 @@ def progress(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     progress(f"seed {args.seed} (--seed {args.seed} sends the same events again)")
-    traffic = Traffic(args.seed, fraud_rate=args.fraud_rate, labels=not args.no_labels)
+    traffic = Traffic(
+        args.seed,
+        fraud_rate=args.fraud_rate,
+        labels=not args.no_labels,
+        label_delay_scale=args.label_delay_scale,
+    )
+    if args.backfill_days is not None:
+        return backfill(args, traffic)
     if args.start:
         start = dt.datetime.fromisoformat(args.start.replace("Z", "+00:00"))
         clock = simulated_clock(start if start.tzinfo else start.replace(tzinfo=dt.UTC), args.rate)
@@ -158,6 +200,38 @@ def run(args: argparse.Namespace) -> int:
             )
         time.sleep(max(0.0, interval - (time.monotonic() - now)))
     progress(f"done: {poster.sent} sent, {poster.accepted} accepted, {poster.rejected} rejected")
+    return 0 if poster.failed_requests == 0 else 1
+
+
+def backfill(args: argparse.Namespace, traffic: Traffic) -> int:
+    """Post the history from `--backfill-days` ago to now, as fast as the host takes it."""
+    now = dt.datetime.now(dt.UTC)
+    start = now - dt.timedelta(days=args.backfill_days)
+    ticks = itertools.takewhile(
+        lambda moment: moment < now, simulated_clock(start, args.backfill_rate)
+    )
+    history = traffic.events(ticks)
+    if args.print is not None:
+        for event in itertools.islice(history, args.print):
+            print(json.dumps(event))
+        return 0
+    if args.wait and not wait_for_host(args.url, args.wait):
+        progress(f"the host did not become healthy within {args.wait:g} s")
+        return 1
+    expected = int(args.backfill_days * 86_400 * args.backfill_rate)
+    progress(f"posting about {expected:,} events of {args.backfill_days:g} days to {args.url}")
+    poster = Poster(args.url, function_key(args))
+    began = last_report = time.monotonic()
+    while batch := list(itertools.islice(history, args.batch)):
+        poster.post(batch)
+        if time.monotonic() - last_report >= 5:
+            last_report = time.monotonic()
+            progress(f"{poster.sent:,} sent, up to {batch[-1]['time']}")
+    seconds = time.monotonic() - began
+    progress(
+        f"done in {seconds:.0f} s: {poster.sent:,} sent, {poster.accepted:,} accepted, "
+        f"{poster.rejected:,} rejected; {traffic.labels_pending():,} labels not yet due"
+    )
     return 0 if poster.failed_requests == 0 else 1
 
 

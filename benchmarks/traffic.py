@@ -9,14 +9,27 @@
 - Interactions: users favour a few categories; viewing an item often leads to its affine
   items; views turn into clicks, cart additions and purchases along a funnel.
 
-Unless `labels=False`, every event carries the `simlabel` extension attribute (the ground
-truth, e.g. `card_testing` or `degrading`), which bronze keeps in its `extensions` column.
+Labels arrive as events, late, as in real life:
+
+- `payment.chargeback`: most fraudulent payments (`CHARGEBACK_SHARE`) are disputed by their card
+  holders between 12 hours and 14 days later (median about 3 days) with a fraud reason code;
+  a few legitimate ones (`DISPUTE_SHARE`) are disputed too, with a dispute reason code (goods
+  not received...), which must not teach the fraud model.
+- `device.failure`: maintenance reports each failure 5 minutes to 2 hours after it happened,
+  naming the time it failed and a component.
+
+`label_delay_scale` multiplies those delays (0.001 turns days into minutes, for a demo).
+Unless `labels=False`, every event also carries the `simlabel` extension attribute (the ground
+truth, e.g. `card_testing` or `degrading`; `label` on the label events), which bronze keeps in
+its `extensions` column: tests may check models with it, training never reads it.
 Deterministic for a seed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+import itertools
 import random
 import uuid
 from collections import deque
@@ -30,6 +43,17 @@ CURRENCY = {"GB": "GBP", "US": "USD"}
 MCCS = ("5411", "5812", "5541", "5311", "5912", "5999", "4111", "5732", "7011", "5651")
 CARD_TESTING_MCCS = ("5815", "5816", "5818", "7994")
 ACTIONS = ("view", "click", "add_to_cart", "purchase")
+FRAUD_CODES = ("10.4", "10.4", "10.4", "10.5", "4837", "4863", "10.2")  # card-absent fraud first
+DISPUTE_CODES = ("13.1", "13.3", "12.6.1", "4853", "4834")
+COMPONENTS = ("bearing", "bearing", "motor", "pump_seal", "gearbox", "sensor", "other")
+CHARGEBACK_SHARE = 0.85  # of fraudulent payments, disputed by their card holders
+DISPUTE_SHARE = 0.002  # of legitimate payments, disputed all the same
+_TRUTH = "_truth"  # the ground truth of an event, kept aside until it is stamped
+_FAILED = "_failed"  # on the first reading of a failed device: the component that failed
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def luhn_complete(prefix: str) -> str:
@@ -61,6 +85,7 @@ class Device:
     rpm: float
     degrading_for: int = 0  # readings left before failure; 0 when healthy
     failed_for: int = 0
+    reported: bool = False  # its current failure has been seen (and will be reported)
 
 
 @dataclass
@@ -85,12 +110,17 @@ class Traffic:
         fraud_rate: float = 0.02,
         mix: tuple[float, float, float] = (0.5, 0.3, 0.2),
         labels: bool = True,
+        label_delay_scale: float = 1.0,
     ) -> None:
         self.rng = random.Random(seed)
         rng = self.rng
         self.fraud_rate = fraud_rate
         self.mix = mix
         self.labels = labels
+        self.label_delay_scale = label_delay_scale
+        # Label events not yet due: (due time, order, event).
+        self._due: list[tuple[dt.datetime, int, dict[str, Any]]] = []
+        self._order = itertools.count()
         self.accounts = [
             Account(
                 f"acct-{i:06d}",
@@ -126,13 +156,66 @@ class Traffic:
         self._pending: deque[dict[str, Any]] = deque()
 
     def events(self, clock: Iterator[dt.datetime]) -> Iterator[dict[str, Any]]:
-        """Events forever, stamped by `clock` (one tick per event)."""
-        while True:
-            if not self._pending:
-                self._refill()
-            event = self._pending.popleft()
-            event["time"] = next(clock).isoformat().replace("+00:00", "Z")
+        """Events, stamped by `clock` (one tick per event), until the clock ends; a label
+        event goes out at the first tick after it is due."""
+        for moment in clock:
+            if self._due and self._due[0][0] <= moment:
+                event = heapq.heappop(self._due)[2]
+                if event["type"] == "payment.chargeback":
+                    event["data"]["reported_at"] = iso(moment)
+            else:
+                if not self._pending:
+                    self._refill()
+                event = self._pending.popleft()
+                self._follow_up(event, moment)
+            event["time"] = iso(moment)
             yield event
+
+    def labels_pending(self) -> int:
+        """Label events scheduled and not yet out."""
+        return len(self._due)
+
+    def _follow_up(self, event: dict[str, Any], moment: dt.datetime) -> None:
+        """Schedule the label events an event will bring: its chargeback, its failure report."""
+        truth = event.pop(_TRUTH)
+        component = event.pop(_FAILED, None)
+        rng = self.rng
+        if event["type"] == "payment.transaction":
+            if truth == "legit":
+                if rng.random() >= DISPUTE_SHARE:
+                    return
+                code = rng.choice(DISPUTE_CODES)
+            elif rng.random() < CHARGEBACK_SHARE:
+                code = rng.choice(FRAUD_CODES)
+            else:
+                return
+            hours = min(14 * 24.0, max(12.0, rng.lognormvariate(4.3, 0.7)))  # median ~3 days
+            data = event["data"]
+            chargeback = {
+                "transaction_id": data["transaction_id"],
+                "account_id": data["account_id"],
+                "reason_code": code,
+                "reported_at": "",  # when it goes out
+            }
+            self._schedule(
+                moment + dt.timedelta(hours=hours * self.label_delay_scale),
+                self._event("payment.chargeback", "/payments/disputes", chargeback, "label"),
+            )
+        elif component is not None:
+            minutes = rng.uniform(5, 120)
+            report = {
+                "device_id": event["data"]["device_id"],
+                "failed_at": iso(moment),
+                "component": component,
+            }
+            self._schedule(
+                moment + dt.timedelta(minutes=minutes * self.label_delay_scale),
+                self._event("device.failure", "/plant/maintenance", report, "label"),
+            )
+
+    def _schedule(self, due: dt.datetime, event: dict[str, Any]) -> None:
+        event.pop(_TRUTH, None)
+        heapq.heappush(self._due, (due, next(self._order), event))
 
     def _refill(self) -> None:
         kind = self.rng.choices(("payment", "telemetry", "interaction"), self.mix)[0]
@@ -155,6 +238,7 @@ class Traffic:
         }
         if self.labels:
             event["simlabel"] = label
+        event[_TRUTH] = label
         return event
 
     def _payment(
@@ -222,12 +306,17 @@ class Traffic:
         rng = self.rng
         device = rng.choice(self.devices)
         label = "healthy"
+        failed = None
         if device.failed_for:
             device.failed_for -= 1
             rpm, vibration, label = 0.0, rng.uniform(0.0, 0.2), "failed"
+            if not device.reported:  # the first reading after it failed
+                device.reported = True
+                failed = rng.choice(COMPONENTS)
             if device.failed_for == 0:  # repaired
                 device.vibration = rng.uniform(1.0, 3.0)
                 device.temperature = rng.gauss(60, 5)
+                device.reported = False
         else:
             if device.degrading_for == 0 and rng.random() < 0.01:
                 device.degrading_for = rng.randint(20, 60)
@@ -247,7 +336,10 @@ class Traffic:
             "pressure_kpa": round(device.pressure + rng.gauss(0, 2), 1),
             "rpm": round(max(0.0, rpm), 1),
         }
-        return self._event("iot.telemetry", f"/plant/{device.device_id}", data, label)
+        event = self._event("iot.telemetry", f"/plant/{device.device_id}", data, label)
+        if failed is not None:
+            event[_FAILED] = failed
+        return event
 
     def _interactions(self) -> list[dict[str, Any]]:
         rng = self.rng

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.events.contracts import COMPONENTS, DISPUTE_REASON_CODES, FRAUD_REASON_CODES
 from shared.pipeline.lake import table_name
 from shared.pipeline.quality import (
     AcceptedValues,
@@ -123,6 +124,48 @@ APP_INTERACTION = SilverSpec(
     zorder=("session_id", "item_id"),
 )
 
+# Labels: few rows, arriving late (a chargeback days after its payment), so their freshness
+# is judged over a week and their row counts may swing.
+LABEL_RULES: tuple[TableRule, ...] = (Freshness(dt.timedelta(days=7)), RowCountChange(100.0))
+
+PAYMENT_CHARGEBACK = SilverSpec(
+    event_type="payment.chargeback",
+    columns={
+        "transaction_id": "VARCHAR",
+        "account_id": "VARCHAR",
+        "reason_code": "VARCHAR",
+        "reported_at": "TIMESTAMPTZ",
+    },
+    row_rules=(
+        NotNull("transaction_id"),
+        NotNull("account_id"),
+        NotNull("reason_code"),
+        NotNull("reported_at"),
+        AcceptedValues("reason_code", FRAUD_REASON_CODES + DISPUTE_REASON_CODES),
+    ),
+    table_rules=LABEL_RULES,
+    zorder=("transaction_id",),
+)
+
+DEVICE_FAILURE = SilverSpec(
+    event_type="device.failure",
+    columns={"device_id": "VARCHAR", "failed_at": "TIMESTAMPTZ", "component": "VARCHAR"},
+    row_rules=(
+        NotNull("device_id"),
+        NotNull("failed_at"),
+        AcceptedValues("component", COMPONENTS),
+    ),
+    table_rules=LABEL_RULES,
+    zorder=("device_id",),
+)
+
 SILVER_SPECS: Mapping[str, SilverSpec] = {
-    spec.table: spec for spec in (PAYMENT_TRANSACTION, IOT_TELEMETRY, APP_INTERACTION)
+    spec.table: spec
+    for spec in (
+        PAYMENT_TRANSACTION,
+        IOT_TELEMETRY,
+        APP_INTERACTION,
+        PAYMENT_CHARGEBACK,
+        DEVICE_FAILURE,
+    )
 }

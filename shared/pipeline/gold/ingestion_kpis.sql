@@ -9,6 +9,10 @@ WITH landed AS (
     SELECT event_type, ingested_at, enqueued_time FROM silver.iot_telemetry
     UNION ALL
     SELECT event_type, ingested_at, enqueued_time FROM silver.app_interaction
+    UNION ALL
+    SELECT event_type, ingested_at, enqueued_time FROM silver.payment_chargeback
+    UNION ALL
+    SELECT event_type, ingested_at, enqueued_time FROM silver.device_failure
 ),
 events AS (
     SELECT
