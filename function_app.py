@@ -2,9 +2,10 @@
 
 import azure.functions as func
 
-from functions import audit, events, health, ingest, landing, openapi, pipelines
+from functions import audit, events, health, ingest, landing, models, openapi, pipelines
 from functions.access import PlatformApp
 from orchestrations import medallion, medallion_activities
+from orchestrations import models as model_training
 from shared.bootstrap import current_platform
 
 current_platform()  # fail at start-up, naming the setting, if the settings are wrong
@@ -18,5 +19,7 @@ app.register_functions(ingest.bp)
 app.register_functions(landing.bp)
 app.register_functions(pipelines.bp)
 app.register_functions(audit.bp)
+app.register_functions(models.bp)
 app.register_functions(medallion.bp)
 app.register_functions(medallion_activities.bp)
+app.register_functions(model_training.bp)

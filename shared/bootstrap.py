@@ -36,6 +36,11 @@ from shared.identity.authenticator import Authenticator
 from shared.lakehouse.access import LakeAccess, lake_access
 from shared.lakehouse.lake_lock import hold_local_lake
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
+from shared.models.artifacts import open_artifacts
+from shared.models.registry import MODELS_CONTAINER, ModelRegistry
+from shared.models.service import Models
+from shared.models.training import ModelTraining
+from shared.pipeline.lake import Lake
 from shared.pipeline.reaper import RunReaper
 from shared.pipeline.service import MedallionPipeline, build_pipeline
 from shared.privacy.log_scrub import install_log_scrubber
@@ -71,6 +76,7 @@ class Platform:
     lazy_documents: Lazy[DocumentDatabase]
     authenticator: Authenticator
     lazy_audit: Lazy[DocumentAuditTrail]
+    lazy_models: Lazy[Models]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
 
@@ -88,6 +94,11 @@ class Platform:
     def documents(self) -> DocumentDatabase:
         """The document store: Cosmos DB or embedded SQLite (opened on first use)."""
         return self.lazy_documents.get()
+
+    @property
+    def models(self) -> Models:
+        """The model registry, the model files and training (opened on first use)."""
+        return self.lazy_models.get()
 
     @property
     def audit(self) -> DocumentAuditTrail:
@@ -136,7 +147,15 @@ def bootstrap(
         lazy_documents=documents,
         authenticator=Authenticator(settings.auth),
         lazy_audit=Lazy(lambda: _audit(settings, documents.get())),
+        lazy_models=Lazy(lambda: _models(settings, access, documents.get())),
     )
+
+
+def _models(settings: Settings, access: LakeAccess, documents: DocumentDatabase) -> Models:
+    registry = ModelRegistry(documents.container(MODELS_CONTAINER))
+    artifacts = open_artifacts(settings.lake)
+    lake = Lake(settings.lake.uri, access=access)
+    return Models(registry, artifacts, ModelTraining(lake, registry, artifacts))
 
 
 def _audit(settings: Settings, documents: DocumentDatabase) -> DocumentAuditTrail:

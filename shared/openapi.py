@@ -20,49 +20,23 @@ from shared.events.envelope import envelope_type
 from shared.events.intake import BATCH, MAX_EVENTS_PER_REQUEST, PLAIN_JSON, SINGLE
 from shared.events.protection import PROTECTION_PROPERTY
 from shared.identity.roles import Role
+from shared.openapi_common import HOST_LIMITS as _HOST_LIMITS
+from shared.openapi_common import KEY_REFUSED as _KEY_REFUSED
+from shared.openapi_common import KEYED as _KEYED
+from shared.openapi_common import REF_TEMPLATE
+from shared.openapi_common import error as _error
+from shared.openapi_common import json_answer as _json
+from shared.openapi_common import not_found as _not_found
+from shared.openapi_common import ref as _ref
+from shared.openapi_models import MODEL_ANSWERS, model_paths
 
-_REF = "#/components/schemas/{name}"
 # An extension attribute's name: 1 to 20 lower-case letters or digits, and none of the
 # standard attributes (whose own schemas apply to them).
 _EXTENSION_NAME = (
     "^(?!(specversion|id|source|type|time|subject|datacontenttype|dataschema|data)$)[a-z0-9]{1,20}$"
 )
 _EXTENSION_VALUE = ["string", "number", "boolean", "null"]
-_KEYED: list[dict[str, list[str]]] = [{"functionKey": []}, {"functionKeyQuery": []}]
 
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF.format(name=name)}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
-
-
-def _not_found(description: str) -> dict[str, Any]:
-    """A 404: the app's JSON error, or the host's plain text when no route matches at all."""
-    answer = _error(description)
-    answer["content"]["text/plain"] = {"schema": {"type": "string"}}
-    return answer
-
-
-_KEY_REFUSED = {
-    "401": {
-        "description": (
-            "no valid function key, or no valid bearer token (`WWW-Authenticate` says why)"
-        ),
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-}
-# What the Functions host (Kestrel) answers for any route before the function runs.
-_HOST_LIMITS = {
-    "414": _error("the request target is over 8 KiB"),
-    "431": _error("the request headers total over 32 KiB"),
-}
 # Each route's permission, as `functions/` declares it next to the route (a test keeps the two
 # the same), and whether it is a privileged action (audited first, 503 without the trail).
 PERMISSIONS: dict[str, tuple[Role, bool]] = {
@@ -72,6 +46,10 @@ PERMISSIONS: dict[str, tuple[Role, bool]] = {
     "list_pipeline_runs": (Role.OPERATOR, False),
     "cancel_pipeline_run": (Role.OPERATOR, True),
     "audit_records": (Role.ADMIN, False),
+    "train_model": (Role.OPERATOR, True),
+    "list_models": (Role.READER, False),
+    "get_model": (Role.READER, False),
+    "get_model_onnx": (Role.READER, False),
 }
 
 _ANSWERS: dict[str, Any] = {
@@ -185,7 +163,7 @@ def _events() -> tuple[dict[str, Any], list[str]]:
     20 lower-case letters or digits, scalar values) ride beside the standard ones."""
     contracts = ContractRegistry().latest()
     envelopes = [envelope_type(contract) for contract in contracts]
-    refs, components = msgspec.json.schema_components(envelopes, ref_template=_REF)
+    refs, components = msgspec.json.schema_components(envelopes, ref_template=REF_TEMPLATE)
     for contract, envelope in zip(contracts, envelopes, strict=True):
         components[contract.data.__name__].pop("additionalProperties", None)
         schema = components[envelope.__name__]
@@ -452,6 +430,7 @@ def openapi_document() -> dict[str, Any]:
         "/api/events": _event_paths(events),
         **_pipeline_paths(),
         **_audit_paths(),
+        **model_paths(),
     }
     for operations in paths.values():
         for operation in operations.values():
@@ -462,11 +441,14 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Data and AI platform on Azure Functions",
             "version": __version__,
-            "description": "Event intake, the medallion pipeline's runs, and health.",
+            "description": (
+                "Event intake, the medallion pipeline's runs, the models, the audit trail "
+                "and health."
+            ),
         },
         "paths": paths,
         "components": {
-            "schemas": {**event_schemas, **_ANSWERS},
+            "schemas": {**event_schemas, **_ANSWERS, **MODEL_ANSWERS},
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},

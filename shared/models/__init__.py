@@ -1,0 +1,1 @@
+"""The platform's models: registry, artifacts, training and serving."""

@@ -1,0 +1,87 @@
+"""The predictive maintenance model: will this device fail within `HORIZON`? Gradient boosting
+on the device's telemetry trends, learned from the failures maintenance reports.
+
+A reading is labelled 1 when a failure of its device follows within the horizon; readings too
+recent for their horizon to be known (`HORIZON` plus the reporting delay before the newest
+report) are left out.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+
+import numpy as np
+
+from shared.features.offline import point_in_time
+from shared.features.telemetry import TelemetryFeatures
+from shared.models.boosting import fit
+from shared.models.datasets import MissingData, Reads, bronze_rows
+from shared.models.onnx_export import FEATURES_INPUT, PROBABILITIES
+from shared.models.trained import TrainedModel
+from shared.pipeline.lake import Lake
+
+NAME = "maintenance"
+HORIZON = dt.timedelta(hours=2)
+REPORT_DELAY = dt.timedelta(hours=2)
+FEATURES = TelemetryFeatures()
+COLUMNS = ("device_id", "temperature_c", "vibration_mm_s", "pressure_kpa", "rpm")
+
+
+def train(lake: Lake, reads: Reads, maturity: dt.timedelta | None = None) -> TrainedModel:
+    labels = reads.query(
+        lake,
+        "silver",
+        "device_failure",
+        "SELECT device_id, epoch_us(failed_at) AS failed_us, epoch_us(event_time) AS at_us "
+        "FROM source",
+    )
+    if labels is None or labels.num_rows == 0:
+        raise MissingData(
+            "no device failures in silver yet: post labelled history "
+            "(python -m benchmarks.simulate --backfill-days 14) and run the medallion pipeline"
+        )
+    failures: dict[str, list[float]] = {}
+    for failure in labels.to_pylist():
+        failures.setdefault(failure["device_id"], []).append(failure["failed_us"] / 1e6)
+    for times in failures.values():
+        times.sort()
+    newest_report = max(labels.column("at_us").to_pylist()) / 1e6
+    wait = HORIZON + REPORT_DELAY if maturity is None else max(maturity, HORIZON)
+    known_until = newest_report - wait.total_seconds()
+    horizon = HORIZON.total_seconds()
+    x, y = [], []
+    rows = bronze_rows(lake, reads, FEATURES.event_type, COLUMNS)
+    for row, features in point_in_time(FEATURES, rows):
+        if row["t"] > known_until:
+            break
+        times = failures.get(row["device_id"], [])
+        after = bisect.bisect_right(times, row["t"])
+        x.append([features[name] for name in FEATURES.numeric])
+        y.append(1 if after < len(times) and times[after] <= row["t"] + horizon else 0)
+    boosted = fit(np.asarray(x, dtype=np.float32), np.asarray(y), FEATURES.numeric, NAME)
+    return TrainedModel(
+        name=NAME,
+        onnx=boosted.onnx,
+        native=str(boosted.booster.model_to_string()).encode(),
+        native_file="model.lgb.txt",
+        metrics={**boosted.metrics, "onnx_max_difference": boosted.worst_difference},
+        params={
+            "algorithm": "lightgbm",
+            "rounds": str(boosted.booster.current_iteration()),
+            "label": f"a reported failure within {HORIZON.total_seconds() / 3600:g} h",
+        },
+        signature={
+            "inputs": [
+                {
+                    "name": FEATURES_INPUT,
+                    "type": "float32",
+                    "shape": [-1, len(FEATURES.numeric)],
+                    "columns": list(FEATURES.numeric),
+                }
+            ],
+            "outputs": [{"name": PROBABILITIES, "type": "float32", "shape": [-1, 2]}],
+        },
+        input_example=x[-1] if x else [],
+        card={"threshold": boosted.threshold, "features": list(FEATURES.numeric)},
+    )

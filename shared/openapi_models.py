@@ -1,0 +1,160 @@
+"""The models API's part of the OpenAPI description: training, the registry, the ONNX files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.models.training import MATURITY_LIMITS_H, TRAINERS
+from shared.openapi_common import KEY_REFUSED, KEYED, error, json_answer, not_found, ref
+
+_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "the model (others answer 404)",
+    "schema": {"enum": list(TRAINERS)},
+}
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+
+MODEL_ANSWERS: dict[str, Any] = {
+    "Model": {
+        "type": "object",
+        "required": ["name", "latest_version", "aliases", "tags"],
+        "properties": {
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "latest_version": {"type": "integer", "minimum": 0},
+            "aliases": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "tags": _STRINGS,
+        },
+    },
+    "Models": {
+        "type": "object",
+        "required": ["models"],
+        "properties": {"models": {"type": "array", "items": ref("Model")}},
+    },
+    "ModelVersion": {
+        "type": "object",
+        "required": ["version", "created_at", "status", "run_id", "metrics", "signature"],
+        "properties": {
+            "version": {"type": "integer", "minimum": 1},
+            "created_at": {"type": "string"},
+            "status": {"type": "string"},
+            "run_id": {"type": "string"},
+            "source": {"type": "string"},
+            "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+            "params": _STRINGS,
+            "tags": _STRINGS,
+            "signature": {"type": "object"},
+            "input_example": {},
+            "training_data": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "code_version": {"type": "string"},
+            "validation_status": {"type": "string"},
+        },
+    },
+    "ModelDetail": {
+        "allOf": [
+            ref("Model"),
+            {
+                "type": "object",
+                "required": ["versions"],
+                "properties": {"versions": {"type": "array", "items": ref("ModelVersion")}},
+            },
+        ]
+    },
+    "TrainingInProgress": {
+        "type": "object",
+        "required": ["error", "instanceId"],
+        "properties": {"error": {"type": "string"}, "instanceId": {"type": "string"}},
+    },
+    "TrainingOptions": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "label_maturity_hours": {
+                "type": "number",
+                "minimum": MATURITY_LIMITS_H[0],
+                "maximum": MATURITY_LIMITS_H[1],
+                "description": "how long a label is waited for (fraud: 120 h by default)",
+            }
+        },
+    },
+}
+
+
+def model_paths() -> dict[str, Any]:
+    train = {
+        "post": {
+            "operationId": "train_model",
+            "summary": "Train a model version (a Durable orchestration)",
+            "security": KEYED,
+            "parameters": [_NAME],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": ref("TrainingOptions")}},
+            },
+            "responses": {
+                "202": json_answer(ref("CheckStatus"), "started; follow statusQueryGetUri"),
+                "400": error("the body is not a training request"),
+                **KEY_REFUSED,
+                "404": not_found("no such model"),
+                "409": json_answer(ref("TrainingInProgress"), "a training is in progress"),
+            },
+        }
+    }
+    models = {
+        "get": {
+            "operationId": "list_models",
+            "summary": "The registered models, their aliases and latest versions",
+            "security": KEYED,
+            "responses": {"200": json_answer(ref("Models"), "the models"), **KEY_REFUSED},
+        }
+    }
+    model = {
+        "get": {
+            "operationId": "get_model",
+            "summary": "A model and its versions, newest first",
+            "security": KEYED,
+            "parameters": [_NAME],
+            "responses": {
+                "200": json_answer(ref("ModelDetail"), "the model"),
+                **KEY_REFUSED,
+                "404": not_found("no such model, or no version of it yet"),
+            },
+        }
+    }
+    onnx = {
+        "get": {
+            "operationId": "get_model_onnx",
+            "summary": "A version's ONNX file, for edge devices",
+            "security": KEYED,
+            "parameters": [
+                _NAME,
+                {
+                    "name": "version",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "the ONNX graph",
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                },
+                "400": error("the version is not a whole number from 1"),
+                **KEY_REFUSED,
+                "404": not_found("no such model or version"),
+            },
+        }
+    }
+    return {
+        "/api/models": models,
+        "/api/models/{name}": model,
+        "/api/models/{name}/train": train,
+        "/api/models/{name}/versions/{version}/onnx": onnx,
+    }

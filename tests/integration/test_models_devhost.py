@@ -1,0 +1,112 @@
+"""The models end to end through the devhost: labelled history posted over HTTP, the medallion
+pipeline run, the three models trained over HTTP as Durable orchestrations, listed, and the
+ONNX file downloaded and run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from deltalake import DeltaTable
+
+from benchmarks.traffic import Traffic, simulated_clock
+from shared.models.onnx_export import probabilities, session
+from shared.pipeline.lake import table_name
+from tests.conftest import StartDevhost
+from tests.devhost_process import PROJECT_ROOT, DevhostProcess
+from tests.durable_http import wait_for
+from tests.integration.ingest_helpers import eventually
+
+pytestmark = pytest.mark.integration
+
+QUIET = {
+    "PIPELINE_POLL_FIRST_S": "0.2",
+    "PIPELINE_POLL_MAX_S": "0.5",
+    "DEVHOST_EVENTHUB_POLL_MS": "20",
+    "AzureWebJobs.hourly_pipeline_run.Disabled": "true",
+    "AzureWebJobs.nightly_table_maintenance.Disabled": "true",
+    "AzureWebJobs.train_models_daily.Disabled": "true",
+}
+
+
+def _history(days: float, rate: float) -> list[dict[str, Any]]:
+    end = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    ticks = itertools.takewhile(
+        lambda moment: moment < end, simulated_clock(end - dt.timedelta(days=days), rate)
+    )
+    return list(Traffic(3, label_delay_scale=0.1).events(ticks))
+
+
+def _post(host: DevhostProcess, events: list[dict[str, Any]]) -> None:
+    for start in range(0, len(events), 1000):
+        response = requests.post(
+            host.url("/api/events"),
+            data=json.dumps(events[start : start + 1000]),
+            headers={"content-type": "application/cloudevents-batch+json"},
+            timeout=60,
+        )
+        assert response.status_code == 202 and not response.json()["rejected"], response.text
+
+
+def _landed(data_dir: Path, event_type: str) -> int:
+    path = data_dir / "lake" / "bronze" / table_name(event_type)
+    if not (path / "_delta_log").exists():
+        return 0
+    return DeltaTable(str(path)).count()
+
+
+def _durable(host: DevhostProcess, response: requests.Response, timeout: float) -> Any:
+    assert response.status_code == 202, response.text
+    done = wait_for(host, response.json()["id"], timeout=timeout)
+    assert done["runtimeStatus"] == "Completed", done
+    return done["output"]
+
+
+def test_models_train_over_http_from_posted_history(
+    start_devhost: StartDevhost, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "platform"
+    host = start_devhost(
+        PROJECT_ROOT, env={"PLATFORM_DATA_DIR": str(data_dir), **QUIET}, data_dir=data_dir
+    )
+    events = _history(days=2, rate=0.5)
+    _post(host, events)
+    for event_type, count in Counter(e["type"] for e in events).items():
+        eventually(lambda t=event_type, c=count: _landed(data_dir, t) >= c, 120, event_type)
+    run = requests.post(host.url("/api/pipelines/medallion/runs"), timeout=30)
+    assert _durable(host, run, 120)["status"] == "succeeded"
+
+    trained = {}
+    for name, body in (
+        ("fraud", {"label_maturity_hours": 16}),
+        ("maintenance", {}),
+        ("recommendations", {}),
+    ):
+        started = requests.post(host.url(f"/api/models/{name}/train"), json=body, timeout=30)
+        trained[name] = _durable(host, started, 120)
+        assert trained[name]["version"] == 1, trained[name]
+        assert trained[name]["aliases"] == ["champion"]
+    assert trained["fraud"]["metrics"]["pr_auc"] > 0.5
+
+    listed = requests.get(host.url("/api/models"), timeout=30).json()["models"]
+    assert {m["name"]: m["aliases"] for m in listed} == {
+        name: {"champion": 1} for name in ("fraud", "maintenance", "recommendations")
+    }
+    detail = requests.get(host.url("/api/models/fraud"), timeout=30).json()
+    version = detail["versions"][0]
+    assert version["training_data"]["bronze.payment_transaction"] >= 0
+    assert version["signature"]["inputs"][0]["columns"][0] == "amount"
+
+    onnx = requests.get(host.url("/api/models/fraud/versions/1/onnx"), timeout=30)
+    assert onnx.status_code == 200
+    example = np.asarray([version["input_example"]], dtype=np.float32)
+    assert 0.0 <= float(probabilities(session(onnx.content), example)[0]) <= 1.0
+    again = requests.post(host.url("/api/models/churn/train"), timeout=30)
+    assert again.status_code == 404 and "fraud" in again.json()["error"]

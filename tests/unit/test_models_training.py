@@ -1,0 +1,152 @@
+"""Training the three models from simulated history: each version registered with its metrics,
+signature and training data, its ONNX graph predicting what the native model predicts, and
+the first version the champion; too little data is refused with what to do."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedded.documents.store import DocumentStore
+from shared.features.offline import point_in_time
+from shared.features.payments import PaymentFeatures
+from shared.models import fraud
+from shared.models.artifacts import ArtifactExists, ArtifactNotFound, LocalArtifacts
+from shared.models.datasets import MissingData, Reads, bronze_rows
+from shared.models.onnx_export import probabilities, scores, session
+from shared.models.recommendations import history_weights
+from shared.models.registry import MODELS_CONTAINER, ModelRegistry
+from shared.models.service import Models
+from shared.models.training import CHAMPION, ModelTraining, TrainingRequest, UnknownModel
+from shared.pipeline.lake import Lake
+from tests.modeldata import land_history, refresh
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lake = tmp_path_factory.mktemp("models") / "lake"
+    land_history(lake, days=4, rate=0.5, seed=3, label_delay_scale=0.2)
+    refresh(lake)
+    return lake
+
+
+@pytest.fixture(scope="module")
+def trained(history: Path, tmp_path_factory: pytest.TempPathFactory) -> Models:
+    folder = tmp_path_factory.mktemp("registry")
+    registry = ModelRegistry(
+        DocumentStore(folder / "documents.sqlite3").container(MODELS_CONTAINER)
+    )
+    artifacts = LocalArtifacts(folder / "models")
+    models = Models(registry, artifacts, ModelTraining(Lake(str(history)), registry, artifacts))
+    for name, options in (
+        ("fraud", {"label_maturity_hours": 30.0}),
+        ("maintenance", {}),
+        ("recommendations", {}),
+    ):
+        models.training.train(TrainingRequest(name, run_id=f"run-{name}", **options))
+    return models
+
+
+@pytest.mark.parametrize("name", ["fraud", "maintenance", "recommendations"])
+def test_each_model_is_registered_as_the_first_champion(trained: Models, name: str) -> None:
+    model = trained.registry.get_model(name)
+    assert model.latest_version == 1 and model.aliases == {CHAMPION: 1}
+    version = trained.registry.get_version(name, 1)
+    assert version.run_id == f"run-{name}"
+    assert version.metrics["onnx_max_difference"] <= 1e-5
+    assert version.training_data and all(v >= 0 for v in version.training_data.values())
+    assert version.signature["inputs"] and version.code_version
+    card = json.loads(trained.artifacts.get(f"{name}/runs/run-{name}/card.json"))
+    assert card
+
+
+def test_the_classifiers_learn_from_late_labels(trained: Models) -> None:
+    fraud_metrics = trained.registry.get_version("fraud", 1).metrics
+    assert fraud_metrics["pr_auc"] > 0.5 and fraud_metrics["roc_auc"] > 0.9
+    maintenance_metrics = trained.registry.get_version("maintenance", 1).metrics
+    assert maintenance_metrics["pr_auc"] > maintenance_metrics["holdout_positive_rate"] + 0.2
+    recommendations = trained.registry.get_version("recommendations", 1).metrics
+    assert recommendations["hit_rate_at_10"] > 0.1 and recommendations["items"] > 100
+
+
+def test_the_onnx_file_scores_as_the_native_model(trained: Models, history: Path) -> None:
+    graph = session(trained.onnx_file("fraud", 1))
+    native = trained.artifacts.get("fraud/runs/run-fraud/model.lgb.txt").decode()
+    import lightgbm
+
+    booster = lightgbm.Booster(model_str=native)
+    rows = bronze_rows(Lake(str(history)), Reads(), "payment.transaction", fraud.COLUMNS)[:2000]
+    features = PaymentFeatures()
+    x = np.asarray(
+        [[found[n] for n in features.numeric] for _, found in point_in_time(features, rows)],
+        dtype=np.float32,
+    )
+    assert np.max(np.abs(probabilities(graph, x) - booster.predict(x))) <= 1e-5
+    card = json.loads(trained.artifacts.get("recommendations/runs/run-recommendations/card.json"))
+    similarity = np.frombuffer(
+        trained.artifacts.get("recommendations/runs/run-recommendations/similarity.f32"),
+        dtype=np.float32,
+    ).reshape(len(card["items"]), len(card["items"]))
+    history_vector = np.zeros((1, len(card["items"])), dtype=np.float32)
+    history_vector[0, :3] = history_weights(3)
+    recommender = session(trained.onnx_file("recommendations", 1))
+    assert np.allclose(scores(recommender, history_vector), history_vector @ similarity, atol=1e-5)
+
+
+def test_a_second_training_is_a_new_version_and_leaves_the_champion(
+    trained: Models, history: Path
+) -> None:
+    version = trained.training.train(TrainingRequest("recommendations", run_id="again"))
+    assert version.version == 2
+    assert trained.registry.get_model("recommendations").aliases == {CHAMPION: 1}
+    with pytest.raises(ArtifactExists):  # a run's files are written once
+        trained.training.train(TrainingRequest("recommendations", run_id="again"))
+
+
+def test_missing_data_and_unknown_models_are_refused_with_what_to_do(tmp_path: Path) -> None:
+    registry = ModelRegistry(DocumentStore(tmp_path / "d.sqlite3").container(MODELS_CONTAINER))
+    artifacts = LocalArtifacts(tmp_path / "models")
+    training = ModelTraining(Lake(str(tmp_path / "empty-lake")), registry, artifacts)
+    for name, hint in (
+        ("fraud", "backfill-days"),
+        ("maintenance", "backfill-days"),
+        ("recommendations", "medallion"),
+    ):
+        with pytest.raises(MissingData, match=hint):
+            training.train(TrainingRequest(name))
+    with pytest.raises(UnknownModel, match="fraud, maintenance, recommendations"):
+        training.train(TrainingRequest("churn"))
+
+
+def test_too_few_labels_are_refused_naming_the_window(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    land_history(
+        lake,
+        days=0.5,
+        rate=0.2,
+        seed=5,
+        label_delay_scale=0.05,
+        end=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        fraud_rate=0.0,
+    )
+    refresh(lake)
+    with pytest.raises(MissingData, match="positive examples"):
+        fraud.train(Lake(str(lake)), Reads(), maturity=dt.timedelta(hours=1))
+
+
+def test_artifacts_are_written_once_and_read_back(tmp_path: Path) -> None:
+    store = LocalArtifacts(tmp_path / "models")
+    store.put("m/runs/r/model.onnx", b"graph")
+    assert store.get("m/runs/r/model.onnx") == b"graph"
+    with pytest.raises(ArtifactExists):
+        store.put("m/runs/r/model.onnx", b"other")
+    assert store.get("m/runs/r/model.onnx") == b"graph"
+    with pytest.raises(ArtifactNotFound):
+        store.get("m/runs/r/missing")
+    assert not list((tmp_path / "models" / "m" / "runs" / "r").glob("*.partial"))
