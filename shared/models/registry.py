@@ -23,8 +23,6 @@ from shared.documents.port import (
 from shared.models.registry_checks import (
     MAX_PARAM_VALUE,
     MAX_TAG_VALUE,
-    InvalidRegistryInput,
-    RegistryError,
     check_alias,
     check_metrics,
     check_model_name,
@@ -37,6 +35,8 @@ from shared.models.registry_checks import (
     check_version,
     json_copy,
 )
+from shared.models.registry_checks import InvalidRegistryInput as InvalidRegistryInput
+from shared.models.registry_checks import RegistryError as RegistryError
 
 MODELS_CONTAINER = ContainerSpec("models", "/model")  # one logical partition per model name
 MODEL_ID = "model"  # the registered model's document; each version's is `version_id(n)`
