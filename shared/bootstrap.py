@@ -31,14 +31,17 @@ from shared.documents.build import open_documents
 from shared.documents.port import DocumentDatabase
 from shared.events.pseudonymize import Pseudonymizer
 from shared.events.services import EventServices, build_event_services
+from shared.features.online import FEATURES_CONTAINER, OnlineFeatures
 from shared.health import ReadinessProbe
 from shared.identity.authenticator import Authenticator
 from shared.lakehouse.access import LakeAccess, lake_access
 from shared.lakehouse.lake_lock import hold_local_lake
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
 from shared.models.artifacts import open_artifacts
+from shared.models.champions import ChampionCache
 from shared.models.registry import MODELS_CONTAINER, ModelRegistry
 from shared.models.service import Models
+from shared.models.stream import StreamScorer
 from shared.models.training import ModelTraining
 from shared.pipeline.lake import Lake
 from shared.pipeline.reaper import RunReaper
@@ -134,8 +137,10 @@ def bootstrap(
     if settings.lake.adapter is Adapter.LOCAL:
         hold_local_lake(Path(settings.lake.uri))  # before anything writes to it
     access = lake_access(settings.lake)  # one per process: ingestion and the pipeline share it
-    events = build_event_services(settings, access, pseudonymizer, environ)
     documents: Lazy[DocumentDatabase] = Lazy(lambda: open_documents(settings.documents))
+    models = Lazy(lambda: _models(settings, access, documents.get()))
+    scorer = Lazy(lambda: _stream_scorer(settings, documents.get(), models.get()))
+    events = build_event_services(settings, access, pseudonymizer, environ, scorer=scorer.get)
     pipeline = Lazy(lambda: build_pipeline(settings, access, documents.get()))
     reaper = Lazy(lambda: _reaper(pipeline.get()))
     return Platform(
@@ -147,8 +152,13 @@ def bootstrap(
         lazy_documents=documents,
         authenticator=Authenticator(settings.auth),
         lazy_audit=Lazy(lambda: _audit(settings, documents.get())),
-        lazy_models=Lazy(lambda: _models(settings, access, documents.get())),
+        lazy_models=models,
     )
+
+
+def _stream_scorer(settings: Settings, documents: DocumentDatabase, models: Models) -> StreamScorer:
+    features = OnlineFeatures(documents.container(FEATURES_CONTAINER))
+    return StreamScorer(features, ChampionCache(models, refresh_s=settings.model_refresh_s))
 
 
 def _models(settings: Settings, access: LakeAccess, documents: DocumentDatabase) -> Models:

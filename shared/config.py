@@ -152,6 +152,8 @@ class Settings:
     # The blob container the audit trail's hourly checkpoints go to (time-based immutability
     # in Azure); None: an append-only file beside the embedded documents.
     audit_checkpoints_url: str | None = None
+    # How often a serving process looks for a new champion of each model (MODEL_REFRESH_S).
+    model_refresh_s: float = 30.0
     pseudonym_key: str = field(default=DEVELOPMENT_PSEUDONYM_KEY, repr=False)
 
 
@@ -377,6 +379,13 @@ def _batch(source: Mapping[str, str]) -> BatchSettings:
     )
 
 
+def _model_refresh(source: Mapping[str, str]) -> float:
+    value = _parsed(source, "MODEL_REFRESH_S", "30", float, "a number of seconds")
+    if not 0.1 <= value <= 3600:
+        raise SettingsError("MODEL_REFRESH_S", f"must be from 0.1 to 3600 seconds, not {value}")
+    return value
+
+
 REAPER_SCHEDULE = "0 * * * * *"
 _NCRONTAB_FIELD = r"[0-9A-Za-z*/,\-]+"
 
@@ -453,6 +462,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pseudonym_key=_pseudonym_key(source, environment),
         auth=_auth(source, environment, data_dir),
         audit_checkpoints_url=_audit_checkpoints(source),
+        model_refresh_s=_model_refresh(source),
     )
     _refuse_embedded_in_prod(source, settings)
     return settings

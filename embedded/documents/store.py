@@ -211,6 +211,14 @@ class Container:
         with self.store.write() as connection:
             return self._write(connection, document, self._lsns(connection, 1), mode="upsert")
 
+    def upsert_many(self, documents: Sequence[Mapping[str, Json]]) -> list[dict[str, Json]]:
+        """Upsert documents of any partitions in one transaction: all are written or none."""
+        if not documents:
+            return []
+        with self.store.write() as connection:
+            lsns = self._lsns(connection, len(documents))
+            return [self._write(connection, d, lsns, mode="upsert") for d in documents]
+
     def replace(self, document: Mapping[str, Json], if_match: str | None = None) -> dict[str, Json]:
         with self.store.write() as connection:
             return self._write(

@@ -193,6 +193,10 @@ class CosmosContainer:
         except CosmosHttpResponseError as error:
             _raise(error, self._where(body["id"], self.spec.partition_key_of(body)))
 
+    def upsert_many(self, documents: Sequence[Mapping[str, Json]]) -> list[dict[str, Json]]:
+        """One upsert each, in order (Cosmos DB has no transaction across partitions)."""
+        return [self.upsert(document) for document in documents]
+
     def replace(self, document: Mapping[str, Json], if_match: str | None = None) -> dict[str, Json]:
         body = self._checked(document)
         try:

@@ -64,6 +64,12 @@ class DocumentContainer(Protocol):
 
     def upsert(self, document: Mapping[str, Json]) -> dict[str, Json]: ...
 
+    def upsert_many(self, documents: Sequence[Mapping[str, Json]]) -> list[dict[str, Json]]:
+        """Upsert documents of any partitions, in order: one transaction in the embedded
+        store, one request each on Cosmos DB (no atomicity across partitions there: a failure
+        leaves the ones before it written, and a retry of the whole is safe)."""
+        ...
+
     def replace(
         self, document: Mapping[str, Json], if_match: str | None = None
     ) -> dict[str, Json]: ...

@@ -146,6 +146,7 @@ class Contract:
     pii: Mapping[str, Pii] = field(default_factory=dict)
     checks: tuple[FieldCheck, ...] = ()
     description: str = ""
+    scored_by: str | None = None  # the model that scores each event as it lands, if any
     # The contract's own checks, after those every typed field needs to fit its bronze column
     # (`representable.field_range_check`): the data must be storable before it is judged.
     all_checks: tuple[FieldCheck, ...] = field(init=False, repr=False)
@@ -275,6 +276,7 @@ PAYMENT_TRANSACTION = Contract(
         ),
     ),
     description="Card payments: amount, currency, merchant, country and channel.",
+    scored_by="fraud",
 )
 IOT_TELEMETRY = Contract(
     event_type="iot.telemetry",
@@ -282,6 +284,7 @@ IOT_TELEMETRY = Contract(
     data=IotTelemetry,
     entity_key="device_id",
     description="Machine sensor readings: temperature, vibration, pressure and speed.",
+    scored_by="maintenance",
 )
 APP_INTERACTION = Contract(
     event_type="app.interaction",

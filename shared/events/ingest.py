@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
+from shared.events.contracts import Contract
 from shared.events.envelope import DecodedGroup, EventDecoder
 from shared.events.errors import EventRejected, Reason
 from shared.events.failures import UNLANDABLE, isolate, processing_error
@@ -36,6 +38,9 @@ _SEQUENCE = attrgetter("sequence_number")
 _ENQUEUED = attrgetter("enqueued_time")
 _DATA = attrgetter("data")
 T = TypeVar("T")
+
+
+log = logging.getLogger(__name__)
 
 
 class MissingHubPosition(ValueError):
@@ -96,8 +101,35 @@ class IngestReport:
         }
 
 
+class Scoring(Protocol):
+    """A group's scoring (`shared.models.stream.ScoredGroup`): the bronze scoring columns
+    (None: the contract has none) and the feature states to write once the rows landed."""
+
+    @property
+    def columns(self) -> list[pa.Array] | None: ...
+
+    def commit(self) -> None: ...
+
+
+class GroupScorer(Protocol):
+    """Scores one contract's events of a batch (`shared.models.stream.StreamScorer`)."""
+
+    def score(
+        self,
+        contract: Contract,
+        envelopes: Sequence[Any],
+        enqueued_times: Sequence[dt.datetime],
+        sequence_numbers: Sequence[int],
+        partition: int,
+    ) -> Scoring | None: ...
+
+
 class Ingestor:
-    """Lands hub batches in bronze; stateless per batch, so any instance can take a partition."""
+    """Lands hub batches in bronze; stateless per batch, so any instance can take a partition
+    (the online features' state lives in the feature store, written after each landing).
+
+    `scorer` gives the stream scorer when the batch needs it (None, or one that cannot be
+    built: the rows land unscored, `not_scored`)."""
 
     def __init__(
         self,
@@ -106,12 +138,14 @@ class Ingestor:
         writer: BronzeWriter,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         row_builder: RowBuilder = ContractRows,
+        scorer: Callable[[], GroupScorer | None] | None = None,
     ) -> None:
         self._decoder = decoder
         self._writer = writer
         self._clock = clock
         self._rows = {c: row_builder(c, pseudonymizer) for c in decoder.registry.all()}
         self._deadletter = DeadLetterRows(decoder.registry, pseudonymizer)
+        self._scorer = scorer
 
     def ingest(
         self,
@@ -180,15 +214,37 @@ class Ingestor:
             else:
                 numbers = [sequence_numbers[i] for i in group.indexes]
                 times = [enqueued_times[i] for i in group.indexes]
+            scoring = self._score(contract, group.envelopes, times, numbers, position.partition)
             rows = _GroupRows(self._rows[contract], group, numbers, times, position.partition)
-            for at, cause in rows.build(ingested_at):
+            for at, cause in rows.build(ingested_at, scoring.columns if scoring else None):
                 failure = processing_error(cause, contract.event_type)
                 rejected.append((failure, group.indexes[at]))
             rows.land(self._writer, key, last, report, refused)
+            if scoring is not None:
+                scoring.commit()  # after the rows landed: a redelivery never counts twice
         if rejected:
             rejected.sort(key=lambda pair: sequence_numbers[pair[1]])
             dead_letter(rejected, key, last)
         return report
+
+    def _score(
+        self,
+        contract: Contract,
+        envelopes: Sequence[Any],
+        times: Sequence[dt.datetime],
+        numbers: Sequence[int],
+        partition: int,
+    ) -> Scoring | None:
+        if self._scorer is None:
+            return None
+        try:
+            scorer = self._scorer()
+        except Exception as error:  # no feature store or registry: land unscored
+            log.warning("scoring unavailable, landing unscored: %s", error)
+            return None
+        if scorer is None:
+            return None
+        return scorer.score(contract, envelopes, times, numbers, partition)
 
     def compact_bronze(self) -> dict[str, dict[str, Any]]:
         """Compact every bronze table this ingestor writes; optimize metrics per table."""
@@ -245,9 +301,12 @@ class _GroupRows:
         self._kept: list[int] = []  # the group's positions of the rows built
         self._table: pa.Table | None = None
 
-    def build(self, ingested_at: dt.datetime) -> list[tuple[int, Exception]]:
+    def build(
+        self, ingested_at: dt.datetime, scoring: list[pa.Array] | None = None
+    ) -> list[tuple[int, Exception]]:
         """Build the rows, before any commit (rows built in a group commit would fail the
-        other partitions' batches with it); returns the events that cannot be built."""
+        other partitions' batches with it), with the group's scoring columns when given;
+        returns the events that cannot be built."""
         parts: list[tuple[list[int], pa.Table]] = []
         builder, group, numbers, times = self._builder, self._group, self._numbers, self._times
 
@@ -263,6 +322,10 @@ class _GroupRows:
                 extensions=_pick(group.extensions, chosen, whole),
                 protected=_pick(group.protected, chosen, whole),
             )
+            if scoring is not None:
+                table = _with_scoring(
+                    table, scoring if whole else [c.take(chosen) for c in scoring]
+                )
             parts.append((chosen, table))
 
         failures = isolate(range(len(group)), attempt)
@@ -312,6 +375,14 @@ class _GroupRows:
             refused(indexes[kept[at]], error, event_type)
 
         isolate(range(len(kept)), attempt, failed)
+
+
+def _with_scoring(table: pa.Table, columns: list[pa.Array]) -> pa.Table:
+    """The table with its last columns (the scoring ones) replaced."""
+    first = table.num_columns - len(columns)
+    for offset, column in enumerate(columns):
+        table = table.set_column(first + offset, table.schema.field(first + offset), column)
+    return table
 
 
 def _pick(values: list[T] | None, chosen: list[int], whole: bool) -> list[T] | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from shared.config import Adapter, Settings
 from shared.events.envelope import EventDecoder
 from shared.events.eventhubs import EventHubsProbe, EventHubsPublisher
-from shared.events.ingest import Ingestor
+from shared.events.ingest import GroupScorer, Ingestor
 from shared.events.intake import EventIntake
 from shared.events.protection import EventProtector
 from shared.events.pseudonymize import Pseudonymizer
@@ -33,6 +33,7 @@ def build_event_services(
     access: LakeAccess,
     pseudonymizer: Pseudonymizer,
     environ: Mapping[str, str],
+    scorer: Callable[[], GroupScorer | None] | None = None,
 ) -> EventServices:
     """Choose the publisher by settings and wire the decoder, pseudonymizer and bronze writer."""
     decoder = EventDecoder()
@@ -51,7 +52,7 @@ def build_event_services(
     )
     return EventServices(
         intake=EventIntake(decoder, publisher, EventProtector(decoder, pseudonymizer)),
-        ingestor=Ingestor(decoder, pseudonymizer, writer),
+        ingestor=Ingestor(decoder, pseudonymizer, writer, scorer=scorer),
         landing=FileLanding(decoder.registry, pseudonymizer, writer),
         publisher=publisher,
         probe=probe,

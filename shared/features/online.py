@@ -86,19 +86,21 @@ class OnlineFeatures:
         return batch
 
     def commit(self, batch: FeatureBatch) -> None:
-        """Write the states the batch moved, with their positions."""
-        for key, entity in batch.entities.items():
-            if not entity.moved:
-                continue
-            id = state_id(batch.feature_set, key)
-            self.container.upsert(
+        """Write the states the batch moved, with their positions (together: one transaction
+        in the embedded store)."""
+        moved = [(key, entity) for key, entity in batch.entities.items() if entity.moved]
+        self.container.upsert_many(
+            [
                 {
-                    "id": id,
+                    "id": state_id(batch.feature_set, key),
                     "set": batch.feature_set.name,
                     "state": msgspec.to_builtins(entity.state),
                     "applied": dict(entity.applied),
                 }
-            )
+                for key, entity in moved
+            ]
+        )
+        for _, entity in moved:
             entity.moved = False
 
     def _load(self, feature_set: FeatureSet[Any], entity: str) -> _Entity:

@@ -22,7 +22,13 @@ from shared.events.contracts import Contract, ContractRegistry, Pii
 from shared.events.envelope import DecodedEvent
 from shared.events.errors import EventRejected
 from shared.events.pseudonymize import Pseudonymizer
-from shared.lakehouse.bronze_schema import DEADLETTER_SCHEMA, TIMESTAMP, bronze_schema
+from shared.lakehouse.bronze_schema import (
+    DEADLETTER_SCHEMA,
+    NOT_SCORED,
+    SCORING,
+    TIMESTAMP,
+    bronze_schema,
+)
 
 _ENVELOPE = attrgetter("envelope")
 _DATA = attrgetter("data")
@@ -80,6 +86,7 @@ class ContractRows:
     def __init__(self, contract: Contract, pseudonymizer: Pseudonymizer) -> None:
         self.contract = contract
         self.schema = bronze_schema(contract)
+        self._scored = contract.scored_by is not None
         self._pseudonymizer = pseudonymizer
         data_names = {f.name for f in self.schema} & set(contract.field_names)
         self._fields = [
@@ -170,6 +177,8 @@ class ContractRows:
         columns.append(self._json_column(extras, count))
         columns.append(self._json_column(extensions, count))
         columns.append(pc.cast(event_time, pa.date32()))
+        if self._scored:
+            columns.extend(unscored(count, NOT_SCORED))
         return pa.Table.from_arrays(columns, schema=self.schema)
 
     def _pii_columns(
@@ -305,3 +314,11 @@ class DeadLetterRows:
 
 
 _UNPARSED = object()
+
+
+def unscored(count: int, reason: str) -> list[pa.Array]:
+    """The scoring columns (`bronze_schema.SCORING`) of rows without a score, and why."""
+    return [
+        pa.nulls(count, field.type) if field.name != "score_reason" else pa.repeat(reason, count)
+        for field in SCORING
+    ]

@@ -33,6 +33,15 @@ TRAILER: tuple[pa.Field, ...] = (
     pa.field("extensions", pa.string()),  # CloudEvents extension attributes, JSON
     pa.field(PARTITION_COLUMN, pa.date32(), nullable=False),
 )
+# The score of an event as it landed, for a contract a model scores (`Contract.scored_by`):
+# last, so that a table from before scoring gains them at its end (Delta's schema merge).
+SCORING: tuple[pa.Field, ...] = (
+    pa.field("score", pa.float64()),
+    pa.field("model_name", pa.string()),
+    pa.field("model_version", pa.int32()),
+    pa.field("score_reason", pa.string()),  # why there is no score (null when there is)
+)
+NOT_SCORED = "not_scored"  # no scorer ran (an ingestor without models, a file landing)
 # Per-file statistics only where readers filter: each stats column costs on every commit.
 TABLE_CONFIGURATION = {
     "delta.dataSkippingStatsColumns": "event_time,enqueued_time,sequence_number",
@@ -107,14 +116,16 @@ def data_fields(contract: Contract) -> list[pa.Field]:
 
 
 def bronze_schema(contract: Contract) -> pa.Schema:
-    """The bronze table of a contract: lineage, data fields, extras, event date."""
+    """The bronze table of a contract: lineage, data fields, extras, event date, and the
+    score for a contract a model scores."""
     metadata = {
         "contract": contract.event_type,
         "contract_version": str(contract.version),
         "entity_key": contract.entity_key,
         "pii": ",".join(sorted(contract.pii)),
     }
-    return pa.schema([*LINEAGE, *data_fields(contract), *TRAILER], metadata=metadata)
+    scoring = SCORING if contract.scored_by else ()
+    return pa.schema([*LINEAGE, *data_fields(contract), *TRAILER, *scoring], metadata=metadata)
 
 
 def event_date(moment: dt.datetime) -> dt.date:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 import requests
 from deltalake import DeltaTable
@@ -33,6 +34,7 @@ QUIET = {
     "AzureWebJobs.hourly_pipeline_run.Disabled": "true",
     "AzureWebJobs.nightly_table_maintenance.Disabled": "true",
     "AzureWebJobs.train_models_daily.Disabled": "true",
+    "MODEL_REFRESH_S": "0.5",
 }
 
 
@@ -110,3 +112,23 @@ def test_models_train_over_http_from_posted_history(
     assert 0.0 <= float(probabilities(session(onnx.content), example)[0]) <= 1.0
     again = requests.post(host.url("/api/models/churn/train"), timeout=30)
     assert again.status_code == 404 and "fraud" in again.json()["error"]
+
+    # Scored as they land, by the champions, once loaded (landing never waits for them).
+    live = Traffic(11, label_delay_scale=0.1).events(
+        simulated_clock(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5), 10.0)
+    )
+
+    def scored() -> bool:
+        _post(host, list(itertools.islice(live, 300)))
+        table = DeltaTable(str(data_dir / "lake" / "bronze" / "payment_transaction"))
+        rows = table.to_pyarrow_table(columns=["score", "model_name", "model_version"])
+        return bool(rows.filter(pc.is_valid(rows["score"])).num_rows)
+
+    eventually(scored, 60, "payments scored by the fraud champion")
+    payments = DeltaTable(str(data_dir / "lake" / "bronze" / "payment_transaction"))
+    rows = payments.to_pyarrow_table().to_pylist()
+    reasons = Counter(r["score_reason"] for r in rows)
+    assert reasons[None] > 0 and set(reasons) <= {None, "no_model", "already_scored"}
+    scored_rows = [r for r in rows if r["score"] is not None]
+    assert {(r["model_name"], r["model_version"]) for r in scored_rows} == {("fraud", 1)}
+    assert all(0.0 <= r["score"] <= 1.0 for r in scored_rows)

@@ -39,9 +39,13 @@ def test_schemas_follow_the_contracts() -> None:
     assert payment_schema.field("amount").type == pa.float64()
     assert payment_schema.field("card_number").type == pa.string()
     assert payment_schema.field("card_last4").type == pa.string()
-    assert payment_schema.names[-3:] == ["extras", "extensions", "event_date"]
+    scoring = ["score", "model_name", "model_version", "score_reason"]
+    assert payment_schema.names[-7:] == ["extras", "extensions", "event_date", *scoring]
     assert bronze_schema(IOT_TELEMETRY).field("rpm").type == pa.float64()
-    assert bronze_schema(APP_INTERACTION).field("action").type == pa.string()
+    assert bronze_schema(IOT_TELEMETRY).names[-4:] == scoring
+    interactions = bronze_schema(APP_INTERACTION)  # no model scores interactions
+    assert interactions.field("action").type == pa.string()
+    assert interactions.names[-3:] == ["extras", "extensions", "event_date"]
 
 
 def test_rows_carry_lineage_and_pseudonyms() -> None:

@@ -320,6 +320,19 @@ def test_a_run_of_creates_is_written_in_order_or_refused_naming_the_one_at_fault
     ).documents
 
 
+def test_upsert_many_writes_documents_of_any_partitions(make: MakeContainer) -> None:
+    alerts = make()
+    alerts.create(doc("old", "a2", n=0))
+    written = alerts.upsert_many([doc("u1", "a1", n=1), doc("old", "a2", n=2), doc("u3", "a3")])
+    assert [d["id"] for d in written] == ["u1", "old", "u3"]
+    assert all(d["_etag"] for d in written)
+    assert alerts.read("old", "a2")["n"] == 2 and alerts.read("u3", "a3")["id"] == "u3"
+    again = alerts.upsert_many([doc("u1", "a1", n=1)])  # a retry of the whole is safe
+    assert again[0]["n"] == 1 and alerts.upsert_many([]) == []
+    with pytest.raises(InvalidDocument):
+        alerts.upsert_many([doc("u4", "a1"), doc("bad/id", "a1")])
+
+
 def test_a_crash_mid_batch_leaves_none_of_it(tmp_path: Path) -> None:
     path = tmp_path / "crash.sqlite3"
     script = f"""

@@ -1,0 +1,144 @@
+"""Scoring in the stream: the ingest path's features and scores for one contract's events of
+a batch, and the feature states to write once the batch has landed.
+
+`StreamScorer.score(...)` folds the events into their entities' online features (the feature
+store's states, `features.online`), scores them with the champion of the model that scores the
+contract (`Contract.scored_by`), and returns the bronze scoring columns with a `commit` to call
+after the rows landed. Landing never waits on a model: without a champion loaded yet the rows
+land unscored (`no_model`), a model that fails leaves them unscored (`model_error`), and a
+feature store that cannot be read leaves them unscored (`features_unavailable`, and their
+states are not moved). A row folded in by an earlier delivery is `already_scored`: its bronze
+row, which landed with its score, is the one that counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from shared.events.contracts import Contract
+from shared.features.base import FeatureSet, epoch_seconds
+from shared.features.online import FeatureBatch, OnlineFeatures
+from shared.features.sets import BY_EVENT_TYPE
+from shared.lakehouse.bronze_rows import unscored
+from shared.models.champions import Champion, ChampionCache
+
+log = logging.getLogger(__name__)
+NO_MODEL = "no_model"
+MODEL_ERROR = "model_error"
+FEATURES_UNAVAILABLE = "features_unavailable"
+ALREADY_SCORED = "already_scored"
+
+
+@dataclass
+class ScoredGroup:
+    """The scoring columns of a group's rows (None for a contract no model scores), its
+    features (None where folded in before), and the states to write after landing."""
+
+    columns: list[pa.Array] | None
+    features: list[dict[str, Any] | None]
+    champion: Champion | None
+    commit: Callable[[], None]
+    scores: list[float | None]
+
+
+class StreamScorer:
+    def __init__(
+        self,
+        features: OnlineFeatures,
+        champions: ChampionCache,
+        feature_sets: dict[str, FeatureSet[Any]] | None = None,
+    ) -> None:
+        self.features = features
+        self.champions = champions
+        self.feature_sets = BY_EVENT_TYPE if feature_sets is None else feature_sets
+
+    def score(
+        self,
+        contract: Contract,
+        envelopes: Sequence[Any],
+        enqueued_times: Sequence[dt.datetime],
+        sequence_numbers: Sequence[int],
+        partition: int,
+    ) -> ScoredGroup | None:
+        """None for a contract without features; else the group's scoring."""
+        feature_set = self.feature_sets.get(contract.event_type)
+        if feature_set is None:
+            return None
+        count = len(envelopes)
+        rows = [
+            _row(envelope, enqueued, number, partition)
+            for envelope, enqueued, number in zip(
+                envelopes, enqueued_times, sequence_numbers, strict=True
+            )
+        ]
+        try:
+            batch = self.features.compute(feature_set, rows)
+        except Exception as error:  # the feature store is down: land unscored, move nothing
+            log.warning("%s: features unavailable, landing unscored: %s", contract.table, error)
+            columns = unscored(count, FEATURES_UNAVAILABLE) if contract.scored_by else None
+            return ScoredGroup(columns, [None] * count, None, _nothing, [None] * count)
+        commit = _committer(self.features, batch)
+        if contract.scored_by is None:
+            return ScoredGroup(None, batch.features, None, commit, [None] * count)
+        champion = self.champions.get(contract.scored_by)
+        if champion is None:
+            columns = unscored(count, NO_MODEL)
+            return ScoredGroup(columns, batch.features, None, commit, [None] * count)
+        scores = _scores(champion, batch.features)
+        if scores is None:
+            columns = unscored(count, MODEL_ERROR)
+            return ScoredGroup(columns, batch.features, None, commit, [None] * count)
+        reasons = [None if s is not None else ALREADY_SCORED for s in scores]
+        scored = [s is not None for s in scores]
+        columns = [
+            pa.array(scores, pa.float64()),
+            pa.array([champion.name if s else None for s in scored], pa.string()),
+            pa.array([champion.version if s else None for s in scored], pa.int32()),
+            pa.array(reasons, pa.string()),
+        ]
+        return ScoredGroup(columns, batch.features, champion, commit, scores)
+
+
+def _row(
+    envelope: Any, enqueued: dt.datetime, sequence_number: int, partition: int
+) -> dict[str, Any]:
+    data = envelope.data
+    row = {name: getattr(data, name) for name in data.__struct_fields__}
+    moment = envelope.time if envelope.time is not None else enqueued  # as bronze's event_time
+    row.update(t=epoch_seconds(moment), partition=partition, sequence_number=sequence_number)
+    return row
+
+
+def _scores(champion: Champion, features: list[dict[str, Any] | None]) -> list[float | None] | None:
+    """The champion's score of each row with features; None when the model fails."""
+    present = [i for i, found in enumerate(features) if found is not None]
+    scores: list[float | None] = [None] * len(features)
+    if not present:
+        return scores
+    names = champion.features
+    try:
+        matrix = np.asarray(
+            [[features[i][name] for name in names] for i in present],  # type: ignore[index]
+            dtype=np.float32,
+        )
+        for at, value in zip(present, champion.probabilities(matrix), strict=True):
+            scores[at] = float(value)
+    except Exception as error:  # landing never waits on a broken model
+        log.warning("model %s v%d failed: %s", champion.name, champion.version, error)
+        return None
+    return scores
+
+
+def _committer(features: OnlineFeatures, batch: FeatureBatch) -> Callable[[], None]:
+    return lambda: features.commit(batch)
+
+
+def _nothing() -> None:
+    return None
