@@ -39,11 +39,24 @@ TABLES = {
         ['view', 'view', 'view', 'click', 'add_to_cart', 'purchase'][1 + h(i * 3, 6)] AS action,
         'session-' || (i // 10) AS session_id
     """,
+    "payment_chargeback": """
+        't-' || i AS transaction_id,
+        'acct-' || (h(i, 10000)) AS account_id,
+        ['10.4', '10.5', '4837', '13.1'][1 + h(i * 3, 4)] AS reason_code,
+        event_time AS reported_at
+    """,
+    "device_failure": """
+        'device-' || (i % 500) AS device_id,
+        event_time - INTERVAL 30 MINUTE AS failed_at,
+        ['bearing', 'motor', 'pump_seal', 'gearbox'][1 + h(i * 7, 4)] AS component
+    """,
 }
 EVENT_TYPES = {
     "payment_transaction": "payment.transaction",
     "iot_telemetry": "iot.telemetry",
     "app_interaction": "app.interaction",
+    "payment_chargeback": "payment.chargeback",
+    "device_failure": "device.failure",
 }
 
 

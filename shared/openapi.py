@@ -388,7 +388,7 @@ def _audit_paths() -> dict[str, Any]:
                     text(
                         "continuation",
                         "the token of the previous page (anything else is a 400)",
-                        maxLength=16384,
+                        maxLength=2048,
                     ),
                 ],
                 "responses": {

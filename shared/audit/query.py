@@ -18,7 +18,7 @@ from shared.documents.port import (
 )
 
 MAX_TOP = 1000
-MAX_CONTINUATION = 16 * 1024
+MAX_CONTINUATION = 2048  # a query parameter: Cosmos DB's tokens are kept under 1 KB
 
 
 def search(

@@ -56,6 +56,11 @@ MAX_BATCH_OPERATIONS = 100  # Cosmos DB's limit on a transactional batch
 _PATCH_OPS = {"set": "set", "add": "add", "incr": "incr", "remove": "remove"}
 
 
+# Continuation tokens small enough to travel in a URL's query (the host refuses targets over
+# 8 KiB): the service makes them at most this many KB.
+CONTINUATION_LIMIT_KB = 1
+
+
 @dataclass
 class Charge:
     """The request units one kind of operation on one container has cost so far."""
@@ -311,6 +316,7 @@ class CosmosContainer:
                 parameters=parameters,
                 max_item_count=query.page_size,
                 response_hook=self._hook("query"),
+                continuation_token_limit=CONTINUATION_LIMIT_KB,
                 **scope,
             ).by_page(continuation)
             documents = [dict(item) for item in next(pages, [])]

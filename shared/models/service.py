@@ -57,9 +57,9 @@ def parse_training(body: bytes) -> dict[str, Any]:
     unknown = sorted(set(options) - {"label_maturity_hours"})
     if unknown:
         raise BadModelRequest(f"unknown field {unknown[0][:64]!r}: only label_maturity_hours")
-    hours = options.get("label_maturity_hours")
-    if hours is None:
+    if "label_maturity_hours" not in options:
         return {}
+    hours = options["label_maturity_hours"]
     low, high = MATURITY_LIMITS_H
     if isinstance(hours, bool) or not isinstance(hours, int | float) or not low <= hours <= high:
         raise BadModelRequest(f"label_maturity_hours is a number from {low:g} to {high:g}")

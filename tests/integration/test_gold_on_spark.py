@@ -36,7 +36,13 @@ from tests.devhost_process import PROJECT_ROOT
 pyspark = pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROWS = {"payment_transaction": 30_000, "iot_telemetry": 20_000, "app_interaction": 20_000}
+ROWS = {
+    "payment_transaction": 30_000,
+    "iot_telemetry": 20_000,
+    "app_interaction": 20_000,
+    "payment_chargeback": 300,
+    "device_failure": 100,
+}
 MODELS = load_models()
 
 
