@@ -30,13 +30,16 @@ from shared.config import Adapter, Settings, load_settings
 from shared.documents.build import open_documents
 from shared.documents.port import DocumentDatabase
 from shared.events.pseudonymize import Pseudonymizer
+from shared.events.publisher import EventPublisher
 from shared.events.services import EventServices, build_event_services
+from shared.events.sync_publisher import sync_publisher
 from shared.features.online import FEATURES_CONTAINER, OnlineFeatures
 from shared.health import ReadinessProbe
 from shared.identity.authenticator import Authenticator
 from shared.lakehouse.access import LakeAccess, lake_access
 from shared.lakehouse.lake_lock import hold_local_lake
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
+from shared.models.alerts import ALERTS_CONTAINER, AlertBook
 from shared.models.artifacts import open_artifacts
 from shared.models.champions import ChampionCache
 from shared.models.registry import MODELS_CONTAINER, ModelRegistry
@@ -80,6 +83,7 @@ class Platform:
     authenticator: Authenticator
     lazy_audit: Lazy[DocumentAuditTrail]
     lazy_models: Lazy[Models]
+    lazy_alerts: Lazy[AlertBook]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
 
@@ -102,6 +106,11 @@ class Platform:
     def models(self) -> Models:
         """The model registry, the model files and training (opened on first use)."""
         return self.lazy_models.get()
+
+    @property
+    def alerts(self) -> AlertBook:
+        """The models' alerts: their documents and the hub they are announced on."""
+        return self.lazy_alerts.get()
 
     @property
     def audit(self) -> DocumentAuditTrail:
@@ -139,7 +148,8 @@ def bootstrap(
     access = lake_access(settings.lake)  # one per process: ingestion and the pipeline share it
     documents: Lazy[DocumentDatabase] = Lazy(lambda: open_documents(settings.documents))
     models = Lazy(lambda: _models(settings, access, documents.get()))
-    scorer = Lazy(lambda: _stream_scorer(settings, documents.get(), models.get()))
+    alerts = Lazy(lambda: _alerts(settings, documents.get(), events))
+    scorer = Lazy(lambda: _stream_scorer(settings, documents.get(), models.get(), alerts.get()))
     events = build_event_services(settings, access, pseudonymizer, environ, scorer=scorer.get)
     pipeline = Lazy(lambda: build_pipeline(settings, access, documents.get()))
     reaper = Lazy(lambda: _reaper(pipeline.get()))
@@ -153,12 +163,31 @@ def bootstrap(
         authenticator=Authenticator(settings.auth),
         lazy_audit=Lazy(lambda: _audit(settings, documents.get())),
         lazy_models=models,
+        lazy_alerts=alerts,
     )
 
 
-def _stream_scorer(settings: Settings, documents: DocumentDatabase, models: Models) -> StreamScorer:
+def _stream_scorer(
+    settings: Settings, documents: DocumentDatabase, models: Models, alerts: AlertBook
+) -> StreamScorer:
     features = OnlineFeatures(documents.container(FEATURES_CONTAINER))
-    return StreamScorer(features, ChampionCache(models, refresh_s=settings.model_refresh_s))
+    champions = ChampionCache(models, refresh_s=settings.model_refresh_s)
+    return StreamScorer(features, champions, alerts=alerts)
+
+
+def _alerts(settings: Settings, documents: DocumentDatabase, events: EventServices) -> AlertBook:
+    namespace = settings.events.fully_qualified_namespace
+
+    def hub_publisher() -> EventPublisher:  # a publisher of its own, on its own loop
+        from shared.events.eventhubs import EventHubsPublisher
+
+        if namespace is None:
+            raise RuntimeError("Event Hubs publishing without a namespace")
+        return EventHubsPublisher.with_default_credential(namespace)
+
+    return AlertBook(
+        documents.container(ALERTS_CONTAINER), sync_publisher(events.publisher, hub_publisher)
+    )
 
 
 def _models(settings: Settings, access: LakeAccess, documents: DocumentDatabase) -> Models:

@@ -50,6 +50,7 @@ PERMISSIONS: dict[str, tuple[Role, bool]] = {
     "list_models": (Role.READER, False),
     "get_model": (Role.READER, False),
     "get_model_onnx": (Role.READER, False),
+    "list_alerts": (Role.ANALYST, False),
 }
 
 _ANSWERS: dict[str, Any] = {

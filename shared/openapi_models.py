@@ -1,9 +1,11 @@
-"""The models API's part of the OpenAPI description: training, the registry, the ONNX files."""
+"""The models API's part of the OpenAPI description: training, the registry, the ONNX files,
+the alerts."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from shared.models.alerts import ALERTING, MAX_ENTITY, MAX_TOP
 from shared.models.training import MATURITY_LIMITS_H, TRAINERS
 from shared.openapi_common import KEY_REFUSED, KEYED, error, json_answer, not_found, ref
 
@@ -62,6 +64,41 @@ MODEL_ANSWERS: dict[str, Any] = {
             },
         ]
     },
+    "Alert": {
+        "type": "object",
+        "required": ["id", "type", "entity", "score", "threshold", "model_version", "event_id"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string"},
+            "entity": {"type": "string"},
+            "score": {"type": "number"},
+            "threshold": {"type": "number"},
+            "model_version": {"type": "integer"},
+            "event_id": {"type": "string"},
+            "event_time": {"type": "string"},
+            "raised_at": {"type": "string"},
+            "published": {"type": "boolean"},
+            "top_features": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "feature": {"type": "string"},
+                        "value": {"type": "number"},
+                        "contribution": {"type": "number"},
+                    },
+                },
+            },
+        },
+    },
+    "Alerts": {
+        "type": "object",
+        "required": ["alerts", "continuation"],
+        "properties": {
+            "alerts": {"type": "array", "items": ref("Alert")},
+            "continuation": {"type": ["string", "null"]},
+        },
+    },
     "TrainingInProgress": {
         "type": "object",
         "required": ["error", "instanceId"],
@@ -80,6 +117,10 @@ MODEL_ANSWERS: dict[str, Any] = {
         },
     },
 }
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
 def model_paths() -> dict[str, Any]:
@@ -152,7 +193,28 @@ def model_paths() -> dict[str, Any]:
             },
         }
     }
+    alerts = {
+        "get": {
+            "operationId": "list_alerts",
+            "summary": "The alerts the models raised, newest first",
+            "security": KEYED,
+            "parameters": [
+                _query("type", {"enum": list(ALERTING)}),
+                _query("entity", {"type": "string", "minLength": 1, "maxLength": MAX_ENTITY}),
+                _query("since", {"type": "string", "format": "date-time"}),
+                _query("top", {"type": "integer", "minimum": 1, "maximum": MAX_TOP}),
+                _query("continuation", {"type": "string", "minLength": 1, "maxLength": 2048}),
+            ],
+            "responses": {
+                "200": json_answer(ref("Alerts"), "a page of alerts"),
+                "400": error("a parameter that is not as described"),
+                **KEY_REFUSED,
+                "503": error("the alerts cannot be read"),
+            },
+        }
+    }
     return {
+        "/api/alerts": alerts,
         "/api/models": models,
         "/api/models/{name}": model,
         "/api/models/{name}/train": train,

@@ -38,6 +38,14 @@ class Champion:
     version: int
     model: ort.InferenceSession
     card: dict[str, Any]
+    native: Any = None  # the LightGBM booster, for the contributions of alerting rows
+
+    def contributions(self, features: np.ndarray) -> np.ndarray | None:
+        """Each feature's TreeSHAP contribution to each row's score (log-odds), or None for
+        a model without its native booster."""
+        if self.native is None:
+            return None
+        return np.asarray(self.native.predict(features, pred_contrib=True))[:, :-1]
 
     @property
     def threshold(self) -> float:
@@ -109,7 +117,13 @@ class ChampionCache:
         folder = f"{name}/runs/{found.run_id}"
         graph = self._models.artifacts.get(f"{folder}/{ONNX_FILE}")
         card = json.loads(self._models.artifacts.get(f"{folder}/{CARD_FILE}"))
-        return Champion(name, version, session(graph), card)
+        native = None
+        if found.tags.get("native", "").endswith(".lgb.txt"):
+            import lightgbm
+
+            text = self._models.artifacts.get(f"{folder}/{found.tags['native']}").decode()
+            native = lightgbm.Booster(model_str=text)
+        return Champion(name, version, session(graph), card, native)
 
 
 def _champion_version(registry: ModelRegistry, name: str) -> int | None:

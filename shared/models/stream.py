@@ -27,6 +27,7 @@ from shared.features.base import FeatureSet, epoch_seconds
 from shared.features.online import FeatureBatch, OnlineFeatures
 from shared.features.sets import BY_EVENT_TYPE
 from shared.lakehouse.bronze_rows import unscored
+from shared.models.alerts import TOP_FEATURES, AlertBook, AlertCandidate
 from shared.models.champions import Champion, ChampionCache
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,22 @@ class ScoredGroup:
 
 
 class StreamScorer:
+    """`alerts` (None: none are raised) takes the rows over their champion's threshold, once
+    the rows landed and before the feature states are written (see `shared.models.alerts`)."""
+
     def __init__(
         self,
         features: OnlineFeatures,
         champions: ChampionCache,
         feature_sets: dict[str, FeatureSet[Any]] | None = None,
+        alerts: AlertBook | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.features = features
         self.champions = champions
         self.feature_sets = BY_EVENT_TYPE if feature_sets is None else feature_sets
+        self.alerts = alerts
+        self._clock = clock
 
     def score(
         self,
@@ -103,6 +111,10 @@ class StreamScorer:
             pa.array([champion.version if s else None for s in scored], pa.int32()),
             pa.array(reasons, pa.string()),
         ]
+        if self.alerts is not None:
+            candidates = _candidates(feature_set, champion, envelopes, rows, batch, scores)
+            if candidates:
+                commit = _alerting(self.alerts, candidates, self._clock, commit)
         return ScoredGroup(columns, batch.features, champion, commit, scores)
 
 
@@ -134,6 +146,67 @@ def _scores(champion: Champion, features: list[dict[str, Any] | None]) -> list[f
         log.warning("model %s v%d failed: %s", champion.name, champion.version, error)
         return None
     return scores
+
+
+def _candidates(
+    feature_set: FeatureSet[Any],
+    champion: Champion,
+    envelopes: Sequence[Any],
+    rows: list[dict[str, Any]],
+    batch: FeatureBatch,
+    scores: list[float | None],
+) -> list[AlertCandidate]:
+    """The rows over the champion's threshold, each with its top contributing features."""
+    over = [i for i, s in enumerate(scores) if s is not None and s >= champion.threshold]
+    if not over:
+        return []
+    names = champion.features
+    matrix = np.asarray([[batch.features[i][n] for n in names] for i in over], dtype=np.float32)  # type: ignore[index]
+    contributions = champion.contributions(matrix)
+    candidates = []
+    for position, i in enumerate(over):
+        top: list[dict[str, float | str]] = []
+        if contributions is not None:
+            ranked = np.argsort(-contributions[position], kind="stable")[:TOP_FEATURES]
+            top = [
+                {
+                    "feature": names[j],
+                    "value": float(matrix[position, j]),
+                    "contribution": round(float(contributions[position, j]), 6),
+                }
+                for j in ranked
+                if contributions[position, j] > 0
+            ]
+        moment = dt.datetime.fromtimestamp(rows[i]["t"], dt.UTC)
+        candidates.append(
+            AlertCandidate(
+                model=champion.name,
+                version=champion.version,
+                entity=str(rows[i][feature_set.entity]),
+                score=float(scores[i]),  # type: ignore[arg-type]
+                threshold=champion.threshold,
+                event_id=str(envelopes[i].id),
+                event_time=moment.isoformat().replace("+00:00", "Z"),
+                top_features=top,
+            )
+        )
+    return candidates
+
+
+def _alerting(
+    alerts: AlertBook,
+    candidates: list[AlertCandidate],
+    clock: Callable[[], dt.datetime],
+    then: Callable[[], None],
+) -> Callable[[], None]:
+    """Raise the alerts, then write the states: a batch redelivered after a failure in between
+    scores its events again and finds their alerts raised."""
+
+    def commit() -> None:
+        alerts.raise_alerts(candidates, clock())
+        then()
+
+    return commit
 
 
 def _committer(features: OnlineFeatures, batch: FeatureBatch) -> Callable[[], None]:

@@ -132,3 +132,18 @@ def test_models_train_over_http_from_posted_history(
     scored_rows = [r for r in rows if r["score"] is not None]
     assert {(r["model_name"], r["model_version"]) for r in scored_rows} == {("fraud", 1)}
     assert all(0.0 <= r["score"] <= 1.0 for r in scored_rows)
+
+    # The payments over the threshold raised alerts, once each, announced on the alerts hub.
+    threshold = trained["fraud"]["metrics"]["threshold"]
+    over = {r["event_id"] for r in rows if r["score"] is not None and r["score"] >= threshold}
+    assert over, "the live traffic holds fraud the champion flags"
+
+    def alerted() -> list[dict[str, Any]]:
+        found = requests.get(host.url("/api/alerts"), params={"top": "500"}, timeout=30).json()
+        return [a for a in found["alerts"] if a["type"] == "fraud"]
+
+    eventually(lambda: over <= {a["event_id"] for a in alerted()}, 60, "alerts of every flag")
+    alerts = alerted()
+    assert len({a["event_id"] for a in alerts}) == len(alerts)  # one per event
+    assert all(a["published"] and a["top_features"] for a in alerts)
+    assert all(a["score"] >= a["threshold"] == threshold for a in alerts)
