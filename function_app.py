@@ -2,7 +2,18 @@
 
 import azure.functions as func
 
-from functions import alerts, audit, events, health, ingest, landing, models, openapi, pipelines
+from functions import (
+    alerts,
+    audit,
+    events,
+    health,
+    ingest,
+    landing,
+    models,
+    openapi,
+    pipelines,
+    serving,
+)
 from functions.access import PlatformApp
 from orchestrations import medallion, medallion_activities
 from orchestrations import models as model_training
@@ -21,6 +32,7 @@ app.register_functions(pipelines.bp)
 app.register_functions(audit.bp)
 app.register_functions(models.bp)
 app.register_functions(alerts.bp)
+app.register_functions(serving.bp)
 app.register_functions(medallion.bp)
 app.register_functions(medallion_activities.bp)
 app.register_functions(model_training.bp)

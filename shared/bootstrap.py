@@ -44,6 +44,7 @@ from shared.models.artifacts import open_artifacts
 from shared.models.champions import ChampionCache
 from shared.models.registry import MODELS_CONTAINER, ModelRegistry
 from shared.models.service import Models
+from shared.models.serving import Serving
 from shared.models.stream import StreamScorer
 from shared.models.training import ModelTraining
 from shared.pipeline.lake import Lake
@@ -84,6 +85,7 @@ class Platform:
     lazy_audit: Lazy[DocumentAuditTrail]
     lazy_models: Lazy[Models]
     lazy_alerts: Lazy[AlertBook]
+    lazy_serving: Lazy[Serving]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
 
@@ -111,6 +113,11 @@ class Platform:
     def alerts(self) -> AlertBook:
         """The models' alerts: their documents and the hub they are announced on."""
         return self.lazy_alerts.get()
+
+    @property
+    def serving(self) -> Serving:
+        """Scores and recommendations over HTTP, from the champions and the online features."""
+        return self.lazy_serving.get()
 
     @property
     def audit(self) -> DocumentAuditTrail:
@@ -149,7 +156,9 @@ def bootstrap(
     documents: Lazy[DocumentDatabase] = Lazy(lambda: open_documents(settings.documents))
     models = Lazy(lambda: _models(settings, access, documents.get()))
     alerts = Lazy(lambda: _alerts(settings, documents.get(), events))
-    scorer = Lazy(lambda: _stream_scorer(settings, documents.get(), models.get(), alerts.get()))
+    champions = Lazy(lambda: ChampionCache(models.get(), refresh_s=settings.model_refresh_s))
+    features = Lazy(lambda: OnlineFeatures(documents.get().container(FEATURES_CONTAINER)))
+    scorer = Lazy(lambda: StreamScorer(features.get(), champions.get(), alerts=alerts.get()))
     events = build_event_services(settings, access, pseudonymizer, environ, scorer=scorer.get)
     pipeline = Lazy(lambda: build_pipeline(settings, access, documents.get()))
     reaper = Lazy(lambda: _reaper(pipeline.get()))
@@ -164,15 +173,8 @@ def bootstrap(
         lazy_audit=Lazy(lambda: _audit(settings, documents.get())),
         lazy_models=models,
         lazy_alerts=alerts,
+        lazy_serving=Lazy(lambda: Serving(features.get(), champions.get())),
     )
-
-
-def _stream_scorer(
-    settings: Settings, documents: DocumentDatabase, models: Models, alerts: AlertBook
-) -> StreamScorer:
-    features = OnlineFeatures(documents.container(FEATURES_CONTAINER))
-    champions = ChampionCache(models, refresh_s=settings.model_refresh_s)
-    return StreamScorer(features, champions, alerts=alerts)
 
 
 def _alerts(settings: Settings, documents: DocumentDatabase, events: EventServices) -> AlertBook:

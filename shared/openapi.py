@@ -51,6 +51,8 @@ PERMISSIONS: dict[str, tuple[Role, bool]] = {
     "get_model": (Role.READER, False),
     "get_model_onnx": (Role.READER, False),
     "list_alerts": (Role.ANALYST, False),
+    "score": (Role.ANALYST, False),
+    "recommend": (Role.ANALYST, False),
 }
 
 _ANSWERS: dict[str, Any] = {

@@ -99,6 +99,37 @@ MODEL_ANSWERS: dict[str, Any] = {
             "continuation": {"type": ["string", "null"]},
         },
     },
+    "ScoreResults": {
+        "type": "object",
+        "required": ["results"],
+        "properties": {
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["score", "decision", "threshold", "reasons", "model", "version"],
+                    "properties": {
+                        "score": {"type": "number", "minimum": 0, "maximum": 1},
+                        "decision": {"enum": ["flag", "pass"]},
+                        "threshold": {"type": "number"},
+                        "reasons": {"type": "array", "items": {"type": "object"}},
+                        "model": {"type": "string"},
+                        "version": {"type": "integer"},
+                    },
+                },
+            }
+        },
+    },
+    "Recommendation": {
+        "type": "object",
+        "required": ["user_id", "items", "source", "version"],
+        "properties": {
+            "user_id": {"type": "string"},
+            "items": {"type": "array", "items": {"type": "string"}},
+            "source": {"enum": ["cooccurrence", "popularity"]},
+            "version": {"type": "integer"},
+        },
+    },
     "TrainingInProgress": {
         "type": "object",
         "required": ["error", "instanceId"],
@@ -213,7 +244,73 @@ def model_paths() -> dict[str, Any]:
             },
         }
     }
+    record = {
+        "anyOf": [
+            ref("PaymentTransaction"),
+            ref("IotTelemetry"),
+            {"type": "object", "required": ["specversion", "data"]},
+        ]
+    }
+    score = {
+        "post": {
+            "operationId": "score",
+            "summary": "Score records with the champion and the entities' online features",
+            "security": KEYED,
+            "parameters": [
+                {
+                    "name": "model",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"enum": list(ALERTING)},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                record,
+                                {"type": "array", "items": record, "minItems": 1, "maxItems": 100},
+                            ]
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": json_answer(ref("ScoreResults"), "a result per record, in order"),
+                "400": error("a record that cannot be scored (the message names it)"),
+                **KEY_REFUSED,
+                "404": not_found("no such scoring model"),
+                "503": error("the model has no champion yet"),
+            },
+        }
+    }
+    recommend = {
+        "get": {
+            "operationId": "recommend",
+            "summary": "Items for a user, from its recent items, or what is popular",
+            "security": KEYED,
+            "parameters": [
+                {
+                    "name": "user_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                },
+                _query("k", {"type": "integer", "minimum": 1, "maximum": 100}),
+            ],
+            "responses": {
+                "200": json_answer(ref("Recommendation"), "the items, best first"),
+                "400": error("k is not 1 to 100, or the user id is too long"),
+                **KEY_REFUSED,
+                "503": error("the recommendations model has no champion yet"),
+            },
+        }
+    }
     return {
+        "/api/score/{model}": score,
+        "/api/recommend/{user_id}": recommend,
         "/api/alerts": alerts,
         "/api/models": models,
         "/api/models/{name}": model,

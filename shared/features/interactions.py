@@ -19,13 +19,15 @@ from shared.features.base import Row
 RECENT_ITEMS = 20
 HORIZON_S = 86_400.0
 MAX_EVENTS = 2_000  # a user's events kept for the windows, however busy (a bot) it is
+MAX_PURCHASED = 200  # the items a user bought, which recommendations leave out
 
 
 class UserState(msgspec.Struct):
-    """A user's items (most recent first), its last day's events (time, session, purchase),
-    and the session it is in with its events so far."""
+    """A user's items and purchases (most recent first), its last day's events (time, session,
+    purchase), and the session it is in with its events so far."""
 
     items: list[str] = msgspec.field(default_factory=list)
+    purchased: list[str] = msgspec.field(default_factory=list)  # most recent first
     events: list[tuple[float, str, bool]] = msgspec.field(default_factory=list)
     session: str = ""
     session_events: int = 0
@@ -57,6 +59,9 @@ class InteractionFeatures:
         t, session, item = float(row["t"]), row["session_id"], row["item_id"]
         newest = max(t, state.last_t)
         state.items = [item, *(i for i in state.items if i != item)][:RECENT_ITEMS]
+        if row["action"] == "purchase":
+            others = (i for i in state.purchased if i != item)
+            state.purchased = [item, *others][:MAX_PURCHASED]
         kept = [e for e in state.events if e[0] > newest - HORIZON_S]
         kept.append((t, session, row["action"] == "purchase"))
         state.events = kept[-MAX_EVENTS:]

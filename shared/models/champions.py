@@ -65,6 +65,7 @@ class _Slot:
     checked_at: float = -1e18
     loading: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    looked: threading.Event = field(default_factory=threading.Event)  # set after each look
 
 
 class ChampionCache:
@@ -82,19 +83,24 @@ class ChampionCache:
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str) -> Champion | None:
-        """The champion of `name` as loaded now (None before any is)."""
+    def get(self, name: str, wait_s: float = 0.0) -> Champion | None:
+        """The champion of `name` as loaded now (None before any is). With `wait_s`, a caller
+        that finds none waits that long at most for a load in progress (HTTP serving may wait
+        for its first model; the ingest path never does)."""
         with self._lock:
             slot = self._slots.setdefault(name, _Slot())
         refresh = False
         with slot.lock:
             if not slot.loading and self._clock() - slot.checked_at >= self._refresh_s:
                 slot.loading, slot.checked_at, refresh = True, self._clock(), True
+                slot.looked.clear()
         if refresh:
             if self._background:
                 threading.Thread(target=self._refresh, args=(name, slot), daemon=True).start()
             else:
                 self._refresh(name, slot)
+        if slot.champion is None and wait_s > 0:
+            slot.looked.wait(wait_s)
         return slot.champion
 
     def _refresh(self, name: str, slot: _Slot) -> None:
@@ -111,6 +117,7 @@ class ChampionCache:
         finally:
             with slot.lock:
                 slot.loading = False
+            slot.looked.set()
 
     def _load(self, name: str, version: int) -> Champion:
         found = self._models.registry.get_version(name, version)

@@ -147,3 +147,19 @@ def test_models_train_over_http_from_posted_history(
     assert len({a["event_id"] for a in alerts}) == len(alerts)  # one per event
     assert all(a["published"] and a["top_features"] for a in alerts)
     assert all(a["score"] >= a["threshold"] == threshold for a in alerts)
+
+    # Over HTTP: a score with the account's online features, and recommendations.
+    payment = next(e for e in events if e["type"] == "payment.transaction")
+    scored_now = requests.post(host.url("/api/score/fraud"), json=[payment, payment["data"]])
+    assert scored_now.status_code == 200, scored_now.text
+    results = scored_now.json()["results"]
+    assert len(results) == 2 and {r["version"] for r in results} == {1}
+    refused = requests.post(host.url("/api/score/fraud"), json={**payment["data"], "amount": "x"})
+    assert refused.status_code == 400 and "amount" in refused.json()["error"]
+    assert requests.post(host.url("/api/score/recommendations"), json={}).status_code == 404
+    user = next(e for e in events if e["type"] == "app.interaction")["data"]["user_id"]
+    items = requests.get(host.url(f"/api/recommend/{user}"), params={"k": "5"}, timeout=30)
+    assert items.status_code == 200 and len(items.json()["items"]) == 5
+    assert items.json()["source"] == "cooccurrence"
+    stranger = requests.get(host.url("/api/recommend/nobody-at-all"), timeout=30).json()
+    assert stranger["source"] == "popularity" and len(stranger["items"]) == 10

@@ -7,20 +7,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from benchmarks.traffic import luhn_complete
 from embedded.documents.store import DocumentStore
+from shared.features.base import epoch_seconds
+from shared.features.interactions import InteractionFeatures
 from shared.features.offline import point_in_time
+from shared.features.online import FEATURES_CONTAINER, OnlineFeatures
 from shared.features.payments import PaymentFeatures
 from shared.models import fraud
 from shared.models.artifacts import ArtifactExists, ArtifactNotFound, LocalArtifacts
+from shared.models.champions import ChampionCache
 from shared.models.datasets import MissingData, Reads, bronze_rows
 from shared.models.onnx_export import probabilities, scores, session
 from shared.models.recommendations import history_weights
 from shared.models.registry import MODELS_CONTAINER, ModelRegistry
 from shared.models.service import Models
+from shared.models.serving import BadScoreRequest, NoChampion, Serving
 from shared.models.training import CHAMPION, ModelTraining, TrainingRequest, UnknownModel
 from shared.pipeline.lake import Lake
 from tests.modeldata import land_history, refresh
@@ -150,3 +157,155 @@ def test_artifacts_are_written_once_and_read_back(tmp_path: Path) -> None:
     with pytest.raises(ArtifactNotFound):
         store.get("m/runs/r/missing")
     assert not list((tmp_path / "models" / "m" / "runs" / "r").glob("*.partial"))
+
+
+@pytest.fixture
+def serving(trained: Models, tmp_path: Path) -> Serving:
+    features = OnlineFeatures(DocumentStore(tmp_path / "f.sqlite3").container(FEATURES_CONTAINER))
+    return Serving(features, ChampionCache(trained, background=False))
+
+
+ZONELESS = {"specversion": "1.0", "time": "2026-12-07T10:00:00"}
+
+
+def _payment(n: int, amount: float, **data: Any) -> dict[str, Any]:
+    return {
+        "transaction_id": f"t{n}",
+        "account_id": "acct-served",
+        "card_number": luhn_complete("411111111111111"),
+        "amount": amount,
+        "currency": "EUR",
+        "merchant_id": "m-1",
+        "merchant_category": "5411",
+        "country": "FR",
+        "channel": "pos",
+        **data,
+    }
+
+
+def test_a_score_reads_the_accounts_online_features_and_moves_nothing(
+    serving: Serving, trained: Models
+) -> None:
+    now = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
+    features = PaymentFeatures()
+    history = [
+        {
+            **_payment(n, 300.0, channel="ecommerce"),
+            "t": epoch_seconds(now) - 60 + n,
+            "partition": 0,
+            "sequence_number": n,
+        }
+        for n in range(8)
+    ]
+    serving.features.commit(serving.features.compute(features, history))
+    record = _payment(99, 450.0, channel="ecommerce")
+    [answer] = serving.score("fraud", json.dumps(record).encode(), now)
+    state = serving.features.state(features, "acct-served")
+    found = features.features(state, {**record, "t": epoch_seconds(now)})
+    assert found["count_10m"] == 9.0  # the eight before, and this one
+    champion = ChampionCache(trained, background=False).get("fraud")
+    assert champion is not None
+    x = np.asarray([[found[n] for n in champion.features]], dtype=np.float32)
+    assert answer["score"] == pytest.approx(float(champion.probabilities(x)[0]), abs=1e-7)
+    assert answer["decision"] == ("flag" if answer["score"] >= answer["threshold"] else "pass")
+    assert (answer["model"], answer["version"]) == ("fraud", 1)
+    assert serving.features.state(features, "acct-served") == state  # nothing moved
+    envelope = {
+        "specversion": "1.0",
+        "type": "payment.transaction",
+        "time": now.isoformat(),
+        "id": "x",
+        "source": "/s",
+        "data": record,
+    }
+    batch = serving.score("fraud", json.dumps([envelope, record]).encode(), now)
+    assert [r["score"] for r in batch] == pytest.approx([answer["score"]] * 2, abs=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b"not json", "JSON"),
+        (b"[]", "1 to 100"),
+        (json.dumps([_payment(n, 1.0) for n in range(101)]).encode(), "1 to 100"),
+        (json.dumps(_payment(1, "ten")).encode(), "amount"),
+        (json.dumps(_payment(1, -5.0)).encode(), "amount"),
+        (json.dumps(_payment(1, 5.0, country="XX")).encode(), "country"),
+        (json.dumps(_payment(1, 5.0, card_number="4111111111111112")).encode(), "Luhn"),
+        (json.dumps([_payment(1, 5.0), _payment(2, 5.0, extra=1)]).encode(), "record 1"),
+        (json.dumps({"specversion": "1.0", "type": "iot.telemetry", "data": {}}).encode(), "type"),
+        (
+            json.dumps(
+                {"specversion": "1.0", "time": "2026-12-07T10:00:00", "data": _payment(1, 5.0)}
+            ).encode(),
+            "zone",
+        ),
+        (b"7", "record 0"),
+        (b" " * 300_000, "bytes"),
+    ],
+)
+def test_records_that_cannot_be_scored_are_refused_naming_the_field(
+    serving: Serving, body: bytes, named: str
+) -> None:
+    with pytest.raises(BadScoreRequest, match=named):
+        serving.score("fraud", body, dt.datetime.now(dt.UTC))
+
+
+def test_recommendations_follow_recent_items_and_leave_out_purchases(
+    serving: Serving, trained: Models
+) -> None:
+    champion = serving.champions.get("recommendations")
+    assert champion is not None
+    items = champion.card["items"]
+    t0 = epoch_seconds(dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC))
+    rows = [
+        {
+            "user_id": "u-served",
+            "item_id": items[0],
+            "action": "view",
+            "session_id": "s1",
+            "t": t0,
+            "partition": 0,
+            "sequence_number": 1,
+        },
+        {
+            "user_id": "u-served",
+            "item_id": items[1],
+            "action": "purchase",
+            "session_id": "s1",
+            "t": t0 + 1,
+            "partition": 0,
+            "sequence_number": 2,
+        },
+    ]
+    serving.features.commit(serving.features.compute(InteractionFeatures(), rows))
+    answer = serving.recommend("u-served", 10)
+    assert answer["source"] == "cooccurrence" and len(answer["items"]) == 10
+    assert not {items[0], items[1]} & set(answer["items"])
+    similarity = np.frombuffer(
+        trained.artifacts.get("recommendations/runs/run-recommendations/similarity.f32"),
+        dtype=np.float32,
+    ).reshape(len(items), len(items))
+    history = np.zeros(len(items), dtype=np.float32)
+    history[1], history[0] = history_weights(2)  # the purchase is the most recent
+    expected = [items[i] for i in np.argsort(-(history @ similarity), kind="stable") if i > 1]
+    assert answer["items"][:3] == expected[:3]
+    unknown = serving.recommend("nobody", 5)
+    assert unknown == {
+        "user_id": "nobody",
+        "items": champion.card["popular"][:5],
+        "source": "popularity",
+        "version": 1,
+    }
+
+
+def test_without_a_champion_scoring_says_how_to_get_one(tmp_path: Path) -> None:
+    registry = ModelRegistry(DocumentStore(tmp_path / "d.sqlite3").container(MODELS_CONTAINER))
+    artifacts = LocalArtifacts(tmp_path / "models")
+    models = Models(registry, artifacts, ModelTraining(Lake(str(tmp_path)), registry, artifacts))
+    features = OnlineFeatures(DocumentStore(tmp_path / "f.sqlite3").container(FEATURES_CONTAINER))
+    serving = Serving(features, ChampionCache(models, background=False))
+    with pytest.raises(NoChampion, match="POST /api/models/fraud/train"):
+        serving.score("fraud", json.dumps(_payment(1, 5.0)).encode(), dt.datetime.now(dt.UTC))
+    with pytest.raises(NoChampion, match="recommendations"):
+        serving.recommend("u", 3)
