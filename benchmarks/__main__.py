@@ -20,6 +20,7 @@ BENCHMARKS = {
     "landing": "a large CSV through file landing, with its peak memory",
     "documents": "the embedded document store: reads, upserts, patches, the change feed",
     "auth": "token checks, the guarded no-op route, audit appends",
+    "scoring": "the models: ONNX against LightGBM, scored ingestion, PR-AUC against a rule",
 }
 
 

@@ -3,7 +3,7 @@ across redeliveries: a document in the `alerts` container, and a CloudEvent on t
 for downstream consumers.
 
 - The document's id is a hash of the model and the event id, so a redelivered batch finds it
-  there (a conflict) instead of raising it twice.
+  there instead of raising it twice; a batch's new alerts are written together.
 - The hub event goes out after the document is written, and the document then records it
   (`published`); a redelivery publishes again only what was never marked, so a consumer sees an
   alert more than once only after a crash between the send and the mark, with the same
@@ -25,8 +25,8 @@ from typing import Any
 from shared.documents.port import (
     Condition,
     ContainerSpec,
-    DocumentConflict,
     DocumentContainer,
+    DocumentNotFound,
     Json,
     Query,
 )
@@ -78,20 +78,23 @@ class AlertBook:
     def raise_alerts(self, candidates: Sequence[AlertCandidate], now: dt.datetime) -> int:
         """Write each candidate's alert (once), announce the ones never announced; how many
         alerts are new."""
-        new, unannounced = 0, []
+        fresh, unannounced = [], []
         for candidate in candidates:
             document = _document(candidate, now)
             try:
-                unannounced.append(self.container.create(document))
-                new += 1
-            except DocumentConflict:
-                existing = self.container.read(document["id"], document["entity"])
-                if not existing.get("published"):
-                    unannounced.append(existing)
+                existing = self.container.read(str(document["id"]), document["entity"])
+            except DocumentNotFound:
+                fresh.append(document)
+                continue
+            if not existing.get("published"):
+                unannounced.append(existing)
+        # One write for the batch's new alerts (one transaction locally); only the instance
+        # that owns the partition writes its events' alerts, so nothing races the read above.
+        unannounced += self.container.upsert_many(fresh)
         if unannounced:
             self.publisher.publish_now(ALERTS_HUB, [_event(d) for d in unannounced])
             self.container.upsert_many([{**_plain(d), "published": True} for d in unannounced])
-        return new
+        return len(fresh)
 
     def search(
         self,

@@ -26,7 +26,10 @@ FEATURES = PaymentFeatures()
 COLUMNS = ("transaction_id", "account_id", "amount", "country", "merchant_category", "channel")
 
 
-def train(lake: Lake, reads: Reads, maturity: dt.timedelta | None = None) -> TrainedModel:
+def labelled(
+    lake: Lake, reads: Reads, maturity: dt.timedelta | None = None
+) -> tuple[np.ndarray, np.ndarray, dt.timedelta]:
+    """The mature payments' features (in event-time order) and labels, and the maturity."""
     labels = reads.query(
         lake,
         "silver",
@@ -50,7 +53,12 @@ def train(lake: Lake, reads: Reads, maturity: dt.timedelta | None = None) -> Tra
             break  # rows come in event-time order: the rest are too young to be labelled
         x.append([features[name] for name in FEATURES.numeric])
         y.append(1 if row["transaction_id"] in fraud else 0)
-    boosted = fit(np.asarray(x, dtype=np.float32), np.asarray(y), FEATURES.numeric, NAME)
+    return np.asarray(x, dtype=np.float32), np.asarray(y), wait
+
+
+def train(lake: Lake, reads: Reads, maturity: dt.timedelta | None = None) -> TrainedModel:
+    x, y, wait = labelled(lake, reads, maturity)
+    boosted = fit(x, y, FEATURES.numeric, NAME)
     return TrainedModel(
         name=NAME,
         onnx=boosted.onnx,
@@ -64,7 +72,7 @@ def train(lake: Lake, reads: Reads, maturity: dt.timedelta | None = None) -> Tra
             "label_maturity_hours": f"{wait.total_seconds() / 3600:g}",
         },
         signature=_signature(),
-        input_example=x[-1] if x else [],
+        input_example=[float(v) for v in x[-1]] if len(x) else [],
         card={"threshold": boosted.threshold, "features": list(FEATURES.numeric)},
     )
 
