@@ -7,7 +7,9 @@ registers a model version; the orchestrator retries it when the failure is trans
   says what to post or run first).
 - The instance id is `train:<name>:<start time>`; `active_training` finds a training of the
   model in progress, so that a second request gets 409 with its id.
-- A timer trains every model daily at 04:00 UTC; a model without enough data yet logs why.
+- A timer (`train_models`), at start and hourly, trains each model that has no champion yet
+  (one with too little data logs what to post or run first: this is how `make run` trains
+  its models once labelled data has come), and retrains the others daily at 04:00 UTC.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from orchestrations.medallion import RETRY
 from orchestrations.medallion_runs import ACTIVE
 from shared.bootstrap import current_platform
 from shared.models.datasets import MissingData
-from shared.models.registry import RegistryError
-from shared.models.training import TRAINERS, TrainingRequest, UnknownModel
+from shared.models.registry import ModelNotFound, ModelRegistry, RegistryError
+from shared.models.training import CHAMPION, TRAINERS, TrainingRequest, UnknownModel
 
 TRAIN_MODEL = "train_model"
 TRAIN_ACTIVITY = "model_train"
-TRAINING_SCHEDULE = "0 0 4 * * *"
+TRAINING_SCHEDULE = "0 0 * * * *"  # hourly: untrained models are tried, champions daily
+RETRAIN_HOUR = 4
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -86,13 +89,33 @@ async def start_training(
     return instance
 
 
-@bp.timer_trigger(schedule=TRAINING_SCHEDULE, arg_name="timer", run_on_startup=False)
+@bp.timer_trigger(schedule=TRAINING_SCHEDULE, arg_name="timer", run_on_startup=True)
 @bp.durable_client_input(client_name="client")
-async def train_models_daily(
-    timer: func.TimerRequest, client: df.DurableOrchestrationClient
-) -> None:
-    """Every model, once a day, unless a training of it is in progress."""
-    moment = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+async def train_models(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """At start and every hour, each model without a champion is trained (one with too little
+    data logs what to post or run first); one with a champion is retrained daily at
+    `RETRAIN_HOUR` UTC. Never while a training of it is in progress."""
+    registry = current_platform().models.registry
+    for name, instance in await due_trainings(client, registry, dt.datetime.now(dt.UTC)):
+        log.info("training %s: %s", name, instance)
+
+
+async def due_trainings(
+    client: df.DurableOrchestrationClient, registry: ModelRegistry, now: dt.datetime
+) -> list[tuple[str, str]]:
+    """Start the trainings due at `now`; (model, instance id) of each started."""
+    moment = now.strftime("%Y%m%dT%H%M%S")
+    started = []
     for name in TRAINERS:
+        if _has_champion(registry, name) and now.hour != RETRAIN_HOUR:
+            continue
         if await active_training(client, name) is None:
-            log.info("training %s: %s", name, await start_training(client, name, moment))
+            started.append((name, await start_training(client, name, moment, trigger="timer")))
+    return started
+
+
+def _has_champion(registry: ModelRegistry, name: str) -> bool:
+    try:
+        return CHAMPION in registry.get_model(name).aliases
+    except ModelNotFound:
+        return False

@@ -33,7 +33,7 @@ QUIET = {
     "DEVHOST_EVENTHUB_POLL_MS": "20",
     "AzureWebJobs.hourly_pipeline_run.Disabled": "true",
     "AzureWebJobs.nightly_table_maintenance.Disabled": "true",
-    "AzureWebJobs.train_models_daily.Disabled": "true",
+    "AzureWebJobs.train_models.Disabled": "true",
     "MODEL_REFRESH_S": "0.5",
 }
 
