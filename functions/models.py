@@ -21,6 +21,7 @@ import azure.functions as func
 from functions.access import requires
 from orchestrations.models import active_training, start_training
 from shared.bootstrap import current_platform
+from shared.documents.port import DocumentStoreError
 from shared.identity.roles import Role
 from shared.models.artifacts import ArtifactNotFound
 from shared.models.registry import ModelNotFound, ModelVersionNotFound
@@ -39,6 +40,10 @@ bp = df.Blueprint()
 
 def _json(body: object, status: int = 200) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def _unavailable(error: Exception) -> func.HttpResponse:
+    return _json({"error": f"the model registry is unavailable ({type(error).__name__})"}, 503)
 
 
 def _no_model(name: str) -> func.HttpResponse:
@@ -70,7 +75,10 @@ async def train_model(
 @bp.route(route="models", methods=["GET"])
 @requires(Role.READER)
 def list_models(req: func.HttpRequest) -> func.HttpResponse:
-    models = current_platform().models.registry.list_models()
+    try:
+        models = current_platform().models.registry.list_models()
+    except DocumentStoreError as error:
+        return _unavailable(error)
     return _json({"models": [model_summary(model) for model in models]})
 
 
@@ -83,9 +91,11 @@ def get_model(req: func.HttpRequest) -> func.HttpResponse:
     registry = current_platform().models.registry
     try:
         model = registry.get_model(name)
+        versions = [version_summary(v) for v in registry.list_versions(name)]
     except ModelNotFound:
         return _json({"error": f"{name} has no version yet: POST /api/models/{name}/train"}, 404)
-    versions = [version_summary(v) for v in registry.list_versions(name)]
+    except DocumentStoreError as error:
+        return _unavailable(error)
     return _json({**model_summary(model), "versions": versions})
 
 
@@ -100,6 +110,8 @@ def get_model_onnx(req: func.HttpRequest) -> func.HttpResponse:
         data = current_platform().models.onnx_file(name, version)
     except BadModelRequest as error:
         return _json({"error": str(error)}, 400)
+    except DocumentStoreError as error:
+        return _unavailable(error)
     except (ModelNotFound, ModelVersionNotFound, ArtifactNotFound):
         return _json(
             {"error": f"no version {req.route_params['version'][:16]} of {name[:64]!r}"}, 404

@@ -17,6 +17,7 @@ import azure.functions as func
 from functions.access import requires
 from shared import query_params
 from shared.bootstrap import current_platform
+from shared.documents.port import DocumentStoreError
 from shared.identity.roles import Role
 from shared.models.serving import MAX_K, SCORED, BadScoreRequest, NoChampion
 
@@ -41,6 +42,10 @@ def score(req: func.HttpRequest) -> func.HttpResponse:
         return _json({"error": str(error)}, 400)
     except NoChampion as error:
         return _json({"error": str(error)}, 503)
+    except DocumentStoreError as error:  # the feature store cannot be read
+        return _json(
+            {"error": f"the online features are unavailable ({type(error).__name__})"}, 503
+        )
     return _json({"results": results})
 
 
@@ -57,4 +62,8 @@ def recommend(req: func.HttpRequest) -> func.HttpResponse:
         return _json({"error": str(error)}, 400)
     except NoChampion as error:
         return _json({"error": str(error)}, 503)
+    except DocumentStoreError as error:
+        return _json(
+            {"error": f"the online features are unavailable ({type(error).__name__})"}, 503
+        )
     return _json(answer)

@@ -179,7 +179,11 @@ def model_paths() -> dict[str, Any]:
             "operationId": "list_models",
             "summary": "The registered models, their aliases and latest versions",
             "security": KEYED,
-            "responses": {"200": json_answer(ref("Models"), "the models"), **KEY_REFUSED},
+            "responses": {
+                "200": json_answer(ref("Models"), "the models"),
+                **KEY_REFUSED,
+                "503": error("the model registry is unavailable"),
+            },
         }
     }
     model = {
@@ -192,6 +196,7 @@ def model_paths() -> dict[str, Any]:
                 "200": json_answer(ref("ModelDetail"), "the model"),
                 **KEY_REFUSED,
                 "404": not_found("no such model, or no version of it yet"),
+                "503": error("the model registry is unavailable"),
             },
         }
     }
@@ -221,6 +226,7 @@ def model_paths() -> dict[str, Any]:
                 "400": error("the version is not a whole number from 1"),
                 **KEY_REFUSED,
                 "404": not_found("no such model or version"),
+                "503": error("the model registry is unavailable"),
             },
         }
     }
@@ -282,7 +288,7 @@ def model_paths() -> dict[str, Any]:
                 "400": error("a record that cannot be scored (the message names it)"),
                 **KEY_REFUSED,
                 "404": not_found("no such scoring model"),
-                "503": error("the model has no champion yet"),
+                "503": error("the model has no champion yet, or the features are unavailable"),
             },
         }
     }
