@@ -12,7 +12,15 @@ import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from shared.models.datasets import MissingData
-from shared.models.onnx_export import check_close, lightgbm_to_onnx, probabilities, session
+from shared.models.onnx_export import (
+    FEATURES_INPUT,
+    PROBABILITIES,
+    check_close,
+    lightgbm_to_onnx,
+    probabilities,
+    session,
+)
+from shared.models.trained import TrainedModel
 
 TRAIN_SHARE, VALIDATION_SHARE = 0.7, 0.1  # by time; the rest is the holdout
 MIN_POSITIVES = 10
@@ -39,6 +47,42 @@ class Boosted:
     metrics: dict[str, float]
     threshold: float
     worst_difference: float
+
+
+def classifier(
+    name: str,
+    boosted: Boosted,
+    columns: Sequence[str],
+    params: dict[str, str],
+    example: Sequence[float],
+) -> TrainedModel:
+    """A boosted classifier as the registry records it: the ONNX graph, the native model's
+    text, the holdout metrics, the signature (the feature columns in order) and the card."""
+    return TrainedModel(
+        name=name,
+        onnx=boosted.onnx,
+        native=str(boosted.booster.model_to_string()).encode(),
+        native_file="model.lgb.txt",
+        metrics={**boosted.metrics, "onnx_max_difference": boosted.worst_difference},
+        params={
+            "algorithm": "lightgbm",
+            "rounds": str(boosted.booster.current_iteration()),
+            **params,
+        },
+        signature={
+            "inputs": [
+                {
+                    "name": FEATURES_INPUT,
+                    "type": "float32",
+                    "shape": [-1, len(columns)],
+                    "columns": list(columns),
+                }
+            ],
+            "outputs": [{"name": PROBABILITIES, "type": "float32", "shape": [-1, 2]}],
+        },
+        input_example=[float(value) for value in example],
+        card={"threshold": boosted.threshold, "features": list(columns)},
+    )
 
 
 def split_by_time(count: int) -> tuple[slice, slice, slice]:

@@ -14,9 +14,8 @@ import numpy as np
 from shared.events.contracts import FRAUD_REASON_CODES
 from shared.features.offline import point_in_time
 from shared.features.payments import PaymentFeatures
-from shared.models.boosting import fit
+from shared.models.boosting import classifier, fit
 from shared.models.datasets import MissingData, Reads, bronze_rows
-from shared.models.onnx_export import FEATURES_INPUT, PROBABILITIES
 from shared.models.trained import TrainedModel
 from shared.pipeline.lake import Lake
 
@@ -59,33 +58,8 @@ def labelled(
 def train(lake: Lake, reads: Reads, maturity: dt.timedelta | None = None) -> TrainedModel:
     x, y, wait = labelled(lake, reads, maturity)
     boosted = fit(x, y, FEATURES.numeric, NAME)
-    return TrainedModel(
-        name=NAME,
-        onnx=boosted.onnx,
-        native=str(boosted.booster.model_to_string()).encode(),
-        native_file="model.lgb.txt",
-        metrics={**boosted.metrics, "onnx_max_difference": boosted.worst_difference},
-        params={
-            "algorithm": "lightgbm",
-            "rounds": str(boosted.booster.current_iteration()),
-            "label": "chargeback with a fraud reason code",
-            "label_maturity_hours": f"{wait.total_seconds() / 3600:g}",
-        },
-        signature=_signature(),
-        input_example=[float(v) for v in x[-1]] if len(x) else [],
-        card={"threshold": boosted.threshold, "features": list(FEATURES.numeric)},
-    )
-
-
-def _signature() -> dict[str, object]:
-    return {
-        "inputs": [
-            {
-                "name": FEATURES_INPUT,
-                "type": "float32",
-                "shape": [-1, len(FEATURES.numeric)],
-                "columns": list(FEATURES.numeric),
-            }
-        ],
-        "outputs": [{"name": PROBABILITIES, "type": "float32", "shape": [-1, 2]}],
+    params = {
+        "label": "chargeback with a fraud reason code",
+        "label_maturity_hours": f"{wait.total_seconds() / 3600:g}",
     }
+    return classifier(NAME, boosted, FEATURES.numeric, params, x[-1] if len(x) else [])

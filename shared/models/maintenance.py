@@ -15,9 +15,8 @@ import numpy as np
 
 from shared.features.offline import point_in_time
 from shared.features.telemetry import TelemetryFeatures
-from shared.models.boosting import fit
+from shared.models.boosting import classifier, fit
 from shared.models.datasets import MissingData, Reads, bronze_rows
-from shared.models.onnx_export import FEATURES_INPUT, PROBABILITIES
 from shared.models.trained import TrainedModel
 from shared.pipeline.lake import Lake
 
@@ -60,28 +59,5 @@ def train(lake: Lake, reads: Reads, maturity: dt.timedelta | None = None) -> Tra
         x.append([features[name] for name in FEATURES.numeric])
         y.append(1 if after < len(times) and times[after] <= row["t"] + horizon else 0)
     boosted = fit(np.asarray(x, dtype=np.float32), np.asarray(y), FEATURES.numeric, NAME)
-    return TrainedModel(
-        name=NAME,
-        onnx=boosted.onnx,
-        native=str(boosted.booster.model_to_string()).encode(),
-        native_file="model.lgb.txt",
-        metrics={**boosted.metrics, "onnx_max_difference": boosted.worst_difference},
-        params={
-            "algorithm": "lightgbm",
-            "rounds": str(boosted.booster.current_iteration()),
-            "label": f"a reported failure within {HORIZON.total_seconds() / 3600:g} h",
-        },
-        signature={
-            "inputs": [
-                {
-                    "name": FEATURES_INPUT,
-                    "type": "float32",
-                    "shape": [-1, len(FEATURES.numeric)],
-                    "columns": list(FEATURES.numeric),
-                }
-            ],
-            "outputs": [{"name": PROBABILITIES, "type": "float32", "shape": [-1, 2]}],
-        },
-        input_example=x[-1] if x else [],
-        card={"threshold": boosted.threshold, "features": list(FEATURES.numeric)},
-    )
+    params = {"label": f"a reported failure within {HORIZON.total_seconds() / 3600:g} h"}
+    return classifier(NAME, boosted, FEATURES.numeric, params, x[-1] if x else [])

@@ -21,11 +21,12 @@ beyond a flat charge per request, hierarchical partition keys, and key-based aut
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -489,3 +490,21 @@ def _with(
     if page_size is not None:
         changes["page_size"] = page_size
     return replace(query, **changes)
+
+
+@contextlib.contextmanager
+def container_on(adapter: str, spec: ContainerSpec, folder: Path) -> Iterator[Any]:
+    """A container of `spec` on the embedded store or on the Cosmos DB adapter against this
+    fake (the real SDK, over TLS), for suites that run on both."""
+    from shared.documents.cosmos import CosmosDatabase
+
+    if adapter == "embedded":
+        store = DocumentStore(folder / "documents" / "platform.sqlite3")
+        yield store.container(spec)
+        store.close()
+        return
+    with FakeCosmos(folder / "cosmos.sqlite3", folder / "tls") as fake:
+        fake.declare(spec)
+        database = CosmosDatabase(fake.url, "platform", FakeCredential(), throttle_retries=1)
+        yield database.container(spec)
+        database.close()

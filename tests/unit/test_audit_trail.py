@@ -17,7 +17,6 @@ import pytest
 from embedded.audit.chain import HEAD, Head
 from embedded.audit.checkpoints import checkpoints_path, read_checkpoints
 from embedded.documents.model import Condition, DocumentStoreError, Query, Throttled
-from embedded.documents.store import DocumentStore
 from shared.audit.checkpoints import FileCheckpoints
 from shared.audit.events import Actor, AuditUnavailable
 from shared.audit.fields import InvalidAuditEvent
@@ -27,7 +26,7 @@ from shared.documents.cosmos import CosmosContainer, CosmosDatabase
 from shared.documents.port import BatchOperation, DocumentContainer, Json
 from shared.privacy.card_numbers import card_number_spans
 from tests.auditdata import HOUR, StepClock, event
-from tests.fakes.cosmos import FakeCosmos, FakeCredential
+from tests.fakes.cosmos import FakeCosmos, FakeCredential, container_on
 
 pytestmark = [
     pytest.mark.unit,
@@ -37,16 +36,8 @@ pytestmark = [
 
 @pytest.fixture(params=["embedded", "cosmos"])
 def container(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocumentContainer]:
-    if request.param == "embedded":
-        store = DocumentStore(tmp_path / "documents" / "platform.sqlite3")
-        yield store.container(AUDIT_CONTAINER)
-        store.close()
-        return
-    with FakeCosmos(tmp_path / "cosmos.sqlite3", tmp_path / "tls") as fake:
-        fake.declare(AUDIT_CONTAINER)
-        database = CosmosDatabase(fake.url, "platform", FakeCredential(), throttle_retries=1)
-        yield database.container(AUDIT_CONTAINER)
-        database.close()
+    with container_on(request.param, AUDIT_CONTAINER, tmp_path) as found:
+        yield found
 
 
 @pytest.fixture

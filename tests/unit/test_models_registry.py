@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from embedded.documents.store import DocumentStore
-from shared.documents.cosmos import CosmosDatabase
 from shared.documents.port import (
     BatchOperation,
     DocumentContainer,
@@ -44,7 +43,7 @@ from shared.models.registry import (
     VersionExists,
     version_id,
 )
-from tests.fakes.cosmos import FakeCosmos, FakeCredential
+from tests.fakes.cosmos import container_on
 
 pytestmark = [
     pytest.mark.unit,
@@ -57,16 +56,8 @@ SYSTEM = {"_etag", "_ts", "_lsn", "_rid", "_self", "_attachments"}
 
 @pytest.fixture(params=["embedded", "cosmos"])
 def container(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocumentContainer]:
-    if request.param == "embedded":
-        store = DocumentStore(tmp_path / "documents" / "platform.sqlite3")
-        yield store.container(MODELS_CONTAINER)
-        store.close()
-        return
-    with FakeCosmos(tmp_path / "cosmos.sqlite3", tmp_path / "tls") as fake:
-        fake.declare(MODELS_CONTAINER)
-        database = CosmosDatabase(fake.url, "platform", FakeCredential(), throttle_retries=1)
-        yield database.container(MODELS_CONTAINER)
-        database.close()
+    with container_on(request.param, MODELS_CONTAINER, tmp_path) as found:
+        yield found
 
 
 @pytest.fixture
