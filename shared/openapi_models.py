@@ -211,7 +211,7 @@ def model_paths() -> dict[str, Any]:
                     "name": "version",
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "integer", "minimum": 1},
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 999_999_999},
                 },
             ],
             "responses": {
@@ -310,6 +310,7 @@ def model_paths() -> dict[str, Any]:
                 "200": json_answer(ref("Recommendation"), "the items, best first"),
                 "400": error("k is not 1 to 100, or the user id is too long"),
                 **KEY_REFUSED,
+                "404": not_found("a user id the route cannot hold (the host's answer)"),
                 "503": error("the recommendations model has no champion yet"),
             },
         }
