@@ -2,7 +2,8 @@
 
 A local `_delta_log` is a directory, and a directory listed while files are created in it
 (ext4 returns entries in hash order) may show a commit without the one before it. deltalake then
-refuses the log ("Expected contiguous commit files, but found gap"), although nothing is wrong
+refuses the log ("Expected contiguous commit files, but found gap", or after a checkpoint "Invalid
+Checkpoint: Gap between checkpoint version 200 and next commit 204"), although nothing is wrong
 with it: listed again, it is whole. Object stores (ADLS) list in name order and never show such
 a gap. Readers of tables that are being written open them here, which lists again.
 """
@@ -14,7 +15,7 @@ import time
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
-LISTING_GAP = "Expected contiguous commit files"
+LISTING_GAPS = ("Expected contiguous commit files", "Gap between checkpoint version")
 ATTEMPTS = 6
 
 
@@ -27,7 +28,7 @@ def open_table(
         try:
             return DeltaTable(uri, version=version, storage_options=storage_options)
         except DeltaError as error:
-            if LISTING_GAP not in str(error):
+            if not any(gap in str(error) for gap in LISTING_GAPS):
                 raise
             time.sleep(0.002 * 2**attempt)
     return DeltaTable(uri, version=version, storage_options=storage_options)
