@@ -5,7 +5,8 @@ seed, labels 10 times faster than real ones) in a temporary lake, it trains the 
 maintenance models as the platform does, then measures:
 
 - `native_batch100_rows_per_s` (baseline) and `onnx_batch100_rows_per_s` (goal >= 2 x): the
-  fraud model on batches of 100 rows, LightGBM against onnxruntime (one thread each);
+  fraud model on batches of 100 rows, LightGBM against onnxruntime, one thread each (the
+  serving session's setting; LightGBM would otherwise use every core);
 - `native_row_p99_us` (baseline) and `onnx_row_p99_us`: one row at a time;
 - `ingest_function_events_per_s` (baseline) and `ingest_scored_events_per_s` (goal >= 0.5 x):
   the ingest function's body on batches of 1,000 of the simulator's payments, without a
@@ -74,7 +75,11 @@ def inference(champion: Any, x: np.ndarray) -> None:
     """Batch and single-row rates of the fraud model, native against ONNX."""
     batches = [x[i : i + 100] for i in range(0, len(x) - 99, 100)][:50]
     rows = sum(len(b) for b in batches)
-    native = _rate(lambda: [champion.native.predict(b) for b in batches], rows, 3)
+
+    def predict(features: np.ndarray) -> Any:  # one thread, as the ONNX session has
+        return champion.native.predict(features, num_threads=1)
+
+    native = _rate(lambda: [predict(b) for b in batches], rows, 3)
     onnx = _rate(lambda: [champion.probabilities(b) for b in batches], rows, 3)
     emit("native_batch100_rows_per_s", native, "rows/s", role="baseline")
     emit(
@@ -86,7 +91,7 @@ def inference(champion: Any, x: np.ndarray) -> None:
         goal=">= 2",
     )
     sample = x[:1000]
-    native_p99 = _p99_us(champion.native.predict, sample)
+    native_p99 = _p99_us(predict, sample)
     onnx_p99 = _p99_us(champion.probabilities, sample)
     emit("native_row_p99_us", native_p99, "us", role="baseline")
     emit(
