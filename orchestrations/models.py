@@ -7,7 +7,7 @@ registers a model version; the orchestrator retries it when the failure is trans
   says what to post or run first).
 - The instance id is `train:<name>:<start time>`; `active_training` finds a training of the
   model in progress, so that a second request gets 409 with its id.
-- A timer (`train_models`), at start and hourly, trains each model that has no champion yet
+- A timer (`train_models`), hourly, trains each model that has no champion yet
   (one with too little data logs what to post or run first: this is how `make run` trains
   its models once labelled data has come), and retrains the others daily at 04:00 UTC.
 """
@@ -89,12 +89,13 @@ async def start_training(
     return instance
 
 
-@bp.timer_trigger(schedule=TRAINING_SCHEDULE, arg_name="timer", run_on_startup=True)
+@bp.timer_trigger(schedule=TRAINING_SCHEDULE, arg_name="timer", run_on_startup=False)
 @bp.durable_client_input(client_name="client")
 async def train_models(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    """At start and every hour, each model without a champion is trained (one with too little
-    data logs what to post or run first); one with a champion is retrained daily at
-    `RETRAIN_HOUR` UTC. Never while a training of it is in progress."""
+    """Every hour, each model without a champion is trained (one with too little data logs
+    what to post or run first); one with a champion is retrained daily at `RETRAIN_HOUR` UTC.
+    Never while a training of it is in progress. (Not on start: a host start would pay for a
+    training attempt of every model.)"""
     registry = current_platform().models.registry
     for name, instance in await due_trainings(client, registry, dt.datetime.now(dt.UTC)):
         log.info("training %s: %s", name, instance)

@@ -1,5 +1,8 @@
 """Gradient boosting for the classifiers (LightGBM), split by time, exported to ONNX and
-measured on the holdout: PR-AUC, ROC-AUC, and precision and recall at the chosen threshold."""
+measured on the holdout: PR-AUC, ROC-AUC, and precision and recall at the chosen threshold.
+
+LightGBM and scikit-learn are imported where training needs them: the app imports this module
+at start, and a second of imports would lengthen every cold start."""
 
 from __future__ import annotations
 
@@ -7,9 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import lightgbm
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from shared.models.datasets import MissingData
 from shared.models.onnx_export import (
@@ -94,6 +95,8 @@ def split_by_time(count: int) -> tuple[slice, slice, slice]:
 def fit(x: np.ndarray, y: np.ndarray, names: Sequence[str], what: str) -> Boosted:
     """Train on the earliest rows, stop and pick the threshold (best F1) on the next, and
     measure on the latest; the ONNX graph checked on the holdout."""
+    import lightgbm
+
     train, validation, holdout = split_by_time(len(y))
     for part, rows in (("training", train), ("validation", validation), ("holdout", holdout)):
         positives = int(y[rows].sum())
@@ -126,6 +129,8 @@ def float32_thresholds(booster: Any) -> Any:
     threshold rounded to the nearest float32 can land on a feature value and send it down
     the other branch. For any float32 `x`, `x <= t` holds exactly when `x <= floor32(t)`, so
     rounding down changes nothing the model can be asked, and both runtimes then agree."""
+    import lightgbm
+
     lines = []
     for line in str(booster.model_to_string()).splitlines():
         if line.startswith("tree_sizes="):
@@ -145,6 +150,8 @@ def _floor32(value: float) -> float:
 
 
 def measure(y: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     flagged = score >= threshold
     true_positives = float(np.sum(flagged & (y == 1)))
     return {
@@ -164,6 +171,8 @@ def _weight(y: np.ndarray) -> float:
 
 
 def _best_f1_threshold(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import precision_recall_curve
+
     precision, recall, thresholds = precision_recall_curve(y, score)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     best = int(np.argmax(f1[:-1])) if len(thresholds) else 0

@@ -14,9 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
 
 TOLERANCE = 1e-5
 OPSET = 15  # the newest onnxmltools' LightGBM converter writes
@@ -60,6 +58,9 @@ def probabilities(model: ort.InferenceSession, features: np.ndarray) -> np.ndarr
 
 
 def cooccurrence_to_onnx(similarity: np.ndarray) -> bytes:
+    import onnx  # for training only: a second's import that serving never pays
+    from onnx import TensorProto, helper, numpy_helper
+
     items = similarity.shape[0]
     weights = numpy_helper.from_array(similarity.astype(np.float32), name="similarity")
     graph = helper.make_graph(
