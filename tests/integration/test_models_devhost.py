@@ -163,3 +163,9 @@ def test_models_train_over_http_from_posted_history(
     assert items.json()["source"] == "cooccurrence"
     stranger = requests.get(host.url("/api/recommend/nobody-at-all"), timeout=30).json()
     assert stranger["source"] == "popularity" and len(stranger["items"]) == 10
+
+    # No card number posted (to the events or to the score) is at rest: not in the documents
+    # (features, alerts, registry, audit), the model files, the lake or the event log.
+    cards = {e["data"]["card_number"] for e in events if "card_number" in e.get("data", {})}
+    at_rest = b"".join(path.read_bytes() for path in data_dir.rglob("*") if path.is_file())
+    assert cards and not [card for card in cards if card.encode() in at_rest]

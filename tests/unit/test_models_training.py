@@ -251,6 +251,35 @@ def test_records_that_cannot_be_scored_are_refused_naming_the_field(
         serving.score("fraud", body, dt.datetime.now(dt.UTC))
 
 
+@pytest.mark.parametrize(
+    "time",
+    ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999999-12:00", "1970-01-01T00:00:00Z"],
+)
+def test_extreme_event_times_are_scored_not_refused(serving: Serving, time: str) -> None:
+    record = {"specversion": "1.0", "time": time, "data": _payment(7, 12.5)}
+    [answer] = serving.score("fraud", json.dumps(record).encode(), dt.datetime.now(dt.UTC))
+    assert 0.0 <= answer["score"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"amount": 1e309}, "JSON"),  # json.dumps writes Infinity, which is not JSON
+        ({"amount": 10**400}, "amount"),
+        ({"amount": 1e16}, "amount"),
+        ({"account_id": "a" * 129}, "account_id"),
+        ({"card_number": "4111 1111 1111 1111 1111"}, "card_number"),
+        ({"channel": "\ud800"}, "JSON"),  # a lone surrogate: msgspec refuses the text
+    ],
+)
+def test_hostile_values_are_refused_naming_the_field(
+    serving: Serving, data: dict[str, Any], named: str
+) -> None:
+    body = json.dumps({**_payment(8, 5.0), **data}).encode()
+    with pytest.raises(BadScoreRequest, match=named):
+        serving.score("fraud", body, dt.datetime.now(dt.UTC))
+
+
 def test_recommendations_follow_recent_items_and_leave_out_purchases(
     serving: Serving, trained: Models
 ) -> None:
