@@ -15,7 +15,7 @@ from functions import (
     serving,
 )
 from functions.access import PlatformApp
-from orchestrations import medallion, medallion_activities
+from orchestrations import medallion, medallion_activities, model_scoring
 from orchestrations import models as model_training
 from shared.bootstrap import current_platform
 
@@ -36,3 +36,4 @@ app.register_functions(serving.bp)
 app.register_functions(medallion.bp)
 app.register_functions(medallion_activities.bp)
 app.register_functions(model_training.bp)
+app.register_functions(model_scoring.bp)

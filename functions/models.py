@@ -4,6 +4,11 @@
   body empty or `{"label_maturity_hours": h}`; 202 with the Durable check-status body; 409
   with the id of the training in progress; 404 for a model that is not trained here; 400 for
   a body that cannot be used.
+- `POST /api/models/{name}/batch-scores` (`Platform.Operator`, privileged:
+  `model_batch_scoring_started`): batch inference into `gold/<name>_scores`; body empty or
+  `{"version": n, "source": "<silver|gold>.<table>"}` (the champion; the model's silver
+  table); 202 with the Durable check-status body; 409 with the id of a scoring in progress;
+  404 for a model that is not scored in batch; 400 for a body that cannot be used.
 - `GET /api/models` (`Platform.Reader`): the registered models, with aliases and their latest
   version.
 - `GET /api/models/{name}` (`Platform.Reader`): the model and its versions, newest first
@@ -19,16 +24,19 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.access import requires
+from orchestrations.model_scoring import active_scoring, start_scoring
 from orchestrations.models import active_training, start_training
 from shared.bootstrap import current_platform
 from shared.documents.port import DocumentStoreError
 from shared.identity.roles import Role
 from shared.models.artifacts import ArtifactNotFound
+from shared.models.batch_scoring import SCORABLE
 from shared.models.registry import ModelNotFound, ModelVersionNotFound
 from shared.models.service import (
     BadModelRequest,
     known_model,
     model_summary,
+    parse_batch_scoring,
     parse_training,
     parse_version,
     version_summary,
@@ -69,6 +77,28 @@ async def train_model(
         return _json({"error": "a training is in progress", "instanceId": running}, 409)
     moment = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     instance_id = await start_training(client, name, moment, trigger="http", **options)
+    return client.create_check_status_response(req, instance_id)
+
+
+@bp.route(route="models/{name}/batch-scores", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+@requires(Role.OPERATOR, action="model_batch_scoring_started")
+async def batch_score_model(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    name = req.route_params["name"]
+    if name not in SCORABLE:
+        scored = ", ".join(SCORABLE)
+        return _json({"error": f"{name[:64]!r} is not scored in batch; these are: {scored}"}, 404)
+    try:
+        options = parse_batch_scoring(req.get_body())
+    except BadModelRequest as error:
+        return _json({"error": str(error)}, 400)
+    running = await active_scoring(client, name)
+    if running is not None:
+        return _json({"error": "a batch scoring is in progress", "instanceId": running}, 409)
+    moment = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+    instance_id = await start_scoring(client, name, moment, **options)
     return client.create_check_status_response(req, instance_id)
 
 

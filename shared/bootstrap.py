@@ -41,6 +41,7 @@ from shared.lakehouse.lake_lock import hold_local_lake
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
 from shared.models.alerts import ALERTS_CONTAINER, AlertBook
 from shared.models.artifacts import open_artifacts
+from shared.models.batch_scoring import BatchScoring
 from shared.models.champions import ChampionCache
 from shared.models.registry import MODELS_CONTAINER, ModelRegistry
 from shared.models.service import Models
@@ -86,6 +87,7 @@ class Platform:
     lazy_models: Lazy[Models]
     lazy_alerts: Lazy[AlertBook]
     lazy_serving: Lazy[Serving]
+    lazy_batch_scoring: Lazy[BatchScoring]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
 
@@ -118,6 +120,11 @@ class Platform:
     def serving(self) -> Serving:
         """Scores and recommendations over HTTP, from the champions and the online features."""
         return self.lazy_serving.get()
+
+    @property
+    def batch_scoring(self) -> BatchScoring:
+        """Batch inference: a model version scores a table into `gold/<model>_scores`."""
+        return self.lazy_batch_scoring.get()
 
     @property
     def audit(self) -> DocumentAuditTrail:
@@ -174,6 +181,7 @@ def bootstrap(
         lazy_models=models,
         lazy_alerts=alerts,
         lazy_serving=Lazy(lambda: Serving(features.get(), champions.get())),
+        lazy_batch_scoring=Lazy(lambda: _batch_scoring(settings, models.get())),
     )
 
 
@@ -197,6 +205,10 @@ def _models(settings: Settings, access: LakeAccess, documents: DocumentDatabase)
     artifacts = open_artifacts(settings.lake)
     lake = Lake(settings.lake.uri, access=access)
     return Models(registry, artifacts, ModelTraining(lake, registry, artifacts))
+
+
+def _batch_scoring(settings: Settings, models: Models) -> BatchScoring:
+    return BatchScoring(models.training.lake, models, temp_dir=settings.data_dir / "duckdb")
 
 
 def _audit(settings: Settings, documents: DocumentDatabase) -> DocumentAuditTrail:

@@ -47,6 +47,7 @@ PERMISSIONS: dict[str, tuple[Role, bool]] = {
     "cancel_pipeline_run": (Role.OPERATOR, True),
     "audit_records": (Role.ADMIN, False),
     "train_model": (Role.OPERATOR, True),
+    "batch_score_model": (Role.OPERATOR, True),
     "list_models": (Role.READER, False),
     "get_model": (Role.READER, False),
     "get_model_onnx": (Role.READER, False),

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from shared.models.alerts import ALERTING, MAX_ENTITY, MAX_TOP
+from shared.models.batch_scoring import SCORABLE
+from shared.models.service import SOURCE
 from shared.models.training import MATURITY_LIMITS_H, TRAINERS
 from shared.openapi_common import KEY_REFUSED, KEYED, error, json_answer, not_found, ref
 
@@ -16,6 +18,7 @@ _NAME = {
     "description": "the model (others answer 404)",
     "schema": {"enum": list(TRAINERS)},
 }
+_SCORED_NAME = {**_NAME, "schema": {"enum": list(SCORABLE)}}
 _STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
 
 MODEL_ANSWERS: dict[str, Any] = {
@@ -135,6 +138,23 @@ MODEL_ANSWERS: dict[str, Any] = {
         "required": ["error", "instanceId"],
         "properties": {"error": {"type": "string"}, "instanceId": {"type": "string"}},
     },
+    "BatchScoringOptions": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "version": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 999_999_999,
+                "description": "the version to score with (the champion by default)",
+            },
+            "source": {
+                "type": "string",
+                "pattern": f"^{SOURCE.pattern}$",
+                "description": "the table to score (the model's silver table by default)",
+            },
+        },
+    },
     "TrainingOptions": {
         "type": "object",
         "additionalProperties": False,
@@ -171,6 +191,25 @@ def model_paths() -> dict[str, Any]:
                 **KEY_REFUSED,
                 "404": not_found("no such model"),
                 "409": json_answer(ref("TrainingInProgress"), "a training is in progress"),
+            },
+        }
+    }
+    batch_scores = {
+        "post": {
+            "operationId": "batch_score_model",
+            "summary": "Score a table into gold/<model>_scores (a Durable orchestration)",
+            "security": KEYED,
+            "parameters": [_SCORED_NAME],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": ref("BatchScoringOptions")}},
+            },
+            "responses": {
+                "202": json_answer(ref("CheckStatus"), "started; follow statusQueryGetUri"),
+                "400": error("the body is not a batch scoring request"),
+                **KEY_REFUSED,
+                "404": not_found("no such model, or one not scored in batch"),
+                "409": json_answer(ref("TrainingInProgress"), "a batch scoring is in progress"),
             },
         }
     }
@@ -322,5 +361,6 @@ def model_paths() -> dict[str, Any]:
         "/api/models": models,
         "/api/models/{name}": model,
         "/api/models/{name}/train": train,
+        "/api/models/{name}/batch-scores": batch_scores,
         "/api/models/{name}/versions/{version}/onnx": onnx,
     }

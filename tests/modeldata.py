@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.traffic import Traffic, simulated_clock
+from embedded.documents.store import DocumentStore
+from shared.models.artifacts import LocalArtifacts
+from shared.models.registry import MODELS_CONTAINER, ModelRegistry
+from shared.models.service import Models
+from shared.models.training import ModelTraining, TrainingRequest
+from shared.pipeline.lake import Lake
 from tests.lakedata import event, land, medallion_for
 
 TIME_FIELDS = ("reported_at", "failed_at")
@@ -62,3 +68,26 @@ def refresh(lake: Path, run: str = "run-1") -> None:
         if submission.run is not None:
             assert submission.run.status == "succeeded", submission
             pipeline.finish_gold(submission, submission.run)
+
+
+TRAINING_OPTIONS: dict[str, dict[str, Any]] = {
+    "fraud": {"label_maturity_hours": 30.0},
+    "maintenance": {},
+    "recommendations": {},
+}
+
+
+def trained_models(
+    lake: Path, folder: Path, names: tuple[str, ...] = tuple(TRAINING_OPTIONS)
+) -> Models:
+    """A registry and model files in `folder`, with `names` trained on the lake (run ids
+    `run-<name>`), each the first champion."""
+    registry = ModelRegistry(
+        DocumentStore(folder / "documents.sqlite3").container(MODELS_CONTAINER)
+    )
+    artifacts = LocalArtifacts(folder / "models")
+    models = Models(registry, artifacts, ModelTraining(Lake(str(lake)), registry, artifacts))
+    for name in names:
+        request = TrainingRequest(name, run_id=f"run-{name}", **TRAINING_OPTIONS[name])
+        models.training.train(request)
+    return models

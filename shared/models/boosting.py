@@ -116,7 +116,7 @@ def fit(x: np.ndarray, y: np.ndarray, names: Sequence[str], what: str) -> Booste
     booster = float32_thresholds(booster)
     threshold = _best_f1_threshold(y[validation], np.asarray(booster.predict(x[validation])))
     native = np.asarray(booster.predict(x[holdout]))
-    graph = lightgbm_to_onnx(booster, x.shape[1])
+    graph = lightgbm_to_onnx(booster, x.shape[1], threshold)
     exported = probabilities(session(graph), x[holdout])
     worst = check_close(native, exported, what)
     return Boosted(booster, graph, measure(y[holdout], native, threshold), threshold, worst)

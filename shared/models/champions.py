@@ -85,8 +85,9 @@ class ChampionCache:
 
     def get(self, name: str, wait_s: float = 0.0) -> Champion | None:
         """The champion of `name` as loaded now (None before any is). With `wait_s`, a caller
-        that finds none waits that long at most for a load in progress (HTTP serving may wait
-        for its first model; the ingest path never does)."""
+        that finds none waits that long at most for a look at the registry in progress (HTTP
+        serving and the ingest path wait for a process's first load; once a champion is
+        loaded, or the registry has none, nobody waits)."""
         with self._lock:
             slot = self._slots.setdefault(name, _Slot())
         refresh = False
@@ -120,17 +121,23 @@ class ChampionCache:
             slot.looked.set()
 
     def _load(self, name: str, version: int) -> Champion:
-        found = self._models.registry.get_version(name, version)
-        folder = f"{name}/runs/{found.run_id}"
-        graph = self._models.artifacts.get(f"{folder}/{ONNX_FILE}")
-        card = json.loads(self._models.artifacts.get(f"{folder}/{CARD_FILE}"))
-        native = None
-        if found.tags.get("native", "").endswith(".lgb.txt"):
-            import lightgbm
+        return load_version(self._models, name, version, native=True)
 
-            text = self._models.artifacts.get(f"{folder}/{found.tags['native']}").decode()
-            native = lightgbm.Booster(model_str=text)
-        return Champion(name, version, session(graph), card, native)
+
+def load_version(models: Models, name: str, version: int, *, native: bool = False) -> Champion:
+    """A version as serving loads it: its ONNX session and card, and with `native` its
+    LightGBM booster (for the contributions of alerting rows) when it has one."""
+    found = models.registry.get_version(name, version)
+    folder = f"{name}/runs/{found.run_id}"
+    graph = models.artifacts.get(f"{folder}/{ONNX_FILE}")
+    card = json.loads(models.artifacts.get(f"{folder}/{CARD_FILE}"))
+    booster = None
+    if native and found.tags.get("native", "").endswith(".lgb.txt"):
+        import lightgbm
+
+        text = models.artifacts.get(f"{folder}/{found.tags['native']}").decode()
+        booster = lightgbm.Booster(model_str=text)
+    return Champion(name, version, session(graph), card, booster)
 
 
 def _champion_version(registry: ModelRegistry, name: str) -> int | None:

@@ -1,7 +1,10 @@
 """Models as ONNX graphs, checked against the native model before they count.
 
 - A LightGBM booster becomes a TreeEnsembleClassifier graph (onnxmltools, no ZipMap): input
-  `features` float32 [N, F], outputs `label` and `probabilities` [N, 2].
+  `features` float32 [N, F], outputs `label` and `probabilities` [N, 2]. Its metadata says
+  what the file alone cannot: `features`, the input's columns in order (a JSON list, the
+  booster's feature names), and `threshold` (the decision's, when given), so that a device
+  can score with the downloaded file and onnxruntime only (`edge/score_telemetry.py`).
 - An item co-occurrence model becomes one MatMul: input `history` float32 [N, items] (the
   user's recent items, weighted), output `scores` [N, items].
 
@@ -11,6 +14,7 @@ export (`ExportMismatch`) when any score differs by more than `TOLERANCE`.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -22,6 +26,8 @@ FEATURES_INPUT = "features"
 PROBABILITIES = "probabilities"
 HISTORY_INPUT = "history"
 SCORES = "scores"
+FEATURES_METADATA = "features"  # the metadata_props keys that edge/score_telemetry.py reads
+THRESHOLD_METADATA = "threshold"
 
 
 class ExportMismatch(ValueError):
@@ -38,7 +44,8 @@ def session(model: bytes) -> ort.InferenceSession:
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def lightgbm_to_onnx(booster: Any, feature_count: int) -> bytes:
+def lightgbm_to_onnx(booster: Any, feature_count: int, threshold: float | None = None) -> bytes:
+    """The booster's graph, its feature names (and `threshold`, if given) in its metadata."""
     from onnxmltools.convert import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
 
@@ -48,6 +55,10 @@ def lightgbm_to_onnx(booster: Any, feature_count: int) -> bytes:
         zipmap=False,
         target_opset=OPSET,
     )
+    names = [str(name) for name in booster.feature_name()]
+    graph.metadata_props.add(key=FEATURES_METADATA, value=json.dumps(names))
+    if threshold is not None:
+        graph.metadata_props.add(key=THRESHOLD_METADATA, value=repr(float(threshold)))
     return bytes(graph.SerializeToString())
 
 

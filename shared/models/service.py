@@ -14,6 +14,7 @@ from shared.models.training import MATURITY_LIMITS_H, ONNX_FILE, TRAINERS, Model
 
 MAX_BODY_BYTES = 4096
 _VERSION = re.compile(r"[1-9][0-9]{0,8}")
+SOURCE = re.compile(r"(silver|gold)\.([a-z][a-z0-9_]{0,62})")  # a table batch scoring reads
 
 
 class BadModelRequest(ValueError):
@@ -44,16 +45,7 @@ def parse_version(text: str) -> int:
 
 def parse_training(body: bytes) -> dict[str, Any]:
     """A training request's options: an empty body, or `{"label_maturity_hours": h}`."""
-    if len(body) > MAX_BODY_BYTES:
-        raise BadModelRequest(f"the body is over {MAX_BODY_BYTES} bytes")
-    if not body.strip():
-        return {}
-    try:
-        options = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadModelRequest(f"the body is not JSON: {error}") from None
-    if not isinstance(options, dict):
-        raise BadModelRequest("the body is a JSON object")
+    options = _json_object(body)
     unknown = sorted(set(options) - {"label_maturity_hours"})
     if unknown:
         raise BadModelRequest(f"unknown field {unknown[0][:64]!r}: only label_maturity_hours")
@@ -92,3 +84,38 @@ def version_summary(version: ModelVersion) -> dict[str, Any]:
         "code_version": version.code_version,
         "validation_status": version.validation_status,
     }
+
+
+def parse_batch_scoring(body: bytes) -> dict[str, Any]:
+    """A batch scoring request's options: an empty body, or `{"version": n, "source":
+    "<silver|gold>.<table>"}`, each optional (the champion; the model's silver table)."""
+    options = _json_object(body)
+    unknown = sorted(set(options) - {"version", "source"})
+    if unknown:
+        raise BadModelRequest(f"unknown field {unknown[0][:64]!r}: only version and source")
+    found: dict[str, Any] = {}
+    if "version" in options:
+        version = options["version"]
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 10**9:
+            raise BadModelRequest("version is a whole number from 1")
+        found["version"] = version
+    if "source" in options:
+        source = options["source"]
+        if not isinstance(source, str) or not SOURCE.fullmatch(source):
+            raise BadModelRequest("source is <silver|gold>.<table>, in lower case")
+        found["source"] = source
+    return found
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_BODY_BYTES:
+        raise BadModelRequest(f"the body is over {MAX_BODY_BYTES} bytes")
+    if not body.strip():
+        return {}
+    try:
+        options = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadModelRequest(f"the body is not JSON: {error}") from None
+    if not isinstance(options, dict):
+        raise BadModelRequest("the body is a JSON object")
+    return options

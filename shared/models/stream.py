@@ -4,11 +4,16 @@ a batch, and the feature states to write once the batch has landed.
 `StreamScorer.score(...)` folds the events into their entities' online features (the feature
 store's states, `features.online`), scores them with the champion of the model that scores the
 contract (`Contract.scored_by`), and returns the bronze scoring columns with a `commit` to call
-after the rows landed. Landing never waits on a model: without a champion loaded yet the rows
-land unscored (`no_model`), a model that fails leaves them unscored (`model_error`), and a
-feature store that cannot be read leaves them unscored (`features_unavailable`, and their
-states are not moved). A row folded in by an earlier delivery is `already_scored`: its bronze
-row, which landed with its score, is the one that counts.
+after the rows landed. Landing never waits on a model beyond its first load in the process
+(at most `FIRST_LOAD_WAIT_S`): without a champion loaded then the rows land unscored
+(`no_model`), a model that fails leaves them unscored (`model_error`), and a feature store that
+cannot be read leaves them unscored (`features_unavailable`, and their states are not moved). A
+row folded in by an earlier delivery is `already_scored`: its bronze row, which landed with its
+score, is the one that counts.
+
+A process waits for that first load because its first batches may be redeliveries from before
+a crash: a batch that landed with its scores but had not raised its alerts must be scored again
+to raise them, or they are lost (its states are written all the same).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ NO_MODEL = "no_model"
 MODEL_ERROR = "model_error"
 FEATURES_UNAVAILABLE = "features_unavailable"
 ALREADY_SCORED = "already_scored"
+FIRST_LOAD_WAIT_S = 10.0  # a process's first batches wait this long for the champion's load
 
 
 @dataclass
@@ -95,7 +101,7 @@ class StreamScorer:
         commit = _committer(self.features, batch)
         if contract.scored_by is None:
             return ScoredGroup(None, batch.features, None, commit, [None] * count)
-        champion = self.champions.get(contract.scored_by)
+        champion = self.champions.get(contract.scored_by, wait_s=FIRST_LOAD_WAIT_S)
         if champion is None:
             columns = unscored(count, NO_MODEL)
             return ScoredGroup(columns, batch.features, None, commit, [None] * count)

@@ -164,6 +164,24 @@ def test_models_train_over_http_from_posted_history(
     stranger = requests.get(host.url("/api/recommend/nobody-at-all"), timeout=30).json()
     assert stranger["source"] == "popularity" and len(stranger["items"]) == 10
 
+    # Batch inference: silver payments scored by the champion into gold/fraud_scores.
+    batch = requests.post(host.url("/api/models/fraud/batch-scores"), json={}, timeout=30)
+    result = _durable(host, batch, 120)
+    assert result["version"] == 1 and result["source"] == "silver.payment_transaction", result
+    silver = DeltaTable(str(data_dir / "lake" / "silver" / "payment_transaction"))
+    assert result["rows_scored"] == silver.count() and result["rows_skipped"] == 0
+    gold = DeltaTable(str(data_dir / "lake" / "gold" / "fraud_scores")).to_pyarrow_table()
+    assert gold.num_rows == result["rows_scored"] and set(gold["model_version"].to_pylist()) == {1}
+    refused = requests.post(
+        host.url("/api/models/fraud/batch-scores"), json={"source": "bronze.x"}, timeout=30
+    )
+    assert refused.status_code == 400 and "source" in refused.json()["error"]
+    missing = requests.post(
+        host.url("/api/models/maintenance/batch-scores"), json={"version": 7}, timeout=30
+    )
+    assert "error" in _durable(host, missing, 60) and missing.status_code == 202
+    assert requests.post(host.url("/api/models/recommendations/batch-scores")).status_code == 404
+
     # No card number posted (to the events or to the score) is at rest: not in the documents
     # (features, alerts, registry, audit), the model files, the lake or the event log.
     cards = {e["data"]["card_number"] for e in events if "card_number" in e.get("data", {})}

@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 
 from functions import models as model_functions
 from shared.bootstrap import current_platform
-from shared.models.service import BadModelRequest, parse_training, parse_version
+from shared.models.service import (
+    BadModelRequest,
+    parse_batch_scoring,
+    parse_training,
+    parse_version,
+)
 from tests.functions import blueprint_function
 
 pytestmark = pytest.mark.unit
@@ -143,3 +148,56 @@ def test_any_version_text_is_a_version_or_a_bad_request(text: str) -> None:
     except BadModelRequest:
         return
     assert version >= 1 and str(version) == text
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"", {}),
+        (b"{}", {}),
+        (b'{"version": 2}', {"version": 2}),
+        (b'{"source": "gold.recent_payments"}', {"source": "gold.recent_payments"}),
+        (
+            b'{"version": 1, "source": "silver.iot_telemetry"}',
+            {"version": 1, "source": "silver.iot_telemetry"},
+        ),
+    ],
+)
+def test_batch_scoring_options_are_read(body: bytes, expected: dict[str, Any]) -> None:
+    assert parse_batch_scoring(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b"[1]", "object"),
+        (b"{", "JSON"),
+        (b'{"version": 0}', "version"),
+        (b'{"version": true}', "version"),
+        (b'{"version": 1.5}', "version"),
+        (b'{"version": "1"}', "version"),
+        (b'{"version": 1e300}', "version"),
+        (b'{"version": 99999999999999999999999}', "version"),
+        (b'{"source": "bronze.payment_transaction"}', "source"),
+        (b'{"source": "gold.x; DROP TABLE y"}', "source"),
+        (b'{"source": "gold.../../etc"}', "source"),
+        (b'{"source": "Gold.X"}', "source"),
+        (b'{"source": 3}', "source"),
+        (b'{"source": "gold.' + b"a" * 100 + b'"}', "source"),
+        (b'{"table": "gold.x"}', "'table'"),
+        (b" " * 5000, "4096"),
+    ],
+)
+def test_bad_batch_scoring_options_are_refused_naming_the_problem(body: bytes, named: str) -> None:
+    with pytest.raises(BadModelRequest, match=named):
+        parse_batch_scoring(body)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
+@settings(max_examples=300)
+def test_any_body_is_batch_scoring_options_or_a_bad_request(body: bytes) -> None:
+    try:
+        options = parse_batch_scoring(body)
+    except BadModelRequest:
+        return
+    assert set(options) <= {"version", "source"}

@@ -30,7 +30,7 @@ from shared.models.service import Models
 from shared.models.serving import BadScoreRequest, NoChampion, Serving
 from shared.models.training import CHAMPION, ModelTraining, TrainingRequest, UnknownModel
 from shared.pipeline.lake import Lake
-from tests.modeldata import land_history, refresh
+from tests.modeldata import land_history, refresh, trained_models
 
 pytestmark = pytest.mark.unit
 
@@ -45,19 +45,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(history: Path, tmp_path_factory: pytest.TempPathFactory) -> Models:
-    folder = tmp_path_factory.mktemp("registry")
-    registry = ModelRegistry(
-        DocumentStore(folder / "documents.sqlite3").container(MODELS_CONTAINER)
-    )
-    artifacts = LocalArtifacts(folder / "models")
-    models = Models(registry, artifacts, ModelTraining(Lake(str(history)), registry, artifacts))
-    for name, options in (
-        ("fraud", {"label_maturity_hours": 30.0}),
-        ("maintenance", {}),
-        ("recommendations", {}),
-    ):
-        models.training.train(TrainingRequest(name, run_id=f"run-{name}", **options))
-    return models
+    return trained_models(history, tmp_path_factory.mktemp("registry"))
 
 
 @pytest.mark.parametrize("name", ["fraud", "maintenance", "recommendations"])
