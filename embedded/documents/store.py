@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from embedded.documents.model import (
     MAX_DOCUMENT_BYTES,
     SYSTEM_PROPERTIES,
@@ -479,7 +481,7 @@ class Container:
         body["_etag"] = f'"{self.store.etag_prefix}-{lsn:x}"'
         body["_ts"] = int(now)
         body["_lsn"] = lsn
-        text = _dumps(body)
+        text = _dumps_body(body)
         if len(text) > MAX_DOCUMENT_BYTES // 4 and (
             len(text.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES
         ):
@@ -566,6 +568,24 @@ def _key(partition_key: Json) -> str:
 _ENCODER = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
 )
+
+
+_FAST_ENCODER = msgspec.json.Encoder()
+_FAST_DECODER = msgspec.json.Decoder()
+
+
+def _dumps_body(value: dict[str, Json]) -> str:
+    """A document's JSON, by msgspec (a tenth of the time), when it reads back as the same
+    value; otherwise by `_dumps`, which refuses what is not JSON. (msgspec would write NaN as
+    `null`, a set or a tuple as an array, bytes as base64 text: none of those read back equal,
+    so each goes to `_dumps`, as do lone surrogates and integers past 64 bits.)"""
+    try:
+        encoded = _FAST_ENCODER.encode(value)
+        if _FAST_DECODER.decode(encoded) == value:
+            return encoded.decode("utf-8")
+    except (msgspec.MsgspecError, TypeError, ValueError, OverflowError, RecursionError):
+        pass
+    return _dumps(value)
 
 
 def _dumps(value: Json) -> str:

@@ -12,6 +12,15 @@ per partition. The ingest path commits after the batch has landed in bronze, so 
 - a batch redelivered before they were written folds again from the states it read the first
   time, and a restart loses nothing that landed.
 
+Each process keeps the states it committed (`CACHE_ENTRIES` at most, the least recently used
+leave), so that a batch reads only the entities it has not seen before. A cached state is
+used only for rows of the partition that committed it, and only while this process has seen
+every event of that partition since: hub sequence numbers are consecutive per partition, so a
+batch that starts past the next one after the last this process committed means another
+instance consumed the partition in between (a rebalance), and that partition's states are
+read again. A redelivery (a batch starting at or before it) keeps them: they hold exactly what
+was committed.
+
 Rows carry the contract's fields, `t` (`base.epoch_seconds` of the event time), `partition`
 and `sequence_number`. A document's id is a hash of the feature set and the entity, so that
 any entity id (slashes, `#`, long ones) makes a valid id, and the entity itself is not kept.
@@ -20,6 +29,8 @@ any entity id (slashes, `#`, long ones) makes a valid id, and the entity itself 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +41,7 @@ from shared.documents.port import ContainerSpec, DocumentContainer, DocumentNotF
 from shared.features.base import FeatureSet, Row
 
 FEATURES_CONTAINER = ContainerSpec("features", "/id")
+CACHE_ENTRIES = 200_000
 
 
 def state_id(feature_set: FeatureSet[Any], entity: str) -> str:
@@ -43,6 +55,16 @@ class _Entity:
     state: msgspec.Struct
     applied: dict[str, int]
     moved: bool = False
+    partition: str = ""  # the partition of the rows that moved it last
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """A state as this process committed it: its JSON, and the partition whose rows moved it."""
+
+    state: bytes
+    applied: dict[str, int]
+    partition: str
 
 
 @dataclass
@@ -52,6 +74,7 @@ class FeatureBatch:
     feature_set: FeatureSet[Any]
     features: list[dict[str, Any] | None]
     entities: dict[str, _Entity] = field(default_factory=dict)
+    last: dict[str, int] = field(default_factory=dict)  # partition -> its last sequence here
 
     @property
     def moved(self) -> int:
@@ -61,8 +84,12 @@ class FeatureBatch:
 class OnlineFeatures:
     """The feature store on a document container (`FEATURES_CONTAINER`)."""
 
-    def __init__(self, container: DocumentContainer) -> None:
+    def __init__(self, container: DocumentContainer, cache_entries: int = CACHE_ENTRIES) -> None:
         self.container = container
+        self._cache: OrderedDict[str, _Committed] = OrderedDict()
+        self._cache_entries = cache_entries
+        self._committed_to: dict[str, int] = {}  # partition -> last sequence committed here
+        self._lock = threading.Lock()
 
     def state(self, feature_set: FeatureSet[Any], entity: str) -> msgspec.Struct:
         """An entity's current state (a new one when it has none)."""
@@ -70,12 +97,15 @@ class OnlineFeatures:
 
     def compute(self, feature_set: FeatureSet[Any], rows: Sequence[Row]) -> FeatureBatch:
         batch = FeatureBatch(feature_set, [])
+        self._forget_gaps(rows)
         for row in rows:
             key = str(row[feature_set.entity])
+            partition, sequence = str(row["partition"]), int(row["sequence_number"])
+            if sequence > batch.last.get(partition, -1):
+                batch.last[partition] = sequence
             entity = batch.entities.get(key)
             if entity is None:
-                entity = batch.entities[key] = self._load(feature_set, key)
-            partition, sequence = str(row["partition"]), int(row["sequence_number"])
+                entity = batch.entities[key] = self._cached_or_load(feature_set, key, partition)
             if sequence <= entity.applied.get(partition, -1):
                 batch.features.append(None)  # folded in before this delivery
                 continue
@@ -83,25 +113,63 @@ class OnlineFeatures:
             feature_set.apply(entity.state, row)
             entity.applied[partition] = sequence
             entity.moved = True
+            entity.partition = partition
         return batch
 
     def commit(self, batch: FeatureBatch) -> None:
         """Write the states the batch moved, with their positions (together: one transaction
         in the embedded store)."""
         moved = [(key, entity) for key, entity in batch.entities.items() if entity.moved]
+        encoded = [msgspec.json.encode(entity.state) for _, entity in moved]
         self.container.upsert_many(
             [
                 {
                     "id": state_id(batch.feature_set, key),
                     "set": batch.feature_set.name,
-                    "state": msgspec.to_builtins(entity.state),
+                    "state": msgspec.json.decode(state),  # as JSON has it: lists, not tuples
                     "applied": dict(entity.applied),
                 }
-                for key, entity in moved
+                for (key, entity), state in zip(moved, encoded, strict=True)
             ]
         )
-        for _, entity in moved:
-            entity.moved = False
+        with self._lock:
+            for (key, entity), state in zip(moved, encoded, strict=True):
+                id = state_id(batch.feature_set, key)
+                self._cache[id] = _Committed(state, dict(entity.applied), entity.partition)
+                self._cache.move_to_end(id)
+                entity.moved = False
+            while len(self._cache) > self._cache_entries:
+                self._cache.popitem(last=False)
+            for partition, sequence in batch.last.items():
+                if sequence > self._committed_to.get(partition, -1):
+                    self._committed_to[partition] = sequence
+
+    def _forget_gaps(self, rows: Sequence[Row]) -> None:
+        """Drop the cached states of each partition another instance consumed since this one
+        last committed from it (the batch starts past the next sequence number)."""
+        first: dict[str, int] = {}
+        for row in rows:
+            partition, sequence = str(row["partition"]), int(row["sequence_number"])
+            if sequence < first.get(partition, sequence + 1):
+                first[partition] = sequence
+        with self._lock:
+            for partition, sequence in first.items():
+                last = self._committed_to.get(partition)
+                if last is not None and sequence > last + 1:
+                    stale = [k for k, c in self._cache.items() if c.partition == partition]
+                    for key in stale:
+                        del self._cache[key]
+                    del self._committed_to[partition]
+
+    def _cached_or_load(self, feature_set: FeatureSet[Any], entity: str, partition: str) -> _Entity:
+        id = state_id(feature_set, entity)
+        with self._lock:
+            committed = self._cache.get(id)
+            if committed is not None and committed.partition == partition:
+                self._cache.move_to_end(id)
+                state = msgspec.json.decode(committed.state, type=feature_set.state_type)
+                return _Entity(state, dict(committed.applied), partition=partition)
+        return self._load(feature_set, entity)
 
     def _load(self, feature_set: FeatureSet[Any], entity: str) -> _Entity:
         id = state_id(feature_set, entity)

@@ -79,15 +79,32 @@ class PaymentFeatures:
     def features(self, state: AccountState, row: Row) -> dict[str, Any]:
         t, amount = float(row["t"]), float(row["amount"])
         found: dict[str, Any] = {"amount": amount}
-        for label, seconds in WINDOWS:
-            inside = [a for when, a in state.recent if t - seconds < when <= t]
-            found[f"count_{label}"] = float(len(inside) + 1)
-            found[f"amount_{label}"] = amount + sum(inside)
+        # One pass over the recent payments (the windows nest); each total adds in their
+        # order from 0, as sum() does, and each bound is the window's `t - seconds < when`.
+        (_, s10m), (_, s1h), (_, s24h) = WINDOWS
+        lo10m, lo1h, lo24h, lo_burst = t - s10m, t - s1h, t - s24h, t - BURST_S
+        n10m = n1h = n24h = small = 0
+        a10m = a1h = a24h = 0.0
+        for when, a in state.recent:
+            if when > t or when <= lo24h:
+                continue
+            n24h += 1
+            a24h += a
+            if when > lo1h:
+                n1h += 1
+                a1h += a
+                if when > lo10m:
+                    n10m += 1
+                    a10m += a
+                    if when > lo_burst and a < SMALL_AMOUNT:
+                        small += 1
+        for label, count, total in (("10m", n10m, a10m), ("1h", n1h, a1h), ("24h", n24h, a24h)):
+            found[f"count_{label}"] = float(count + 1)
+            found[f"amount_{label}"] = amount + total
         usual = state.total / state.count if state.count else 0.0
         found["amount_vs_usual"] = amount / usual if usual > 0 else 1.0
         found["first_time_country"] = float(row["country"] not in state.countries)
         found["merchant_category_risk"] = MCC_RISK.get(row["merchant_category"], DEFAULT_MCC_RISK)
-        small = sum(1 for when, a in state.recent if t - BURST_S < when <= t and a < SMALL_AMOUNT)
         found["small_count_5m"] = float(small + (amount < SMALL_AMOUNT))
         last = state.last_t
         found["seconds_since_last"] = t - last if last != NONE and t >= last else NONE

@@ -45,7 +45,10 @@ class Champion:
         a model without its native booster."""
         if self.native is None:
             return None
-        return np.asarray(self.native.predict(features, pred_contrib=True))[:, :-1]
+        # One thread, as the ONNX session has: OpenMP's threads only contend with the host's
+        # for a batch's few alerting rows.
+        contributions = self.native.predict(features, pred_contrib=True, num_threads=1)
+        return np.asarray(contributions)[:, :-1]
 
     @property
     def threshold(self) -> float:

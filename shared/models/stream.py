@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,9 @@ class StreamScorer:
         self.feature_sets = BY_EVENT_TYPE if feature_sets is None else feature_sets
         self.alerts = alerts
         self._clock = clock
+        # TreeSHAP of the alerting rows runs here while the batch lands (LightGBM releases the
+        # GIL), and is waited for when the alerts are raised, after landing.
+        self._explainer = ThreadPoolExecutor(1, thread_name_prefix="alert-contributions")
 
     def score(
         self,
@@ -118,8 +122,10 @@ class StreamScorer:
             pa.array(reasons, pa.string()),
         ]
         if self.alerts is not None:
-            candidates = _candidates(feature_set, champion, envelopes, rows, batch, scores)
-            if candidates:
+            candidates = _candidates(
+                feature_set, champion, envelopes, rows, batch, scores, self._explainer
+            )
+            if candidates is not None:
                 commit = _alerting(self.alerts, candidates, self._clock, commit)
         return ScoredGroup(columns, batch.features, champion, commit, scores)
 
@@ -161,47 +167,59 @@ def _candidates(
     rows: list[dict[str, Any]],
     batch: FeatureBatch,
     scores: list[float | None],
-) -> list[AlertCandidate]:
-    """The rows over the champion's threshold, each with its top contributing features."""
+    explainer: ThreadPoolExecutor,
+) -> Callable[[], list[AlertCandidate]] | None:
+    """The rows over the champion's threshold, each with its top contributing features: their
+    contributions are computed on `explainer` from now on, and the candidates built when
+    asked for (after landing). None when no row is over."""
     over = [i for i, s in enumerate(scores) if s is not None and s >= champion.threshold]
     if not over:
-        return []
+        return None
     names = champion.features
     matrix = np.asarray([[batch.features[i][n] for n in names] for i in over], dtype=np.float32)  # type: ignore[index]
-    contributions = champion.contributions(matrix)
-    candidates = []
-    for position, i in enumerate(over):
-        top: list[dict[str, float | str]] = []
-        if contributions is not None:
-            ranked = np.argsort(-contributions[position], kind="stable")[:TOP_FEATURES]
-            top = [
-                {
-                    "feature": names[j],
-                    "value": float(matrix[position, j]),
-                    "contribution": round(float(contributions[position, j]), 6),
-                }
-                for j in ranked
-                if contributions[position, j] > 0
-            ]
-        moment = dt.datetime.fromtimestamp(rows[i]["t"], dt.UTC)
-        candidates.append(
-            AlertCandidate(
-                model=champion.name,
-                version=champion.version,
-                entity=str(rows[i][feature_set.entity]),
-                score=float(scores[i]),  # type: ignore[arg-type]
-                threshold=champion.threshold,
-                event_id=str(envelopes[i].id),
-                event_time=moment.isoformat().replace("+00:00", "Z"),
-                top_features=top,
+    contributions: Future[np.ndarray | None] = explainer.submit(champion.contributions, matrix)
+
+    def candidates() -> list[AlertCandidate]:
+        found = []
+        try:
+            explained = contributions.result()
+        except Exception as error:  # the alerts go out without their reasons
+            log.warning("model %s: no contributions for its alerts: %s", champion.name, error)
+            explained = None
+        for position, i in enumerate(over):
+            top: list[dict[str, float | str]] = []
+            if explained is not None:
+                ranked = np.argsort(-explained[position], kind="stable")[:TOP_FEATURES]
+                top = [
+                    {
+                        "feature": names[j],
+                        "value": float(matrix[position, j]),
+                        "contribution": round(float(explained[position, j]), 6),
+                    }
+                    for j in ranked
+                    if explained[position, j] > 0
+                ]
+            moment = dt.datetime.fromtimestamp(rows[i]["t"], dt.UTC)
+            found.append(
+                AlertCandidate(
+                    model=champion.name,
+                    version=champion.version,
+                    entity=str(rows[i][feature_set.entity]),
+                    score=float(scores[i]),  # type: ignore[arg-type]
+                    threshold=champion.threshold,
+                    event_id=str(envelopes[i].id),
+                    event_time=moment.isoformat().replace("+00:00", "Z"),
+                    top_features=top,
+                )
             )
-        )
+        return found
+
     return candidates
 
 
 def _alerting(
     alerts: AlertBook,
-    candidates: list[AlertCandidate],
+    candidates: Callable[[], list[AlertCandidate]],
     clock: Callable[[], dt.datetime],
     then: Callable[[], None],
 ) -> Callable[[], None]:
@@ -209,7 +227,7 @@ def _alerting(
     scores its events again and finds their alerts raised."""
 
     def commit() -> None:
-        alerts.raise_alerts(candidates, clock())
+        alerts.raise_alerts(candidates(), clock())
         then()
 
     return commit

@@ -183,3 +183,66 @@ def test_state_ids_are_valid_for_any_entity() -> None:
     ids = {state_id(payments, entity) for entity in ("a/b", "a#b", "x" * 128, "é?", "a/b ")}
     assert len(ids) == 5
     assert all(not set(i) & set("/\\?#") and len(i) < 64 for i in ids)
+
+
+class _CountingReads:
+    """A container that counts point reads."""
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.container, name)
+
+    def read(self, id: str, partition_key: Any) -> Any:
+        self.reads += 1
+        return self.container.read(id, partition_key)
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_instances_taking_partitions_from_each_other_fold_what_the_other_committed(
+    tmp_path: Path, seed: int
+) -> None:
+    """Two instances share the store and take each partition from each other at random
+    batches (a rebalance): each reads again the states of a partition it did not follow, so
+    the features equal the offline fold; an instance that follows a partition reads nothing."""
+    rows = rows_of(8_000, seed)
+    store = DocumentStore(tmp_path / "features.sqlite3")
+    rng = random.Random(seed)
+    for feature_set in FEATURE_SETS:
+        stream = rows[feature_set.event_type]
+        offline = {
+            row["id"]: found for row, found in zip(stream, fold(feature_set, stream), strict=True)
+        }
+        counted = [_CountingReads(store.container(FEATURES_CONTAINER)) for _ in range(2)]
+        instances = [OnlineFeatures(container) for container in counted]  # type: ignore[arg-type]
+        online: dict[str, Any] = {}
+        by_partition: dict[int, list[dict[str, Any]]] = {}
+        for row in stream:
+            by_partition.setdefault(row["partition"], []).append(row)
+        cursors = dict.fromkeys(by_partition, 0)
+        while any(cursors[p] < len(by_partition[p]) for p in cursors):
+            partition = rng.choice([p for p in cursors if cursors[p] < len(by_partition[p])])
+            size = rng.randint(1, 80)
+            batch = by_partition[partition][cursors[partition] : cursors[partition] + size]
+            instance = instances[0 if rng.random() < 0.7 else 1]
+            computed = instance.compute(feature_set, batch)
+            instance.commit(computed)
+            for row, found in zip(batch, computed.features, strict=True):
+                assert found is not None
+                online[row["id"]] = found
+            cursors[partition] += len(batch)
+        assert online == offline, feature_set.name
+
+    follower = _CountingReads(store.container(FEATURES_CONTAINER))
+    features = OnlineFeatures(follower)  # type: ignore[arg-type]
+    payments = [dict(row, partition=9) for row in rows["payment.transaction"][:400]]
+    for number, row in enumerate(payments):
+        row["sequence_number"] = number
+    features.commit(features.compute(PaymentFeatures(), payments[:200]))
+    first = follower.reads
+    features.commit(features.compute(PaymentFeatures(), payments[200:]))
+    seen = {row["account_id"] for row in payments[:200]}
+    new = {row["account_id"] for row in payments[200:]} - seen
+    assert follower.reads - first == len(new)  # only the accounts it had not seen
