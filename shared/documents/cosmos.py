@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -53,6 +54,7 @@ from embedded.documents.sql import to_sql
 log = logging.getLogger(__name__)
 
 MAX_BATCH_OPERATIONS = 100  # Cosmos DB's limit on a transactional batch
+CONCURRENCY = 8  # requests of one `upsert_many` in flight (under the HTTP pool's 10 connections)
 _PATCH_OPS = {"set": "set", "add": "add", "incr": "incr", "remove": "remove"}
 
 
@@ -96,6 +98,19 @@ class RequestCharges:
             return sum(charge.request_units for charge in self._charges.values())
 
 
+def _own_executor() -> Callable[[], ThreadPoolExecutor]:
+    pool: list[ThreadPoolExecutor] = []
+    lock = threading.Lock()
+
+    def executor() -> ThreadPoolExecutor:
+        with lock:
+            if not pool:
+                pool.append(ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="cosmos"))
+            return pool[0]
+
+    return executor
+
+
 class CosmosDatabase:
     """One Cosmos DB database; one client for the process, shared by its containers."""
 
@@ -127,6 +142,8 @@ class CosmosDatabase:
             _raise(error, f"the Cosmos DB account {endpoint}")
         self.database: DatabaseProxy = self.client.get_database_client(database)
         self.name = database
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     def container(self, spec: ContainerSpec) -> CosmosContainer:
         """The declared container, after checking the service's definition agrees with it."""
@@ -153,19 +170,37 @@ class CosmosDatabase:
                 properties.get("defaultTtl"),
                 spec.default_ttl,
             )
-        return CosmosContainer(proxy, spec, self.charges)
+        return CosmosContainer(proxy, spec, self.charges, self._executor)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The threads the containers' `upsert_many` requests run on, made on first use."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="cosmos")
+            return self._pool
 
     def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
         self.client.close()
 
 
 class CosmosContainer:
     """One Cosmos DB container behind the port."""
 
-    def __init__(self, proxy: ContainerProxy, spec: ContainerSpec, charges: RequestCharges):
+    def __init__(
+        self,
+        proxy: ContainerProxy,
+        spec: ContainerSpec,
+        charges: RequestCharges,
+        executor: Callable[[], ThreadPoolExecutor] | None = None,
+    ):
         self.proxy = proxy
         self.spec = spec
         self.charges = charges
+        self.executor = executor or _own_executor()
 
     def _hook(self, operation: str) -> Callable[[Mapping[str, str], Any], None]:
         def record(headers: Mapping[str, str], _: Any) -> None:
@@ -199,8 +234,14 @@ class CosmosContainer:
             _raise(error, self._where(body["id"], self.spec.partition_key_of(body)))
 
     def upsert_many(self, documents: Sequence[Mapping[str, Json]]) -> list[dict[str, Json]]:
-        """One upsert each, in order (Cosmos DB has no transaction across partitions)."""
-        return [self.upsert(document) for document in documents]
+        """One upsert each (Cosmos DB has no transaction across partitions), `CONCURRENCY` at
+        a time; the answers in the documents' order. A failure is raised once every request
+        has ended (the others may be written: a retry of the whole is safe)."""
+        if len(documents) <= 1:
+            return [self.upsert(document) for document in documents]
+        futures = [self.executor().submit(self.upsert, document) for document in documents]
+        wait(futures)
+        return [future.result() for future in futures]
 
     def replace(self, document: Mapping[str, Json], if_match: str | None = None) -> dict[str, Json]:
         body = self._checked(document)

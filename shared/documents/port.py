@@ -65,9 +65,10 @@ class DocumentContainer(Protocol):
     def upsert(self, document: Mapping[str, Json]) -> dict[str, Json]: ...
 
     def upsert_many(self, documents: Sequence[Mapping[str, Json]]) -> list[dict[str, Json]]:
-        """Upsert documents of any partitions, in order: one transaction in the embedded
-        store, one request each on Cosmos DB (no atomicity across partitions there: a failure
-        leaves the ones before it written, and a retry of the whole is safe)."""
+        """Upsert documents of any partitions: one transaction in the embedded store, one
+        request each on Cosmos DB, several in flight (no atomicity across partitions there: a
+        failure may leave any of the others written, and a retry of the whole is safe). The
+        answers come in the documents' order."""
         ...
 
     def replace(

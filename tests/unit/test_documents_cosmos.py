@@ -3,6 +3,7 @@ retry-after, request charges, containers declared elsewhere, and Entra ID tokens
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from embedded.documents.model import (
     PatchOperation,
     Throttled,
 )
-from shared.documents.cosmos import CosmosDatabase
+from shared.documents.cosmos import CONCURRENCY, CosmosDatabase
 from tests.fakes.cosmos import TOKEN, FakeCosmos, FakeCredential
 
 pytestmark = [
@@ -92,3 +93,35 @@ def test_requests_carry_an_entra_id_token_and_a_wrong_one_is_refused(fake: FakeC
 
     with pytest.raises(DocumentStoreError, match="401"):
         CosmosDatabase(fake.url, "platform", WrongToken()).container(ALERTS)
+
+
+def test_upsert_many_sends_its_requests_concurrently_and_answers_in_order(
+    fake: FakeCosmos,
+) -> None:
+    """Eight upserts meet at a barrier inside the SDK's request: sent one at a time, the first
+    would wait alone and break it."""
+    documents = database(fake)
+    alerts = documents.container(ALERTS)
+    barrier = threading.Barrier(CONCURRENCY, timeout=20)
+    send = alerts.proxy.upsert_item
+
+    def meeting(body: Any, **options: Any) -> Any:
+        barrier.wait()
+        return send(body, **options)
+
+    alerts.proxy.upsert_item = meeting  # type: ignore[method-assign]
+    written = alerts.upsert_many(
+        [{"id": f"d{n}", "accountId": f"a{n}"} for n in range(CONCURRENCY)]
+    )
+    assert [d["id"] for d in written] == [f"d{n}" for n in range(CONCURRENCY)]
+    assert alerts.read("d7", "a7")["id"] == "d7"
+    documents.close()
+
+
+def test_a_failed_upsert_of_many_is_raised_after_the_others_ended(fake: FakeCosmos) -> None:
+    alerts = database(fake).container(ALERTS)
+    many = [{"id": f"d{n}", "accountId": "a1"} for n in range(20)]
+    many[5] = {"id": "bad/id", "accountId": "a1"}
+    with pytest.raises(InvalidDocument, match="bad/id"):
+        alerts.upsert_many(many)
+    assert alerts.read("d19", "a1")["id"] == "d19"  # the rest were written
