@@ -74,6 +74,7 @@ CREATE INDEX IF NOT EXISTS documents_expiry ON documents (container, expires_at)
     WHERE expires_at IS NOT NULL;
 """
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_READ_MANY_CHUNK = 500  # ids per statement (SQLite takes 32,766 parameters)
 _WRITES = frozenset({"create", "upsert", "replace", "patch"})
 _STEP_ERRORS = (DocumentNotFound, DocumentConflict, PreconditionFailed, InvalidDocument)
 _OPERATORS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -204,6 +205,22 @@ class Container:
         if row is None:
             raise DocumentNotFound(self._where(id, partition_key))
         return dict(json.loads(row[0]))
+
+    def read_many(self, keys: Sequence[tuple[str, Json]]) -> list[dict[str, Json] | None]:
+        wanted = [(check_id(id), _key(partition_key)) for id, partition_key in keys]
+        found: dict[tuple[str, str], str] = {}
+        connection = self.store.connection()
+        ids = sorted({id for id, _ in wanted})
+        for start in range(0, len(ids), _READ_MANY_CHUNK):
+            chunk = ids[start : start + _READ_MANY_CHUNK]
+            rows = connection.execute(
+                f"SELECT id, pk, body FROM documents WHERE container = ? AND {_LIVE} "
+                f"AND id IN ({', '.join('?' * len(chunk))})",
+                (self.spec.name, self.store.clock(), *chunk),
+            )
+            for id, pk, body in rows:
+                found[(id, pk)] = body
+        return [dict(json.loads(found[key])) if key in found else None for key in wanted]
 
     def create(self, document: Mapping[str, Json]) -> dict[str, Json]:
         with self.store.write() as connection:

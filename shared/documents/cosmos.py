@@ -219,6 +219,22 @@ class CosmosContainer:
         except CosmosHttpResponseError as error:
             _raise(error, where)
 
+    def read_many(self, keys: Sequence[tuple[str, Json]]) -> list[dict[str, Json] | None]:
+        """One point read each (a read costs the fewest request units), `CONCURRENCY` at a
+        time; a failure other than not found is raised once every read has ended."""
+
+        def read(key: tuple[str, Json]) -> dict[str, Json] | None:
+            try:
+                return self.read(*key)
+            except DocumentNotFound:
+                return None
+
+        if len(keys) <= 1:
+            return [read(key) for key in keys]
+        futures = [self.executor().submit(read, key) for key in keys]
+        wait(futures)
+        return [future.result() for future in futures]
+
     def create(self, document: Mapping[str, Json]) -> dict[str, Json]:
         body = self._checked(document)
         try:

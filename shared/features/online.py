@@ -98,14 +98,12 @@ class OnlineFeatures:
     def compute(self, feature_set: FeatureSet[Any], rows: Sequence[Row]) -> FeatureBatch:
         batch = FeatureBatch(feature_set, [])
         self._forget_gaps(rows)
+        batch.entities = self._entities(feature_set, rows)
         for row in rows:
-            key = str(row[feature_set.entity])
+            entity = batch.entities[str(row[feature_set.entity])]
             partition, sequence = str(row["partition"]), int(row["sequence_number"])
             if sequence > batch.last.get(partition, -1):
                 batch.last[partition] = sequence
-            entity = batch.entities.get(key)
-            if entity is None:
-                entity = batch.entities[key] = self._cached_or_load(feature_set, key, partition)
             if sequence <= entity.applied.get(partition, -1):
                 batch.features.append(None)  # folded in before this delivery
                 continue
@@ -161,15 +159,32 @@ class OnlineFeatures:
                         del self._cache[key]
                     del self._committed_to[partition]
 
-    def _cached_or_load(self, feature_set: FeatureSet[Any], entity: str, partition: str) -> _Entity:
-        id = state_id(feature_set, entity)
+    def _entities(self, feature_set: FeatureSet[Any], rows: Sequence[Row]) -> dict[str, _Entity]:
+        """The state of each entity of the batch: this process's own where it may be used
+        (the partition of the entity's first row committed it), the store's for the others
+        (read together)."""
+        found: dict[str, _Entity] = {}
+        missing: dict[str, str] = {}  # entity -> its state's id
         with self._lock:
-            committed = self._cache.get(id)
-            if committed is not None and committed.partition == partition:
-                self._cache.move_to_end(id)
-                state = msgspec.json.decode(committed.state, type=feature_set.state_type)
-                return _Entity(state, dict(committed.applied), partition=partition)
-        return self._load(feature_set, entity)
+            for row in rows:
+                key = str(row[feature_set.entity])
+                if key in found or key in missing:
+                    continue
+                id = state_id(feature_set, key)
+                committed = self._cache.get(id)
+                if committed is not None and committed.partition == str(row["partition"]):
+                    self._cache.move_to_end(id)
+                    state = msgspec.json.decode(committed.state, type=feature_set.state_type)
+                    found[key] = _Entity(
+                        state, dict(committed.applied), partition=committed.partition
+                    )
+                else:
+                    missing[key] = id
+        if missing:
+            documents = self.container.read_many([(id, id) for id in missing.values()])
+            for key, document in zip(missing, documents, strict=True):
+                found[key] = _entity(feature_set, document)
+        return found
 
     def _load(self, feature_set: FeatureSet[Any], entity: str) -> _Entity:
         id = state_id(feature_set, entity)
@@ -177,9 +192,14 @@ class OnlineFeatures:
             document = self.container.read(id, id)
         except DocumentNotFound:
             return _Entity(feature_set.new_state(), {})
-        state = msgspec.convert(document["state"], feature_set.state_type)
-        applied = _positions(document.get("applied"))
-        return _Entity(state, applied)
+        return _entity(feature_set, document)
+
+
+def _entity(feature_set: FeatureSet[Any], document: dict[str, Json] | None) -> _Entity:
+    if document is None:
+        return _Entity(feature_set.new_state(), {})
+    state = msgspec.convert(document["state"], feature_set.state_type)
+    return _Entity(state, _positions(document.get("applied")))
 
 
 def _positions(value: Json) -> dict[str, int]:

@@ -26,7 +26,6 @@ from shared.documents.port import (
     Condition,
     ContainerSpec,
     DocumentContainer,
-    DocumentNotFound,
     Json,
     Query,
 )
@@ -79,14 +78,12 @@ class AlertBook:
         """Write each candidate's alert (once), announce the ones never announced; how many
         alerts are new."""
         fresh, unannounced = [], []
-        for candidate in candidates:
-            document = _document(candidate, now)
-            try:
-                existing = self.container.read(str(document["id"]), document["entity"])
-            except DocumentNotFound:
+        documents = [_document(candidate, now) for candidate in candidates]
+        keys = [(str(document["id"]), document["entity"]) for document in documents]
+        for document, existing in zip(documents, self.container.read_many(keys), strict=True):
+            if existing is None:
                 fresh.append(document)
-                continue
-            if not existing.get("published"):
+            elif not existing.get("published"):
                 unannounced.append(existing)
         # One write for the batch's new alerts (one transaction locally); only the instance
         # that owns the partition writes its events' alerts, so nothing races the read above.

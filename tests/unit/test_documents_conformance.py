@@ -132,6 +132,24 @@ def test_point_operations_and_system_properties(make: MakeContainer) -> None:
     assert alerts.read("x", "a2")["accountId"] == "a2"
 
 
+def test_read_many_answers_each_key_in_order_and_none_for_a_missing_one(
+    make: MakeContainer,
+) -> None:
+    alerts = make()
+    x1 = alerts.create(doc("x", score=0.9))
+    x2 = alerts.create(doc("x", "a2", score=0.1))  # the same id in another partition
+    y = alerts.create(doc("y"))
+    keys = [("y", "a1"), ("x", "a2"), ("nope", "a1"), ("x", "a1"), ("y", "a2"), ("x", "a2")]
+    assert alerts.read_many(keys) == [y, x2, None, x1, None, x2]
+    assert alerts.read_many([]) == []
+    many = [(f"m{n}", "a3") for n in range(520)]  # past one statement's 500 ids
+    alerts.upsert_many([doc(id, account) for id, account in many[::2]])
+    found = alerts.read_many(many)
+    assert [d is not None for d in found] == [n % 2 == 0 for n in range(520)]
+    with pytest.raises(InvalidDocument):
+        alerts.read_many([("bad/id", "a1")])
+
+
 def test_etags_make_replace_and_delete_conditional(make: MakeContainer) -> None:
     alerts = make()
     first = alerts.create(doc("x", n=1))
@@ -364,6 +382,10 @@ def test_ttl_expires_documents_at_once_and_purges_them(
     clock.now += 61
     with pytest.raises(DocumentNotFound):
         alerts.read("short", "a1")
+    assert [d is not None for d in alerts.read_many([("short", "a1"), ("long", "a1")])] == [
+        False,
+        True,
+    ]
     assert {d["id"] for d in alerts.query(Query(cross_partition=True)).documents} == {
         "forever",
         "long",

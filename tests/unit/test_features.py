@@ -186,7 +186,7 @@ def test_state_ids_are_valid_for_any_entity() -> None:
 
 
 class _CountingReads:
-    """A container that counts point reads."""
+    """A container that counts the documents it reads."""
 
     def __init__(self, container: Any) -> None:
         self.container = container
@@ -198,6 +198,10 @@ class _CountingReads:
     def read(self, id: str, partition_key: Any) -> Any:
         self.reads += 1
         return self.container.read(id, partition_key)
+
+    def read_many(self, keys: list[tuple[str, Any]]) -> Any:
+        self.reads += len(keys)
+        return self.container.read_many(keys)
 
 
 @pytest.mark.parametrize("seed", [3, 5])
