@@ -44,6 +44,7 @@ from shared.models.artifacts import open_artifacts
 from shared.models.batch_scoring import BatchScoring
 from shared.models.champions import ChampionCache
 from shared.models.registry import MODELS_CONTAINER, ModelRegistry
+from shared.models.remote_scoring import SparkScoring, spark_scoring
 from shared.models.service import Models
 from shared.models.serving import Serving
 from shared.models.stream import StreamScorer
@@ -88,6 +89,7 @@ class Platform:
     lazy_alerts: Lazy[AlertBook]
     lazy_serving: Lazy[Serving]
     lazy_batch_scoring: Lazy[BatchScoring]
+    lazy_remote_scoring: Lazy[SparkScoring | None]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
 
@@ -125,6 +127,12 @@ class Platform:
     def batch_scoring(self) -> BatchScoring:
         """Batch inference: a model version scores a table into `gold/<model>_scores`."""
         return self.lazy_batch_scoring.get()
+
+    @property
+    def remote_scoring(self) -> SparkScoring | None:
+        """Batch inference through the batch engine (Databricks, Synapse); None when it runs
+        in process (DuckDB)."""
+        return self.lazy_remote_scoring.get()
 
     @property
     def audit(self) -> DocumentAuditTrail:
@@ -169,6 +177,7 @@ def bootstrap(
     events = build_event_services(settings, access, pseudonymizer, environ, scorer=scorer.get)
     pipeline = Lazy(lambda: build_pipeline(settings, access, documents.get()))
     reaper = Lazy(lambda: _reaper(pipeline.get()))
+    batch_scoring = Lazy(lambda: _batch_scoring(settings, models.get()))
     return Platform(
         settings=settings,
         probes=(_lake_probe(settings, access), events.probe),
@@ -181,7 +190,10 @@ def bootstrap(
         lazy_models=models,
         lazy_alerts=alerts,
         lazy_serving=Lazy(lambda: Serving(features.get(), champions.get())),
-        lazy_batch_scoring=Lazy(lambda: _batch_scoring(settings, models.get())),
+        lazy_batch_scoring=batch_scoring,
+        lazy_remote_scoring=Lazy(
+            lambda: spark_scoring(batch_scoring.get(), pipeline.get().engine, settings.batch)
+        ),
     )
 
 

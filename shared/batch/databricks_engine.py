@@ -1,4 +1,5 @@
-"""DatabricksEngine: gold SQL, transpiled to Spark SQL, as a one-time Jobs run (`runs/submit`)."""
+"""DatabricksEngine: gold SQL, transpiled to Spark SQL, or a batch scoring, as a one-time Jobs
+run (`runs/submit`) of `spark_runner.py`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from databricks.sdk.errors import (
     TemporarilyUnavailable,
     TooManyRequests,
 )
+from databricks.sdk.service.compute import Library, PythonPyPiLibrary
 from databricks.sdk.service.jobs import (
     Run,
     RunLifeCycleState,
@@ -27,7 +29,14 @@ from databricks.sdk.service.jobs import (
 )
 from requests.exceptions import RequestException
 
-from shared.batch.engine import BatchError, RunState, RunStatus, SqlJob, UnknownRun
+from shared.batch.engine import (
+    BatchError,
+    RunState,
+    RunStatus,
+    ScoringJob,
+    SqlJob,
+    UnknownRun,
+)
 from shared.batch.sql import ModelSqlError, encode_job, spark_statements
 from shared.config import DatabricksSettings
 
@@ -42,7 +51,8 @@ _ACTIVE = {RunLifeCycleState.RUNNING, RunLifeCycleState.TERMINATING}
 
 
 class DatabricksEngine:
-    """Submits each model as a Spark Python task running `spark_runner.py` on a cluster."""
+    """Submits each model, and each batch scoring, as a Spark Python task running
+    `spark_runner.py` on a cluster."""
 
     name = "databricks"
 
@@ -104,11 +114,26 @@ class DatabricksEngine:
                 python_file=self._runner_path, parameters=[encode_job(job.model, statements)]
             ),
         )
+        return self._submit(f"gold {job.model}", task, job.idempotency_key(statements), job.model)
+
+    def submit_scoring(self, job: ScoringJob) -> RunState:
+        """A scoring task: the runner's argument names the payload file, and the cluster
+        installs the task's libraries (pinned PyPI packages) before it runs."""
+        task = SubmitTask(
+            task_key="batch_scoring",
+            existing_cluster_id=self._cluster_id,
+            spark_python_task=SparkPythonTask(
+                python_file=self._runner_path, parameters=[job.argument]
+            ),
+            libraries=[Library(pypi=PythonPyPiLibrary(package=p)) for p in job.libraries],
+        )
+        return self._submit(f"batch scoring {job.model}", task, job.idempotency_key(), job.model)
+
+    def _submit(self, name: str, task: SubmitTask, token: str, subject: str) -> RunState:
         # The same job submitted twice (an activity retried after a crash) is one run.
-        token = job.idempotency_key(statements)
-        with _translated(job.model):
+        with _translated(subject):
             waiter = self._client.jobs.submit(
-                run_name=f"gold {job.model}",
+                run_name=name,
                 tasks=[task],
                 idempotency_token=token[:64],
                 # Databricks stops the run itself should the orchestration be terminated.

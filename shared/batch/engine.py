@@ -1,4 +1,5 @@
-"""The BatchEngine port: submit a SQL model, ask for its state, cancel it."""
+"""The BatchEngine port: submit a SQL model (or, on the Spark engines, a batch scoring), ask
+for its state, cancel it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class BatchError(RuntimeError):
@@ -56,6 +57,34 @@ class SqlJob:
         return digest.hexdigest()
 
 
+# The Spark runner's argument for a scoring job: this prefix, then the URI of the job's payload
+# (a base64 SQL job never holds a colon).
+SCORING_PREFIX = "score:"
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """One batch scoring on Spark. What to score, with which model and features, is in the
+    payload file at `payload_uri` (written once by the app; job parameters are limited in
+    size), which `spark_runner.py` reads; `libraries` are the pip requirements it needs on the
+    cluster."""
+
+    model: str
+    payload_uri: str
+    run_key: str = ""  # one logical run: a resubmission with the same key is the same remote run
+    libraries: tuple[str, ...] = ()
+
+    @property
+    def argument(self) -> str:
+        """The runner's single argument."""
+        return f"{SCORING_PREFIX}{self.payload_uri}"
+
+    def idempotency_key(self) -> str:
+        """The same logical run (model, run key, payload) always gets the same key."""
+        digest = hashlib.sha256("\n".join([self.model, self.run_key, self.payload_uri]).encode())
+        return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class RunState:
     """Where a run is. `rows_out` is known only to engines that report it."""
@@ -83,3 +112,19 @@ class BatchEngine(Protocol):
     def cancel(self, run_id: str) -> RunState:
         """Ask the engine to stop the run; answers the state after asking."""
         ...
+
+
+@runtime_checkable
+class ScoringEngine(Protocol):
+    """An engine that also runs batch scorings (the Spark engines); DuckDB does not: batch
+    scoring with it runs in process (`shared.models.batch_scoring`)."""
+
+    name: str
+
+    def submit_scoring(self, job: ScoringJob) -> RunState:
+        """Start the scoring; a second submit of the same logical run is the same run."""
+        ...
+
+    def state(self, run_id: str) -> RunState: ...
+
+    def cancel(self, run_id: str) -> RunState: ...

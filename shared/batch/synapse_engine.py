@@ -1,9 +1,15 @@
-"""SynapseEngine: the gold SQL, transpiled to Spark SQL, as a run of a Synapse pipeline.
+"""SynapseEngine: the gold SQL, transpiled to Spark SQL, or a batch scoring, as a run of a
+Synapse pipeline.
 
 `createRun` takes no idempotency token, so each run carries the job's idempotency key as the
 pipeline parameter `idempotency_key`, and a submit first looks for a recent run of the pipeline
 with that key (`queryPipelineRuns`) and reuses it: an activity retried after a crash does not
 start the pipeline twice.
+
+A batch scoring runs through the same pipeline: its `job` parameter is the scoring argument
+(`score:<payload URI>`), which the runner tells from an encoded SQL job. Its libraries
+(onnxruntime and msgspec, pinned as in requirements.txt) must be installed on the Spark pool
+(the pool's requirements file); a pipeline run cannot install them.
 """
 
 from __future__ import annotations
@@ -32,7 +38,14 @@ from azure.synapse.artifacts.models import (
     RunQueryOrderByField,
 )
 
-from shared.batch.engine import BatchError, RunState, RunStatus, SqlJob, UnknownRun
+from shared.batch.engine import (
+    BatchError,
+    RunState,
+    RunStatus,
+    ScoringJob,
+    SqlJob,
+    UnknownRun,
+)
 from shared.batch.sql import ModelSqlError, encode_job, spark_statements
 from shared.config import SynapseSettings
 
@@ -52,9 +65,9 @@ MAX_PAGES = 100  # a bound on the lookup, should a workspace keep answering cont
 
 
 class SynapseEngine:
-    """Starts the configured pipeline with parameters `model`, `job` (the encoded Spark SQL) and
-    `idempotency_key`; the pipeline's Spark job runs `spark_runner.py` with `job` as its argument.
-    The pipeline must declare the three as string parameters."""
+    """Starts the configured pipeline with parameters `model`, `job` (the encoded Spark SQL, or
+    the scoring argument) and `idempotency_key`; the pipeline's Spark job runs `spark_runner.py`
+    with `job` as its argument. The pipeline must declare the three as string parameters."""
 
     name = "synapse"
 
@@ -88,10 +101,19 @@ class SynapseEngine:
             statements = spark_statements(job.sql, job.inputs, job.output, job.empty_inputs)
         except ModelSqlError as error:
             raise BatchError(f"{job.model}: {error}") from error
-        key = job.idempotency_key(statements)
+        return self._start(
+            job.model, encode_job(job.model, statements), job.idempotency_key(statements)
+        )
+
+    def submit_scoring(self, job: ScoringJob) -> RunState:
+        """The pipeline with the scoring argument as its `job`; `job.libraries` must already
+        be on the Spark pool."""
+        return self._start(job.model, job.argument, job.idempotency_key())
+
+    def _start(self, model: str, argument: str, key: str) -> RunState:
         parameters: dict[str, Any] = {
-            "model": job.model,
-            "job": encode_job(job.model, statements),
+            "model": model,
+            "job": argument,
             IDEMPOTENCY_PARAMETER: key,
         }
         try:

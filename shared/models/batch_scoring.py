@@ -14,6 +14,9 @@ scoring of each table and those of other tables alone. A row whose values cannot
 its contract's (a NULL, a text where a number belongs; no event id, time or entity) is
 skipped and counted, as the intake would have refused the event; the entity's other rows are
 still scored.
+
+This is the in-process path (`BATCH_ENGINE=duckdb`); on Databricks or Synapse the same fold runs
+on Spark (`shared.models.remote_scoring`, `shared.batch.spark_runner`) into the same table.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
 
 from shared.features.base import FeatureSet
 from shared.models import fraud, maintenance
@@ -61,6 +65,17 @@ SCORABLE = {
 
 class BadSource(ValueError):
     """The table cannot be scored by the model: the message says why."""
+
+
+@dataclass(frozen=True)
+class ScoringTarget:
+    """A checked source: the model's feature set and columns, the source's name
+    (`<layer>.<table>`), URI and Delta table."""
+
+    scorable: Scorable
+    source: str
+    uri: str
+    delta: DeltaTable
 
 
 @dataclass(frozen=True)
@@ -136,19 +151,9 @@ class BatchScoring:
         self._on_chunk = on_chunk
 
     def run(self, request: BatchScoreRequest, now: dt.datetime | None = None) -> BatchScoreResult:
-        scorable = SCORABLE.get(request.model)
-        if scorable is None:
-            raise BadSource(f"{request.model[:64]!r} is not scored in batch: {', '.join(SCORABLE)}")
-        source = request.source or scorable.default_source
-        matched = SOURCE.fullmatch(source)
-        if matched is None:
-            raise BadSource("a source is <silver|gold>.<table>, in lower case")
-        layer, table = matched.groups()
-        delta = self.lake.open(layer, table)
-        if delta is None:
-            raise MissingData(f"no table {source} in the lake yet")
-        champion = self._version(request)
-        _check_columns(source, delta.schema().to_arrow(), scorable)
+        target = self.target(request)
+        champion = load_version(self.models, request.model, self.version_of(request))
+        scorable, source, delta = target.scorable, target.source, target.delta
         scored = _Scored(
             champion,
             scorable,
@@ -162,8 +167,6 @@ class BatchScoring:
         try:
             connection.register("source", delta.to_pyarrow_dataset())
             reader = connection.sql(_source_sql(scorable)).to_arrow_reader(self._chunk_rows)
-            from deltalake import write_deltalake
-
             uri = self.lake.uri("gold", output_table(request.model))
             write_deltalake(
                 uri,
@@ -187,17 +190,34 @@ class BatchScoring:
             alerts=scored.alerts,
         )
 
-    def _version(self, request: BatchScoreRequest) -> Champion:
-        version = request.version
-        if version is None:
-            try:
-                version = self.models.registry.get_version_by_alias(request.model, CHAMPION).version
-            except (AliasNotFound, ModelNotFound):
-                raise MissingData(
-                    f"{request.model} has no champion: train it first "
-                    f"(POST /api/models/{request.model}/train)"
-                ) from None
-        return load_version(self.models, request.model, version)
+    def target(self, request: BatchScoreRequest) -> ScoringTarget:
+        """What the request scores: its model's feature set and columns, and the source's
+        Delta table, checked to hold them (BadSource, MissingData)."""
+        scorable = SCORABLE.get(request.model)
+        if scorable is None:
+            raise BadSource(f"{request.model[:64]!r} is not scored in batch: {', '.join(SCORABLE)}")
+        source = request.source or scorable.default_source
+        matched = SOURCE.fullmatch(source)
+        if matched is None:
+            raise BadSource("a source is <silver|gold>.<table>, in lower case")
+        layer, table = matched.groups()
+        delta = self.lake.open(layer, table)
+        if delta is None:
+            raise MissingData(f"no table {source} in the lake yet")
+        _check_columns(source, delta.schema().to_arrow(), scorable)
+        return ScoringTarget(scorable, source, self.lake.uri(layer, table), delta)
+
+    def version_of(self, request: BatchScoreRequest) -> int:
+        """The version the request names, or the model's champion (MissingData without one)."""
+        if request.version is not None:
+            return request.version
+        try:
+            return self.models.registry.get_version_by_alias(request.model, CHAMPION).version
+        except (AliasNotFound, ModelNotFound):
+            raise MissingData(
+                f"{request.model} has no champion: train it first "
+                f"(POST /api/models/{request.model}/train)"
+            ) from None
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         config: dict[str, str | bool | int | float | list[str]] = {

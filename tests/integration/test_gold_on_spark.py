@@ -32,6 +32,7 @@ from shared.batch.engine import SqlJob
 from shared.batch.sql import encode_job, spark_sql
 from shared.pipeline.gold import GoldModel, load_models
 from tests.devhost_process import PROJECT_ROOT
+from tests.spark import local_spark
 
 pyspark = pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -65,26 +66,13 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def spark(lake: Path) -> Iterator[Any]:
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("gold-parity")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    for layer in ("silver", "bronze"):
-        for table in (lake / layer).iterdir():
-            files = DeltaTable(str(table)).file_uris()  # the current version's files only
-            frame = session.read.option("basePath", str(table)).parquet(*files)
-            frame.createOrReplaceTempView(f"{layer}_{table.name}")
-    yield session
-    session.stop()
+    with local_spark("gold-parity") as session:
+        for layer in ("silver", "bronze"):
+            for table in (lake / layer).iterdir():
+                files = DeltaTable(str(table)).file_uris()  # the current version's files only
+                frame = session.read.option("basePath", str(table)).parquet(*files)
+                frame.createOrReplaceTempView(f"{layer}_{table.name}")
+        yield session
 
 
 def duckdb_result(lake: Path, model: GoldModel) -> pa.Table:
