@@ -16,6 +16,18 @@ ACTIVE = [
     df.OrchestrationRuntimeStatus.Pending,
     df.OrchestrationRuntimeStatus.Suspended,
 ]
+
+
+async def active_instance(
+    client: df.DurableOrchestrationClient, orchestrator: str, prefix: str
+) -> str | None:
+    """The id of an instance of `orchestrator` in progress whose id starts with `prefix`."""
+    for status in await client.get_status_by(runtime_status=ACTIVE):
+        if status.name == orchestrator and str(status.instance_id).startswith(prefix):
+            return str(status.instance_id)
+    return None
+
+
 TOP_MAX = 500
 _DIGITS = re.compile(r"[0-9]{1,9}")
 # Durable instance ids cannot hold these (and the client would put them into a URL as they are).

@@ -30,7 +30,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations.medallion import CANCEL_EVENT, RETRY
-from orchestrations.medallion_runs import ACTIVE
+from orchestrations.medallion_runs import active_instance
 from shared.batch.engine import BatchError, RunState, RunStatus
 from shared.bootstrap import current_platform
 from shared.models.artifacts import ArtifactError
@@ -279,10 +279,7 @@ def _required_remote() -> SparkScoring:
 
 async def active_scoring(client: df.DurableOrchestrationClient, model: str) -> str | None:
     """The instance id of a batch scoring with `model` in progress, if any."""
-    for status in await client.get_status_by(runtime_status=ACTIVE):
-        if status.name == BATCH_SCORE and str(status.instance_id).startswith(f"score:{model}:"):
-            return str(status.instance_id)
-    return None
+    return await active_instance(client, BATCH_SCORE, f"score:{model}:")
 
 
 async def start_scoring(

@@ -23,7 +23,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from orchestrations.medallion import RETRY
-from orchestrations.medallion_runs import ACTIVE
+from orchestrations.medallion_runs import active_instance
 from shared.bootstrap import current_platform
 from shared.models.datasets import MissingData
 from shared.models.registry import ModelNotFound, ModelRegistry, RegistryError
@@ -75,10 +75,7 @@ def model_train(request: dict[str, Any]) -> dict[str, Any]:
 
 async def active_training(client: df.DurableOrchestrationClient, name: str) -> str | None:
     """The instance id of a training of `name` in progress, if any."""
-    for status in await client.get_status_by(runtime_status=ACTIVE):
-        if status.name == TRAIN_MODEL and str(status.instance_id).startswith(f"train:{name}:"):
-            return str(status.instance_id)
-    return None
+    return await active_instance(client, TRAIN_MODEL, f"train:{name}:")
 
 
 async def start_training(
