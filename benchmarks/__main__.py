@@ -21,6 +21,7 @@ BENCHMARKS = {
     "documents": "the embedded document store: reads, upserts, patches, the change feed",
     "auth": "token checks, the guarded no-op route, audit appends",
     "scoring": "the models: ONNX against LightGBM, scored ingestion, PR-AUC against a rule",
+    "drift": "model monitoring: false alarms, detection of a shift, a run against DuckDB's read",
 }
 
 
