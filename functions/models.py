@@ -31,7 +31,7 @@ from shared.documents.port import DocumentStoreError
 from shared.identity.roles import Role
 from shared.models.artifacts import ArtifactNotFound
 from shared.models.batch_scoring import SCORABLE
-from shared.models.registry import ModelNotFound, ModelVersionNotFound
+from shared.models.registry import ModelNotFound, ModelVersionNotFound, RegistryUnavailable
 from shared.models.service import (
     BadModelRequest,
     known_model,
@@ -107,7 +107,7 @@ async def batch_score_model(
 def list_models(req: func.HttpRequest) -> func.HttpResponse:
     try:
         models = current_platform().models.registry.list_models()
-    except DocumentStoreError as error:
+    except (DocumentStoreError, RegistryUnavailable) as error:
         return _unavailable(error)
     return _json({"models": [model_summary(model) for model in models]})
 
@@ -124,7 +124,7 @@ def get_model(req: func.HttpRequest) -> func.HttpResponse:
         versions = [version_summary(v) for v in registry.list_versions(name)]
     except ModelNotFound:
         return _json({"error": f"{name} has no version yet: POST /api/models/{name}/train"}, 404)
-    except DocumentStoreError as error:
+    except (DocumentStoreError, RegistryUnavailable) as error:
         return _unavailable(error)
     return _json({**model_summary(model), "versions": versions})
 
@@ -140,7 +140,7 @@ def get_model_onnx(req: func.HttpRequest) -> func.HttpResponse:
         data = current_platform().models.onnx_file(name, version)
     except BadModelRequest as error:
         return _json({"error": str(error)}, 400)
-    except DocumentStoreError as error:
+    except (DocumentStoreError, RegistryUnavailable) as error:
         return _unavailable(error)
     except (ModelNotFound, ModelVersionNotFound, ArtifactNotFound):
         return _json(

@@ -26,7 +26,7 @@ from orchestrations.medallion import RETRY
 from orchestrations.medallion_runs import active_instance
 from shared.bootstrap import current_platform
 from shared.models.datasets import MissingData
-from shared.models.registry import ModelNotFound, ModelRegistry, RegistryError
+from shared.models.registry import ModelNotFound, Registry, RegistryError
 from shared.models.training import CHAMPION, TRAINERS, TrainingRequest, UnknownModel
 
 TRAIN_MODEL = "train_model"
@@ -99,7 +99,7 @@ async def train_models(timer: func.TimerRequest, client: df.DurableOrchestration
 
 
 async def due_trainings(
-    client: df.DurableOrchestrationClient, registry: ModelRegistry, now: dt.datetime
+    client: df.DurableOrchestrationClient, registry: Registry, now: dt.datetime
 ) -> list[tuple[str, str]]:
     """Start the trainings due at `now`; (model, instance id) of each started."""
     moment = now.strftime("%Y%m%dT%H%M%S")
@@ -112,7 +112,7 @@ async def due_trainings(
     return started
 
 
-def _has_champion(registry: ModelRegistry, name: str) -> bool:
+def _has_champion(registry: Registry, name: str) -> bool:
     try:
         return CHAMPION in registry.get_model(name).aliases
     except ModelNotFound:

@@ -40,10 +40,10 @@ from shared.lakehouse.access import LakeAccess, lake_access
 from shared.lakehouse.lake_lock import hold_local_lake
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
 from shared.models.alerts import ALERTS_CONTAINER, AlertBook
-from shared.models.artifacts import open_artifacts
+from shared.models.artifacts import ArtifactStore, open_artifacts
 from shared.models.batch_scoring import BatchScoring
 from shared.models.champions import ChampionCache
-from shared.models.registry import MODELS_CONTAINER, ModelRegistry
+from shared.models.registry import MODELS_CONTAINER, ModelRegistry, Registry
 from shared.models.remote_scoring import SparkScoring, spark_scoring
 from shared.models.service import Models
 from shared.models.serving import Serving
@@ -213,8 +213,16 @@ def _alerts(settings: Settings, documents: DocumentDatabase, events: EventServic
 
 
 def _models(settings: Settings, access: LakeAccess, documents: DocumentDatabase) -> Models:
-    registry = ModelRegistry(documents.container(MODELS_CONTAINER))
-    artifacts = open_artifacts(settings.lake)
+    """The registry and model files: MLflow's with MLFLOW_TRACKING_URI (imported only then),
+    else documents and files beside the lake."""
+    registry: Registry
+    artifacts: ArtifactStore = open_artifacts(settings.lake)
+    if settings.mlflow_tracking_uri is not None:
+        from shared.models.mlflow_registry import open_mlflow
+
+        registry, artifacts = open_mlflow(settings.mlflow_tracking_uri, artifacts)
+    else:
+        registry = ModelRegistry(documents.container(MODELS_CONTAINER))
     lake = Lake(settings.lake.uri, access=access)
     return Models(registry, artifacts, ModelTraining(lake, registry, artifacts))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from embedded.documents.store import database_path
 from embedded.identity.local_issuer import jwks_path
@@ -154,6 +156,9 @@ class Settings:
     audit_checkpoints_url: str | None = None
     # How often a serving process looks for a new champion of each model (MODEL_REFRESH_S).
     model_refresh_s: float = 30.0
+    # The MLflow that is the model registry (MLFLOW_TRACKING_URI: an MLflow server, Databricks
+    # or Azure ML); None: the registry on the document store, model files beside the lake.
+    mlflow_tracking_uri: str | None = None
     pseudonym_key: str = field(default=DEVELOPMENT_PSEUDONYM_KEY, repr=False)
 
 
@@ -386,6 +391,57 @@ def _model_refresh(source: Mapping[str, str]) -> float:
     return value
 
 
+MLFLOW_FORMS = (
+    "an MLflow server's http(s)://host[:port][/path], databricks (or databricks://<profile>), "
+    "or Azure ML's azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/..."
+)
+
+
+def _mlflow_tracking_uri(source: Mapping[str, str]) -> str | None:
+    """MLFLOW_TRACKING_URI, when set: the MLflow that is the model registry. Credentials come
+    from MLflow's own settings (DATABRICKS_HOST and DATABRICKS_TOKEN or a service principal's;
+    Azure ML's through the azureml-mlflow plugin and DefaultAzureCredential), never the URI."""
+    name, value = "MLFLOW_TRACKING_URI", source.get("MLFLOW_TRACKING_URI", "").strip()
+    if not value:
+        return None
+    if value == "databricks-uc" or value.startswith("databricks-uc:"):
+        raise SettingsError(
+            name, "databricks-uc (Unity Catalog) names models catalog.schema.model; use databricks"
+        )
+    if value == "databricks" or re.fullmatch(r"databricks://[A-Za-z0-9_.-]{1,64}", value):
+        return value
+    if re.fullmatch(r"azureml://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[!-~]+", value):
+        if not _installed("azureml.mlflow"):
+            raise SettingsError(name, "azureml:// needs the azureml-mlflow package installed")
+        return value
+    if re.search(r"[@?#]", value):  # never echoed: it may hold a credential
+        raise SettingsError(
+            name,
+            "must hold no credentials, query or fragment: MLflow reads MLFLOW_TRACKING_TOKEN "
+            "(or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD) for a server's",
+        )
+    try:
+        parts = urlsplit(value)
+        valid = parts.port is None or 0 < parts.port < 65536  # `.port` checks the number
+    except ValueError:
+        valid = False
+    if not (
+        valid
+        and parts.scheme in ("http", "https")
+        and parts.hostname
+        and re.fullmatch(r"[!-~]+", value)
+    ):
+        raise SettingsError(name, f"must be {MLFLOW_FORMS}, not {value[:80]!r}")
+    return value.rstrip("/")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # its parent package is missing
+        return False
+
+
 REAPER_SCHEDULE = "0 * * * * *"
 _NCRONTAB_FIELD = r"[0-9A-Za-z*/,\-]+"
 
@@ -463,6 +519,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         auth=_auth(source, environment, data_dir),
         audit_checkpoints_url=_audit_checkpoints(source),
         model_refresh_s=_model_refresh(source),
+        mlflow_tracking_uri=_mlflow_tracking_uri(source),
     )
     _refuse_embedded_in_prod(source, settings)
     return settings

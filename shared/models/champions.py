@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from shared.models.onnx_export import probabilities, session
-from shared.models.registry import AliasNotFound, ModelNotFound, ModelRegistry
+from shared.models.registry import AliasNotFound, ModelNotFound, Registry
 from shared.models.service import Models
 from shared.models.training import CARD_FILE, CHAMPION, ONNX_FILE
 
@@ -143,7 +143,7 @@ def load_version(models: Models, name: str, version: int, *, native: bool = Fals
     return Champion(name, version, session(graph), card, booster)
 
 
-def _champion_version(registry: ModelRegistry, name: str) -> int | None:
+def _champion_version(registry: Registry, name: str) -> int | None:
     try:
         return registry.get_version_by_alias(name, CHAMPION).version
     except (AliasNotFound, ModelNotFound):

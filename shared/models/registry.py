@@ -1,11 +1,12 @@
-"""The model registry on the document store, in MLflow's vocabulary: versions, aliases, tags."""
+"""The model registry on the document store (the embedded default, and Cosmos DB in Azure):
+versions, aliases and tags as documents, in MLflow's vocabulary (`registry_port.py`)."""
 
 from __future__ import annotations
 
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,40 +22,30 @@ from shared.documents.port import (
     Query,
 )
 from shared.models.registry_checks import (
-    MAX_PARAM_VALUE,
     MAX_TAG_VALUE,
     check_alias,
-    check_metrics,
     check_model_name,
-    check_reasons,
-    check_signature,
     check_size,
     check_strings,
     check_text,
-    check_training_data,
     check_version,
-    json_copy,
 )
 from shared.models.registry_checks import InvalidRegistryInput as InvalidRegistryInput
 from shared.models.registry_checks import RegistryError as RegistryError
+from shared.models.registry_port import VALIDATION_STATUSES as VALIDATION_STATUSES
+from shared.models.registry_port import AliasNotFound as AliasNotFound
+from shared.models.registry_port import ModelNotFound as ModelNotFound
+from shared.models.registry_port import ModelVersion as ModelVersion
+from shared.models.registry_port import ModelVersionNotFound as ModelVersionNotFound
+from shared.models.registry_port import RegisteredModel as RegisteredModel
+from shared.models.registry_port import Registry as Registry
+from shared.models.registry_port import RegistryUnavailable as RegistryUnavailable
+from shared.models.registry_port import check_validation, checked_version
 
 MODELS_CONTAINER = ContainerSpec("models", "/model")  # one logical partition per model name
 MODEL_ID = "model"  # the registered model's document; each version's is `version_id(n)`
-VALIDATION_STATUSES = ("none", "pending", "passed", "rejected")
 MAX_ATTEMPTS, PAGE_SIZE = 20, 100
 _MAX_BACKOFF_S = 0.05
-
-
-class ModelNotFound(RegistryError, LookupError):
-    """No registered model of that name."""
-
-
-class ModelVersionNotFound(RegistryError, LookupError):
-    """The model has no version of that number."""
-
-
-class AliasNotFound(RegistryError, LookupError):
-    """The model has no alias of that name."""
 
 
 class RegistryContended(RegistryError):
@@ -63,41 +54,6 @@ class RegistryContended(RegistryError):
 
 class VersionExists(RegistryError):
     """A version document holds the next number already; versions are never overwritten."""
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    """A registered model: its versions are numbered 1..latest_version, without gaps."""
-
-    name: str
-    description: str
-    tags: dict[str, str]
-    aliases: dict[str, int]  # alias -> version
-    latest_version: int
-    created_at: str
-    updated_at: str
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One version of a model: immutable but for its tags, description and validation."""
-
-    name: str
-    version: int
-    created_at: str  # ISO 8601, UTC
-    status: str
-    source: str  # the artifact URI of the version's folder
-    run_id: str
-    metrics: dict[str, float]
-    params: dict[str, str]
-    tags: dict[str, str]
-    signature: dict[str, Json]  # inputs, outputs (and params), as MLflow's
-    input_example: Json
-    training_data: dict[str, int]  # table -> Delta version
-    code_version: str
-    validation_status: str = "none"
-    validation_reasons: tuple[str, ...] = ()
-    description: str = ""
 
 
 def version_id(version: int) -> str:
@@ -142,21 +98,18 @@ class ModelRegistry:
     ) -> ModelVersion:
         """Register the next version of `name` (and the model, with its first); VersionExists
         when a version document is in the way, RegistryContended when others kept winning."""
-        draft = ModelVersion(
-            name=check_model_name(name),
-            version=0,
-            created_at="",
-            status="READY",
-            source=check_text("source", source, required=True),
-            run_id=check_text("run_id", run_id),
-            metrics=check_metrics(metrics),
-            params=check_strings("params", params, MAX_PARAM_VALUE),
-            tags=check_strings("tags", {} if tags is None else tags, MAX_TAG_VALUE),
-            signature=check_signature(signature),
-            input_example=json_copy("input_example", input_example),
-            training_data=check_training_data(training_data),
-            code_version=check_text("code_version", code_version),
-            description=check_text("description", description),
+        draft = checked_version(
+            name,
+            source=source,
+            run_id=run_id,
+            metrics=metrics,
+            params=params,
+            signature=signature,
+            input_example=input_example,
+            training_data=training_data,
+            code_version=code_version,
+            tags=tags,
+            description=description,
         )
         for attempt in range(MAX_ATTEMPTS):
             self._backoff(attempt)
@@ -259,10 +212,7 @@ class ModelRegistry:
         self, name: str, version: int, status: str, reasons: Sequence[str]
     ) -> ModelVersion:
         """Record a version's validation: one of VALIDATION_STATUSES, and the reasons."""
-        if status not in VALIDATION_STATUSES:
-            statuses = ", ".join(VALIDATION_STATUSES)
-            raise InvalidRegistryInput(f"validation status is one of {statuses}")
-        why = check_reasons(reasons)
+        status, why = check_validation(status, reasons)
         return self._update_version(
             name, version, lambda v: replace(v, validation_status=status, validation_reasons=why)
         )

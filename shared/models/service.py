@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.models.artifacts import ArtifactStore
-from shared.models.registry import ModelRegistry, ModelVersion, RegisteredModel
+from shared.models.registry import ModelVersion, RegisteredModel, Registry
 from shared.models.training import MATURITY_LIMITS_H, ONNX_FILE, TRAINERS, ModelTraining
 
 MAX_BODY_BYTES = 4096
@@ -23,7 +23,7 @@ class BadModelRequest(ValueError):
 
 @dataclass
 class Models:
-    registry: ModelRegistry
+    registry: Registry
     artifacts: ArtifactStore
     training: ModelTraining
 

@@ -20,7 +20,7 @@ from shared import __version__
 from shared.models import fraud, maintenance, recommendations
 from shared.models.artifacts import ArtifactStore
 from shared.models.datasets import Reads
-from shared.models.registry import ModelNotFound, ModelRegistry, ModelVersion
+from shared.models.registry import ModelNotFound, ModelVersion, Registry
 from shared.models.trained import TrainedModel
 from shared.pipeline.lake import Lake
 
@@ -55,7 +55,7 @@ class TrainingRequest:
 @dataclass
 class ModelTraining:
     lake: Lake
-    registry: ModelRegistry
+    registry: Registry
     artifacts: ArtifactStore
     code_version: str = __version__
 
