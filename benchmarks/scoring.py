@@ -1,8 +1,8 @@
 """Models: `python -m benchmarks scoring` prints JSON lines, each figure beside its baseline.
 
 On simulated history (`--days` of traffic at `--rate` events per simulated second, a fixed
-seed, labels 10 times faster than real ones) in a temporary lake, it trains the fraud and
-maintenance models as the platform does, then measures:
+seed, labels 10 times faster than real ones) in a temporary lake, it trains the fraud,
+maintenance and recommendations models as the platform does, then measures:
 
 - `native_batch100_rows_per_s` (baseline) and `onnx_batch100_rows_per_s` (goal >= 2 x): the
   fraud model on batches of 100 rows, LightGBM against onnxruntime, one thread each (the
@@ -14,9 +14,12 @@ maintenance models as the platform does, then measures:
 - `rules_pr_auc` (baseline: the amount as the score) and `fraud_pr_auc` (goal: rules + 0.10),
   on the same time-based holdout; `maintenance_pr_auc`.
 
-The HTTP figures of the issue (`score_http_rps`, `score_http_p99_ms`, `recommend_http_p99_ms`,
-`noop_http_rps` against `aiohttp_http_rps`, `alert_latency_p50_s` and `p99_s`) are not
-measured yet.
+Then the HTTP figures (`benchmarks.scoring_http`), on a devhost started on a copy of the data
+dir the models were trained in (their champions registered there): `score_http_rps` against
+`noop_http_rps` against `aiohttp_http_rps` (with `noop_guarded_http_rps` and `health_http_rps`),
+`score_http_p99_ms` and `recommend_http_p99_ms` at an offered 500 requests/s, and
+`alert_latency_p50_s` and `p99_s` under 1,000 events/s.
+`--http-only` trains and measures those alone; `--seconds` sets each load's length.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import scoring_http
 from benchmarks.report import Report
 
 REPORT = Report("scoring", digits=4)
@@ -199,9 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=float, default=4.0, help="days of history (4)")
     parser.add_argument("--rate", type=float, default=0.5, help="events per second (0.5)")
     parser.add_argument("--batches", type=int, default=10, help="ingest batches (10)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="each HTTP load (10 s)")
+    parser.add_argument("--http-only", action="store_true", help="the HTTP figures alone")
     args = parser.parse_args(argv)
     if not 0.5 <= args.days <= 60 or not 0 < args.rate <= 20 or not 1 <= args.batches <= 100:
         parser.error("--days is 0.5 to 60, --rate above 0 to 20, --batches 1 to 100")
+    if not 1 <= args.seconds <= 600:
+        parser.error("--seconds is 1 to 600")
     from shared.models.champions import ChampionCache
     from shared.models.training import TrainingRequest
     from tests.modeldata import land_history, refresh
@@ -213,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         land_history(lake, days=args.days, rate=args.rate, seed=3, label_delay_scale=0.1)
         refresh(lake)
         trained = models(lake, trained_dir)
-        for model in ("fraud", "maintenance"):
+        for model in ("fraud", "maintenance", "recommendations"):
             trained.training.train(TrainingRequest(model, label_maturity_hours=16))
+        if args.http_only:
+            scoring_http.measure(trained_dir, folder, args.seconds, emit, progress)
+            return 0
         champion = ChampionCache(trained, background=False).get("fraud")
         from shared.models import fraud
         from shared.models.datasets import Reads
@@ -223,5 +234,6 @@ def main(argv: list[str] | None = None) -> int:
         x, _, _ = fraud.labelled(Lake(str(lake)), Reads(), dt.timedelta(hours=16))
         inference(champion, x)
         quality(lake, trained)
+        scoring_http.measure(trained_dir, folder, args.seconds, emit, progress)
         ingest(folder, trained_dir, args.batches)
     return 0

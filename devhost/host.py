@@ -18,6 +18,7 @@ from aiohttp import web
 
 from devhost import __version__
 from devhost.appsettings import AppSettings, load_local_settings
+from devhost.console_log import ConsoleFormatter
 from devhost.errors import StartupError
 from devhost.extension import Extension, HostContext, webhook_guard
 from devhost.host_lock import HostLock
@@ -39,6 +40,7 @@ log = logging.getLogger("devhost")
 DATA_DIR_SETTINGS = ("DEVHOST_DATA_DIR", "PLATFORM_DATA_DIR")
 SHUTDOWN_TIMEOUT_SETTING = "DEVHOST_SHUTDOWN_TIMEOUT_S"
 THREADS_SETTING = "PYTHON_THREADPOOL_THREAD_COUNT"
+SHUTDOWN_IO_WAIT_S = 10.0
 GC_YOUNG_THRESHOLD = 10_000
 HOSTNAME_SETTING = "WEBSITE_HOSTNAME"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
@@ -303,7 +305,9 @@ class Host:
         finished = await invoker.drain(timeout)
         if self._runner is not None:
             await self._runner.cleanup()
-        invoker.close()
+        # Host-side blocking work still running (a blob scan, a receipt) gets to finish, as
+        # it did when the threads were an executor's, joined at exit.
+        invoker.close(wait_s=SHUTDOWN_IO_WAIT_S if finished else 0.0)
         if not finished:
             # A sync function still running in a worker thread would block interpreter exit.
             log.warning("%d invocations still running at shutdown; exiting", invoker.in_flight)
@@ -342,7 +346,7 @@ async def serve(options: HostOptions) -> None:
 
 def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(os.environ.get("DEVHOST_LOG_LEVEL", "INFO").upper())

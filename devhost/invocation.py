@@ -7,21 +7,22 @@ import contextvars
 import functools
 import json
 import logging
+import random
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import azure.functions as func
 from azure.functions import _abc as functions_abc
 
+from devhost.function_threads import FunctionThreads
 from devhost.indexing import BindingSpec, FunctionSpec
 
 log = logging.getLogger("devhost.invocation")
+_log_json = json.JSONEncoder(default=str).encode  # one encoder, not one per line
 
 T = TypeVar("T")
 
@@ -30,6 +31,20 @@ InputProvider = Callable[[BindingSpec, FunctionSpec], Any]
 # expressions such as `{id}` refer to); awaited, so that it can read a store off the loop.
 BoundInputProvider = Callable[[BindingSpec, FunctionSpec, Any], Awaitable[Any]]
 OutputSink = Callable[[BindingSpec, FunctionSpec, Any], Awaitable[None]]
+
+
+# Invocation and trace ids: random, not secret. Drawn from a generator seeded once from the OS,
+# since `uuid.uuid4` reads `os.urandom` on every call, a system call per invocation that also
+# gives up the GIL on the event loop's thread.
+_ids = random.Random()
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version and variant bits
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def new_invocation_id() -> str:
+    """A random (version 4) UUID, as text."""
+    digits = f"{_ids.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 class HostShuttingDown(RuntimeError):
@@ -134,7 +149,8 @@ class InvocationContext(func.Context):
         self._invocation_id = invocation_id
         self._function = function
         self._thread_local = threading.local()
-        self._trace = _TraceContext(f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")
+        trace_id, span_id = _ids.getrandbits(128), _ids.getrandbits(64)
+        self._trace = _TraceContext(f"00-{trace_id:032x}-{span_id:016x}-01")
         self._retry = retry or _RetryContext(0, 0)
 
     @property
@@ -163,6 +179,39 @@ class InvocationContext(func.Context):
         return self._retry
 
 
+@dataclass(frozen=True)
+class _CallPlan:
+    """How a function's parameters are filled, worked out once per function: each parameter
+    with its binding (None for one bound to none) and whether it takes the trigger's value."""
+
+    function: FunctionSpec
+    parameters: tuple[tuple[str, BindingSpec | None, bool], ...]
+    inputs: tuple[BindingSpec, ...]  # input bindings the function has a parameter for
+    outputs: Mapping[str, BindingSpec]
+    returns: bool  # it has a `$return` output
+    is_async: bool
+
+    @classmethod
+    def of(cls, function: FunctionSpec) -> _CallPlan:
+        bindings = {b.name: b for b in function.bindings}
+        parameters = []
+        for name in function.parameters:
+            binding = bindings.get(name)
+            takes_trigger = binding is function.trigger or (
+                binding is not None and binding.is_trigger
+            )
+            parameters.append((name, binding, takes_trigger))
+        outputs = {b.name: b for b in reversed(function.outputs)}  # the first of a name wins
+        return cls(
+            function,
+            tuple(parameters),
+            tuple(b for b in function.inputs if b.name in function.parameters),
+            outputs,
+            "$return" in outputs,
+            function.is_async,
+        )
+
+
 @dataclass
 class Invocation:
     """What one invocation produced: output binding values by name, `$return` included."""
@@ -182,10 +231,11 @@ class Invoker:
     """Runs functions, tracks the ones in flight, and logs one line per invocation."""
 
     def __init__(self, *, max_threads: int | None = None) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="func")
+        self._threads = FunctionThreads(max_threads)
         self._inputs: dict[str, InputProvider] = {}
         self._bound_inputs: dict[str, BoundInputProvider] = {}
         self._sinks: dict[str, OutputSink] = {}
+        self._plans: dict[str, _CallPlan] = {}
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -233,20 +283,24 @@ class Invoker:
         """
         if not self._accepting:
             raise HostShuttingDown("the host is shutting down")
-        invocation_id = invocation_id or str(uuid.uuid4())
+        invocation_id = invocation_id or new_invocation_id()
+        plan = self._plan(function)
         self._in_flight += 1
         self._idle.clear()
         started = time.perf_counter()
         outcome, error_text = "Succeeded", None
         try:
-            retry = _RetryContext(retry_count, max_retry_count, retry_error)
-            inputs = {**await self._read_inputs(function, trigger_value), **(extra_inputs or {})}
-            kwargs, outs = self._arguments(function, trigger_value, invocation_id, retry, inputs)
-            result = await self._call(function, kwargs)
+            retry = (retry_count, max_retry_count, retry_error)
+            inputs = await self._read_inputs(plan, trigger_value) if plan.inputs else {}
+            if extra_inputs:
+                inputs = {**inputs, **extra_inputs}
+            kwargs, outs = self._arguments(plan, trigger_value, invocation_id, retry, inputs)
+            result = await self._call(plan, kwargs)
             outputs = {name: out.get() for name, out in outs.items() if out.was_set}
-            if function.output("$return") is not None:
+            if plan.returns:
                 outputs["$return"] = result
-            await self._deliver(function, outputs)
+            if outputs:
+                await self._deliver(plan, outputs)
             return Invocation(
                 invocation_id, function.name, time.perf_counter() - started, outputs, result
             )
@@ -265,36 +319,47 @@ class Invoker:
             raise FunctionFailed(function.name, invocation_id, error) from error
         finally:
             duration_ms = round((time.perf_counter() - started) * 1000, 3)
-            record = {
-                "event": "invocation",
-                "function": function.name,
-                "trigger": function.trigger.type,
-                "invocation_id": invocation_id,
-                "duration_ms": duration_ms,
-                "outcome": outcome,
-                **(log_fields or {}),
-            }
-            if error_text is not None:
-                record["error"] = error_text
-            log.info(json.dumps(record, default=str))
+            if log.isEnabledFor(logging.INFO):
+                record = {
+                    "event": "invocation",
+                    "function": function.name,
+                    "trigger": function.trigger.type,
+                    "invocation_id": invocation_id,
+                    "duration_ms": duration_ms,
+                    "outcome": outcome,
+                    **(log_fields or {}),
+                }
+                if error_text is not None:
+                    record["error"] = error_text
+                # Made and handled as `log.info` would, through the record factory (the
+                # platform's scrubber is one), but without walking the stack for a caller's
+                # file and line: the source is always this line, and the format shows neither.
+                log.handle(
+                    log.makeRecord(log.name, logging.INFO, __file__, 0, _log_json(record), (), None)
+                )
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
 
+    def _plan(self, function: FunctionSpec) -> _CallPlan:
+        plan = self._plans.get(function.name)
+        if plan is None or plan.function is not function:
+            plan = self._plans[function.name] = _CallPlan.of(function)
+        return plan
+
     def _arguments(
         self,
-        function: FunctionSpec,
+        plan: _CallPlan,
         trigger_value: Any,
         invocation_id: str,
-        retry: _RetryContext,
+        retry: tuple[int, int, BaseException | None],
         extra_inputs: Mapping[str, Any],
     ) -> tuple[dict[str, Any], dict[str, OutValue[Any]]]:
+        function = plan.function
         kwargs: dict[str, Any] = {}
         outs: dict[str, OutValue[Any]] = {}
-        bindings = {b.name: b for b in function.bindings}
-        for name in function.parameters:
-            binding = bindings.get(name)
-            if binding is function.trigger or (binding is not None and binding.is_trigger):
+        for name, binding, takes_trigger in plan.parameters:
+            if takes_trigger:
                 kwargs[name] = trigger_value
             elif name in extra_inputs:
                 kwargs[name] = extra_inputs[name]
@@ -309,36 +374,36 @@ class Invoker:
                     )
                 kwargs[name] = provider(binding, function)
             elif name == "context" or function.annotations.get(name) is func.Context:
-                kwargs[name] = InvocationContext(invocation_id, function, retry)
+                kwargs[name] = InvocationContext(invocation_id, function, _RetryContext(*retry))
         return kwargs, outs
 
-    async def _read_inputs(self, function: FunctionSpec, trigger_value: Any) -> dict[str, Any]:
+    async def _read_inputs(self, plan: _CallPlan, trigger_value: Any) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for binding in function.inputs:
+        for binding in plan.inputs:
             provider = self._bound_inputs.get(binding.type.lower())
-            if provider is not None and binding.name in function.parameters:
-                values[binding.name] = await provider(binding, function, trigger_value)
+            if provider is not None:
+                values[binding.name] = await provider(binding, plan.function, trigger_value)
         return values
 
-    async def _call(self, function: FunctionSpec, kwargs: dict[str, Any]) -> Any:
-        if function.is_async:
-            return await function.user_function(**kwargs)
-        loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, function.user_function, **kwargs)
-        return await loop.run_in_executor(self._executor, call)
+    async def _call(self, plan: _CallPlan, kwargs: dict[str, Any]) -> Any:
+        user_function = plan.function.user_function
+        if plan.is_async:
+            return await user_function(**kwargs)
+        call = functools.partial(contextvars.copy_context().run, user_function, **kwargs)
+        return await self._threads.run(call)
 
-    async def _deliver(self, function: FunctionSpec, outputs: Mapping[str, Any]) -> None:
+    async def _deliver(self, plan: _CallPlan, outputs: Mapping[str, Any]) -> None:
         for name, value in outputs.items():
-            binding = function.output(name)
+            binding = plan.outputs.get(name)
             if binding is None:
                 continue
             sink = self._sinks.get(binding.type.lower())
             if sink is not None:
-                await sink(binding, function, value)
+                await sink(binding, plan.function, value)
 
     async def run_blocking(self, call: Callable[[], T]) -> T:
-        """Run host-side blocking work (file and SQLite I/O) on the shared pool."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        """Run host-side blocking work (file and SQLite I/O) on the functions' threads."""
+        return await self._threads.run(call)
 
     def stop_accepting(self) -> None:
         self._accepting = False
@@ -351,5 +416,6 @@ class Invoker:
         except TimeoutError:
             return False
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def close(self, wait_s: float = 0.0) -> None:
+        """Cancel the calls not started; wait up to `wait_s` for the running ones."""
+        self._threads.close(wait_s)

@@ -2,7 +2,9 @@
 
 Anonymous: the one route open to anyone. Answers 200 with `{"status": "healthy", "version",
 "uptime_s", "backends": {name: {"adapter", "ready", "detail", "latency_ms"}}}`, or 503 with the
-same body when a backend is not ready.
+same body when a backend is not ready. The backends' results are at most 2 s old
+(`shared.health.RecentHealth`): requests within that time reuse the last probes, so that
+polling the route is cheap; a backend that goes down or comes back shows within 2 s.
 """
 
 import json
@@ -11,7 +13,6 @@ import azure.functions as func
 
 from functions.access import public
 from shared.bootstrap import current_platform
-from shared.health import check_health
 
 bp = func.Blueprint()
 
@@ -20,7 +21,7 @@ bp = func.Blueprint()
 @public
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     services = current_platform()
-    report = await check_health(
+    report = await services.health.report(
         services.probes, version=services.version, started_at=services.started_at
     )
     return func.HttpResponse(

@@ -34,7 +34,7 @@ from shared.events.publisher import EventPublisher
 from shared.events.services import EventServices, build_event_services
 from shared.events.sync_publisher import sync_publisher
 from shared.features.online import FEATURES_CONTAINER, OnlineFeatures
-from shared.health import ReadinessProbe
+from shared.health import ReadinessProbe, RecentHealth
 from shared.identity.authenticator import Authenticator
 from shared.lakehouse.access import LakeAccess, lake_access
 from shared.lakehouse.lake_lock import hold_local_lake
@@ -92,6 +92,7 @@ class Platform:
     lazy_remote_scoring: Lazy[SparkScoring | None]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
+    health: RecentHealth = field(default_factory=RecentHealth)  # what /api/health serves
 
     @property
     def pipeline(self) -> MedallionPipeline:

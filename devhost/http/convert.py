@@ -50,14 +50,15 @@ def to_web_response(value: Any, invocation_id: str) -> web.Response:
     if isinstance(value, func.HttpResponse):
         response = web.Response(status=value.status_code, body=value.get_body() or b"")
         has_content_type = False
-        for name, header in value.headers.items():
-            if name.lower() == "set-cookie":
-                continue
-            if name.lower() == "content-type":
-                has_content_type = True
-            response.headers[name] = header
-        for cookie in _cookies(value):
-            response.headers.add("Set-Cookie", cookie)
+        if value.headers:
+            for name, header in value.headers.items():
+                if name.lower() == "set-cookie":
+                    continue
+                if name.lower() == "content-type":
+                    has_content_type = True
+                response.headers[name] = header
+            for cookie in _cookies(value):
+                response.headers.add("Set-Cookie", cookie)
         if not has_content_type:
             mimetype = value.mimetype or "text/plain"
             charset = value.charset or "utf-8"

@@ -59,12 +59,51 @@ def build_routes(functions: list[FunctionSpec]) -> list[HttpRoute]:
     return routes
 
 
+class RouteTable:
+    """The routes in precedence order, found by path and method.
+
+    A path is matched only against the routes that could take its first segment: those whose
+    first segment is that literal, and those whose first segment is a parameter (in the same
+    precedence order), instead of every route of the app in turn."""
+
+    def __init__(self, routes: list[HttpRoute]) -> None:
+        self.routes = routes
+        firsts = {_first_literal(r) for r in routes} - {None}
+        self._unanchored = tuple(r for r in routes if _first_literal(r) is None)
+        self._by_first = {
+            first: tuple(r for r in routes if _first_literal(r) in (first, None))
+            for first in firsts
+        }
+
+    def find(self, path: str, method: str) -> tuple[HttpRoute | None, dict[str, str], set[str]]:
+        """The route for a path relative to the prefix, its route values, and the methods the
+        routes matching the path allow (for a 405) when none takes this method."""
+        first = path.lstrip("/").split("/", 1)[0].lower()
+        allowed: set[str] = set()
+        for route in self._by_first.get(first, self._unanchored):
+            values = route.template.match(path)
+            if values is None:
+                continue
+            if method in route.methods or (method == "HEAD" and "GET" in route.methods):
+                return route, values, allowed
+            allowed |= route.methods
+        return None, {}, allowed
+
+
+def _first_literal(route: HttpRoute) -> str | None:
+    segments = route.template.segments
+    if not segments or segments[0].literal is None:
+        return None
+    return segments[0].literal.lower()
+
+
 class HttpExtension:
     trigger_types = frozenset({"httptrigger"})
 
     def __init__(self, context: HostContext, functions: list[FunctionSpec]) -> None:
         self._context = context
-        self._routes = build_routes(functions)
+        self._table = RouteTable(build_routes(functions))
+        self._routes = self._table.routes
         self._prefix = context.host_config.route_prefix
         self.enforce_auth = enforces_auth(context.settings)
         self.limits = HttpLimits.from_settings(context.settings)
@@ -98,19 +137,8 @@ class HttpExtension:
     async def stop(self) -> None:
         return None
 
-    def _find(self, path: str, method: str) -> tuple[HttpRoute | None, dict[str, str], set[str]]:
-        allowed: set[str] = set()
-        for route in self._routes:
-            values = route.template.match(path)
-            if values is None:
-                continue
-            if method in route.methods or (method == "HEAD" and "GET" in route.methods):
-                return route, values, allowed
-            allowed |= route.methods
-        return None, {}, allowed
-
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        route, values, allowed = self._find(request.match_info["tail"], request.method)
+        route, values, allowed = self._table.find(request.match_info["tail"], request.method)
         if route is None:
             if allowed:
                 response = error_response(405, f"method {request.method} is not allowed here")

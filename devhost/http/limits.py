@@ -79,26 +79,35 @@ def _positive(settings: AppSettings, name: str, default: float) -> float:
 
 async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
     """The body as sent; raises BodyRefused (413) past the size limit, or (408) when no byte
-    of it arrives for `body_timeout_s`."""
+    of it arrives for `body_timeout_s`.
+
+    What has already arrived is taken as it is: the timeout is armed only to wait for more,
+    since a small body usually comes with its headers (and a GET has none)."""
     declared = request.content_length
     if declared is not None and declared > limits.body_size:
         raise BodyRefused(
             413, f"the request body is declared as {declared} bytes, over {_limit(limits)}"
         )
+    if not request.body_exists:
+        return b""
     body = bytearray()
     stream = request.content
     while True:
-        try:
-            async with asyncio.timeout(limits.body_timeout_s):
-                chunk = await stream.readany()
-        except TimeoutError:
-            raise BodyRefused(
-                408,
-                f"the request body stalled: no byte for {limits.body_timeout_s:g} s "
-                f"({len(body)} bytes received)",
-            ) from None
+        chunk = stream.read_nowait()
         if not chunk:
-            return bytes(body)
+            if stream.at_eof():
+                return bytes(body)
+            try:
+                async with asyncio.timeout(limits.body_timeout_s):
+                    chunk = await stream.readany()
+            except TimeoutError:
+                raise BodyRefused(
+                    408,
+                    f"the request body stalled: no byte for {limits.body_timeout_s:g} s "
+                    f"({len(body)} bytes received)",
+                ) from None
+            if not chunk:
+                return bytes(body)
         if len(body) + len(chunk) > limits.body_size:
             raise BodyRefused(413, f"the request body is over {_limit(limits)}")
         body += chunk

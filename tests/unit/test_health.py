@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from functions import health
 from shared.config import Adapter
 from shared.events.eventhubs import EventHubsProbe
-from shared.health import Readiness, check_health
+from shared.health import Readiness, RecentHealth, check_health
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
 
 pytestmark = pytest.mark.unit
@@ -140,3 +142,76 @@ def test_the_adls_probe_builds_a_handler_per_token_not_per_check(
     access.generation = 2  # a new token
     assert probe.check().ready
     assert made == [{"bearer_token": "t1"}, {"bearer_token": "t2"}]
+
+
+@dataclass
+class CountingProbe:
+    """A probe that counts its checks, ready or not as told."""
+
+    backend: str = "counting"
+    adapter: Adapter = Adapter.LOCAL
+    ready: bool = True
+    checks: int = 0
+    delay_s: float = 0.0
+
+    def check(self) -> Readiness:
+        self.checks += 1
+        time.sleep(self.delay_s)
+        return Readiness(self.ready, f"check {self.checks}")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_recent_health_reuses_the_probes_results_within_their_age() -> None:
+    probe, clock = CountingProbe(), Clock()
+    recent = RecentHealth(max_age_s=2.0, clock=clock)
+    probes = (probe,)
+    first = await recent.report(probes, version="v", started_at=time.time() - 5)
+    clock.now += 1.9
+    probe.ready = False  # not seen until the results are too old
+    again = await recent.report(probes, version="v", started_at=time.time() - 7)
+    assert probe.checks == 1 and again.healthy
+    assert again.backends == first.backends and again.uptime_s > first.uptime_s
+    clock.now += 0.2
+    later = await recent.report(probes, version="v", started_at=time.time())
+    assert probe.checks == 2 and not later.healthy
+    assert later.to_json()["backends"]["counting"]["detail"] == "check 2"  # type: ignore[index]
+
+
+async def test_concurrent_reports_share_one_run_of_the_probes() -> None:
+    probe = CountingProbe(delay_s=0.1)
+    recent = RecentHealth()
+    probes = (probe,)
+    reports = await asyncio.gather(
+        *(recent.report(probes, version="v", started_at=time.time()) for _ in range(10))
+    )
+    assert probe.checks == 1
+    assert all(r.healthy for r in reports)
+
+
+async def test_other_probes_are_probed_afresh() -> None:
+    recent = RecentHealth()
+    ready, down = CountingProbe(), CountingProbe(ready=False)
+    assert (await recent.report((ready,), version="v", started_at=time.time())).healthy
+    assert not (await recent.report((down,), version="v", started_at=time.time())).healthy
+    assert (ready.checks, down.checks) == (1, 1)
+
+
+async def test_the_route_probes_once_for_requests_close_together(
+    platform_env: Path, installed: Callable[[Any], Any]
+) -> None:
+    from shared.bootstrap import current_platform
+
+    probe = CountingProbe()
+    installed(dataclasses.replace(current_platform(), probes=(probe,)))
+    request = func.HttpRequest("GET", "http://localhost/api/health", body=b"")
+    responses = [await health_function()(request) for _ in range(20)]
+    assert {r.status_code for r in responses} == {200}
+    assert probe.checks == 1
+    assert json.loads(responses[-1].get_body())["backends"]["counting"]["detail"] == "check 1"
