@@ -20,7 +20,7 @@ BENCHMARKS = {
     "landing": "a large CSV through file landing, with its peak memory",
     "documents": "the embedded document store: reads, upserts, patches, the change feed",
     "auth": "token checks, the guarded no-op route, audit appends",
-    "scoring": "the models: ONNX against LightGBM, scored ingestion, PR-AUC against a rule",
+    "scoring": "the models: ONNX, scored ingestion, PR-AUC, the HTTP routes, alert latency",
     "drift": "model monitoring: false alarms, detection of a shift, a run against DuckDB's read",
 }
 
