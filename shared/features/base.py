@@ -39,12 +39,16 @@ def epoch_seconds(moment: dt.datetime) -> float:
 
 class FeatureSet(Protocol[S]):
     """One entity's features: `name`, the contract (`event_type`) and the field naming the
-    entity (`entity`), the numeric features a model reads (`numeric`), and the fold."""
+    entity (`entity`), the numeric features a model reads (`numeric`) and which of them are
+    categorical, and the fold."""
 
     name: str
     event_type: str
     entity: str
     numeric: tuple[str, ...]
+    # Of `numeric`, the labels in numeric form (indicators, lookups): monitoring compares their
+    # frequencies (Jensen-Shannon), not their distributions (Kolmogorov-Smirnov).
+    categorical: frozenset[str]
     state_type: type[S]
 
     def new_state(self) -> S: ...

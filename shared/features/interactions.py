@@ -39,6 +39,7 @@ class InteractionFeatures:
     event_type = "app.interaction"
     entity = "user_id"
     numeric: tuple[str, ...] = ("session_events", "sessions_24h", "events_1h", "purchases_24h")
+    categorical: frozenset[str] = frozenset()
     state_type = UserState
 
     def new_state(self) -> UserState:

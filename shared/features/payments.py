@@ -71,6 +71,9 @@ class PaymentFeatures:
         "ecommerce",
         "atm",
     )
+    categorical: frozenset[str] = frozenset(
+        {"first_time_country", "merchant_category_risk", "ecommerce", "atm"}
+    )
     state_type = AccountState
 
     def new_state(self) -> AccountState:

@@ -43,6 +43,7 @@ class TelemetryFeatures:
         ),
         "seconds_since_last",
     )
+    categorical: frozenset[str] = frozenset()
     state_type = DeviceState
 
     def new_state(self) -> DeviceState:

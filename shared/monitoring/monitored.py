@@ -2,8 +2,8 @@
 the bounds its event contract declares for them, its decision threshold, and the PR-AUC it was
 promoted with.
 
-Which features are categorical is declared here (`CATEGORICAL`), per feature set, rather than
-guessed from the data. The indicators (`first_time_country`, `ecommerce`, `atm`) and
+Which features are categorical is declared by each feature set (`FeatureSet.categorical`),
+rather than guessed from the data. The indicators (`first_time_country`, `ecommerce`, `atm`) and
 `merchant_category_risk` (a lookup of the merchant's category, a handful of values) are labels
 in numeric form: their drift is a change of frequencies, which Jensen-Shannon measures, while a
 Kolmogorov-Smirnov test on them measures nothing meaningful. The counts (`count_10m`,
@@ -22,11 +22,6 @@ from typing import Any
 from shared.events.contracts import ContractRegistry
 from shared.features.base import FeatureSet
 from shared.monitoring.quality import Bounds, contract_bounds
-
-CATEGORICAL: Mapping[str, frozenset[str]] = {
-    "payments": frozenset({"first_time_country", "merchant_category_risk", "ecommerce", "atm"}),
-    "telemetry": frozenset(),
-}
 
 
 class UnknownFeature(ValueError):
@@ -68,7 +63,7 @@ def monitored_model(
         name=name,
         features=feature_set.numeric,
         threshold=threshold,
-        categorical=CATEGORICAL.get(feature_set.name, frozenset()),
+        categorical=feature_set.categorical,
         bounds={n: b for n, b in declared.items() if n in feature_set.numeric},
         expected_pr_auc=expected_pr_auc,
         version=version,

@@ -24,7 +24,6 @@ from shared.monitoring.monitor import (
     window_from_arrow,
 )
 from shared.monitoring.monitored import (
-    CATEGORICAL,
     MonitoredModel,
     UnknownFeature,
     monitored_model,
@@ -179,9 +178,14 @@ def test_malformed_windows_are_refused() -> None:
 
 
 def test_the_declarations_name_features_of_their_sets() -> None:
-    by_name = {feature_set.name: feature_set for feature_set in FEATURE_SETS}
-    for name, categorical in CATEGORICAL.items():
-        assert categorical <= set(by_name[name].numeric)
+    for feature_set in FEATURE_SETS:
+        assert feature_set.categorical <= set(feature_set.numeric)
+    assert PaymentFeatures.categorical == {
+        "first_time_country",
+        "merchant_category_risk",
+        "ecommerce",
+        "atm",
+    }
     with pytest.raises(UnknownFeature):
         MonitoredModel("m", ("a",), 0.5, categorical=frozenset({"b"}))
 
