@@ -41,7 +41,7 @@ from shared.documents.port import ContainerSpec, DocumentContainer, DocumentNotF
 from shared.features.base import FeatureSet, Row
 
 FEATURES_CONTAINER = ContainerSpec("features", "/id")
-CACHE_ENTRIES = 200_000
+CACHE_ENTRIES = 50_000  # about 50 MB of payment states (under 1 KB each as JSON)
 
 
 def state_id(feature_set: FeatureSet[Any], entity: str) -> str:
