@@ -110,7 +110,7 @@ def parse_batch_scoring(body: bytes) -> dict[str, Any]:
 def _json_object(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_BODY_BYTES:
         raise BadModelRequest(f"the body is over {MAX_BODY_BYTES} bytes")
-    if not body.strip():
+    if not body:  # no body: no options (a body of blanks is not JSON, and is refused)
         return {}
     try:
         options = json.loads(body)

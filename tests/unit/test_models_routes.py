@@ -100,9 +100,8 @@ def test_hostile_paths_get_a_clear_4xx(
     ("body", "expected"),
     [
         (b"", {}),
-        (b"  ", {}),
         (b"{}", {}),
-        (b'{"label_maturity_hours": 36}', {"label_maturity_hours": 36.0}),
+        (b' {"label_maturity_hours": 36}\n', {"label_maturity_hours": 36.0}),
     ],
 )
 def test_training_options_are_read(body: bytes, expected: dict[str, Any]) -> None:
@@ -114,6 +113,8 @@ def test_training_options_are_read(body: bytes, expected: dict[str, Any]) -> Non
     [
         (b"[1]", "object"),
         (b"{", "JSON"),
+        (b"\n", "JSON"),
+        (b"  ", "JSON"),
         (b"\xff\xfe", "JSON"),
         (b'{"label_maturity_hours": true}', "label_maturity_hours"),
         (b'{"label_maturity_hours": null}', "label_maturity_hours"),
