@@ -20,15 +20,18 @@ class MissingData(LookupError):
 
 @dataclass
 class Reads:
-    """The Delta version of every table read, for the model version's record."""
+    """The Delta version of every table read, for the model version's record. With `pinned`
+    (`layer.table` -> version, as a model version's `training_data` records them), those tables
+    are read as of that version: the data a version was trained on, read again."""
 
     versions: dict[str, int] = field(default_factory=dict)
+    pinned: dict[str, int] = field(default_factory=dict)
 
     def query(
         self, lake: Lake, layer: str, table: str, sql: str, parameters: Sequence[Any] = ()
     ) -> pa.Table | None:
         """`sql` over the table (named `source` in it); None when the table does not exist."""
-        delta = lake.open(layer, table)
+        delta = lake.open(layer, table, self.pinned.get(f"{layer}.{table}"))
         if delta is None:
             return None
         self.versions[f"{layer}.{table}"] = delta.version()

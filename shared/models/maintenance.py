@@ -27,7 +27,11 @@ FEATURES = TelemetryFeatures()
 COLUMNS = ("device_id", "temperature_c", "vibration_mm_s", "pressure_kpa", "rpm")
 
 
-def train(lake: Lake, reads: Reads, maturity: dt.timedelta | None = None) -> TrainedModel:
+def labelled(
+    lake: Lake, reads: Reads, maturity: dt.timedelta | None = None
+) -> tuple[np.ndarray, np.ndarray, dt.timedelta]:
+    """The readings whose horizon is known (in event-time order): features, labels, and the
+    wait before the newest report that made them known."""
     labels = reads.query(
         lake,
         "silver",
@@ -58,6 +62,14 @@ def train(lake: Lake, reads: Reads, maturity: dt.timedelta | None = None) -> Tra
         after = bisect.bisect_right(times, row["t"])
         x.append([features[name] for name in FEATURES.numeric])
         y.append(1 if after < len(times) and times[after] <= row["t"] + horizon else 0)
-    boosted = fit(np.asarray(x, dtype=np.float32), np.asarray(y), FEATURES.numeric, NAME)
-    params = {"label": f"a reported failure within {HORIZON.total_seconds() / 3600:g} h"}
-    return classifier(NAME, boosted, FEATURES.numeric, params, x[-1] if x else [])
+    return np.asarray(x, dtype=np.float32), np.asarray(y), wait
+
+
+def train(lake: Lake, reads: Reads, maturity: dt.timedelta | None = None) -> TrainedModel:
+    x, y, wait = labelled(lake, reads, maturity)
+    boosted = fit(x, y, FEATURES.numeric, NAME)
+    params = {
+        "label": f"a reported failure within {HORIZON.total_seconds() / 3600:g} h",
+        "label_maturity_hours": f"{wait.total_seconds() / 3600:g}",
+    }
+    return classifier(NAME, boosted, FEATURES.numeric, params, x[-1] if len(x) else [])
