@@ -14,8 +14,17 @@ from functions import (
     pipelines,
     serving,
 )
+from functions import (
+    lifecycle as model_lifecycle,
+)
 from functions.access import PlatformApp
-from orchestrations import medallion, medallion_activities, model_scoring
+from orchestrations import (
+    lifecycle,
+    lifecycle_activities,
+    medallion,
+    medallion_activities,
+    model_scoring,
+)
 from orchestrations import models as model_training
 from shared.bootstrap import current_platform
 
@@ -31,9 +40,12 @@ app.register_functions(landing.bp)
 app.register_functions(pipelines.bp)
 app.register_functions(audit.bp)
 app.register_functions(models.bp)
+app.register_functions(model_lifecycle.bp)
 app.register_functions(alerts.bp)
 app.register_functions(serving.bp)
 app.register_functions(medallion.bp)
 app.register_functions(medallion_activities.bp)
 app.register_functions(model_training.bp)
 app.register_functions(model_scoring.bp)
+app.register_functions(lifecycle.bp)
+app.register_functions(lifecycle_activities.bp)

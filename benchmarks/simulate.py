@@ -11,6 +11,15 @@ times from N days ago to now, `--backfill-rate` events per simulated second (def
 86,000 a day), labels included where they are due before now, so that models can be trained
 at once. The function key comes from `--key`, `EVENTS_FUNCTION_KEY`, or
 the devhost's `keys.json` under the data dir.
+
+`--drift-at WHEN` injects drift, so that monitoring flags it, retraining starts and the gate
+decides: from event time WHEN on, payment amounts are multiplied by `--drift-amount-factor`
+(default 3; card testing's tiny probes stay tiny), telemetry temperatures raised by
+`--drift-temperature-c` (default 8) and vibrations multiplied by `--drift-vibration-factor`
+(default 1.5), enough to move those features' PSI well past 0.25. WHEN is an ISO 8601 time
+with its zone (2024-05-01T12:00:00Z, ...+02:00) or an offset from the run's first event:
+`+90s`, `+10m`, `+2h`, `+3d` (the first event is the moment posting starts, live; `--start`
+if given; N days ago with `--backfill-days`). Live, a line on stderr says when drift begins.
 """
 
 from __future__ import annotations
@@ -20,17 +29,93 @@ import datetime as dt
 import itertools
 import json
 import os
+import re
 import secrets
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from benchmarks.traffic import Traffic, simulated_clock, wall_clock
+from benchmarks.traffic import (
+    DRIFT_FACTORS,
+    DRIFT_TEMPERATURES_C,
+    Drift,
+    Traffic,
+    iso,
+    simulated_clock,
+    wall_clock,
+)
 
 BATCH = "application/cloudevents-batch+json"
+OFFSET = re.compile(r"\+(\d{1,7}(?:\.\d{1,6})?)([smhd])", re.ASCII)
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+LONGEST_OFFSET = dt.timedelta(days=366)
+DEFAULT_DRIFT = Drift()
+
+
+def _quoted(text: str) -> str:
+    """A user's argument in an error message, cut short."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+def _iso_time(text: str) -> dt.datetime:
+    # fromisoformat stops reading at a NUL character: an ISO time is printable ASCII.
+    try:
+        if text.isascii() and text.isprintable():
+            return dt.datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {_quoted(text)}")
+
+
+def start_time(text: str) -> dt.datetime:
+    """`--start`: an ISO 8601 time, UTC without a zone."""
+    moment = _iso_time(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def drift_time(text: str) -> dt.datetime | dt.timedelta:
+    """`--drift-at`: an ISO 8601 time with its zone, in UTC, or an offset from the run's first
+    event (`+10m`)."""
+    if text.startswith("+"):
+        match = OFFSET.fullmatch(text)
+        if match is None:
+            raise argparse.ArgumentTypeError(
+                f"an offset is + then a number and s, m, h or d (+10m), not {_quoted(text)}"
+            )
+        offset = dt.timedelta(seconds=float(match[1]) * UNIT_SECONDS[match[2]])
+        if offset > LONGEST_OFFSET:
+            raise argparse.ArgumentTypeError(f"an offset is at most {LONGEST_OFFSET.days} days")
+        return offset
+    moment = _iso_time(text)
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"give the time zone (Z, +02:00...) of {_quoted(text)}, or an offset such as +10m"
+        )
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"{_quoted(text)} is outside years 1 to 9999 in UTC"
+        ) from None
+
+
+def bounded(low: float, high: float) -> Callable[[str], float]:
+    """An argument type: a number from `low` to `high`."""
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {_quoted(text)}") from None
+        if not low <= value <= high:  # NaN fails it too
+            raise argparse.ArgumentTypeError(f"from {low:g} to {high:g}, not {_quoted(text)}")
+        return value
+
+    return number
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,7 +137,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-labels", action="store_true", help="leave out the simlabel ground truth"
     )
-    parser.add_argument("--start", help="ISO time of the first event (default: now, live)")
+    parser.add_argument(
+        "--start", type=start_time, help="ISO time of the first event (default: now, live)"
+    )
     parser.add_argument(
         "--label-delay-scale",
         type=float,
@@ -75,6 +162,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="R",
         help="events per simulated second of history (default 1)",
     )
+    parser.add_argument(
+        "--drift-at",
+        type=drift_time,
+        metavar="WHEN",
+        help="shift amounts and telemetry from WHEN on: an ISO 8601 time with its zone, or "
+        "+N s, m, h or d after the first event (+10m)",
+    )
+    factors = bounded(*DRIFT_FACTORS)
+    parser.add_argument(
+        "--drift-amount-factor",
+        type=factors,
+        metavar="X",
+        help="multiplies payment amounts after --drift-at "
+        f"(default {DEFAULT_DRIFT.amount_factor:g}, {DRIFT_FACTORS[0]:g} to {DRIFT_FACTORS[1]:g})",
+    )
+    parser.add_argument(
+        "--drift-temperature-c",
+        type=bounded(*DRIFT_TEMPERATURES_C),
+        metavar="C",
+        help="added to temperatures, in degrees Celsius, after --drift-at "
+        f"(default {DEFAULT_DRIFT.temperature_c:g}, "
+        f"{DRIFT_TEMPERATURES_C[0]:g} to {DRIFT_TEMPERATURES_C[1]:g})",
+    )
+    parser.add_argument(
+        "--drift-vibration-factor",
+        type=factors,
+        metavar="X",
+        help="multiplies vibrations after --drift-at "
+        f"(default {DEFAULT_DRIFT.vibration_factor:g}, same range as the amount factor)",
+    )
     parser.add_argument("--print", type=int, metavar="N", help="print N events, post nothing")
     parser.add_argument(
         "--wait",
@@ -93,6 +210,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error("--backfill-days is above 0 and at most 366, --backfill-rate 0 to 1000")
         if args.start:
             parser.error("--backfill-days starts N days ago: leave out --start")
+    tuning = {
+        "amount_factor": args.drift_amount_factor,
+        "temperature_c": args.drift_temperature_c,
+        "vibration_factor": args.drift_vibration_factor,
+    }
+    tuning = {name: value for name, value in tuning.items() if value is not None}
+    if tuning and args.drift_at is None:
+        parser.error("the --drift-... options tune the drift of --drift-at: give it too")
+    args.drift = Drift(**tuning)
+    if args.start and isinstance(args.drift_at, dt.timedelta):
+        try:
+            args.drift_at = args.start + args.drift_at
+        except OverflowError:
+            parser.error("--start plus the --drift-at offset is past the year 9999")
     if args.seed is None:
         args.seed = secrets.randbelow(2**31)
     return args
@@ -155,32 +286,49 @@ def progress(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     progress(f"seed {args.seed} (--seed {args.seed} sends the same events again)")
+    if args.print is None and args.wait and not wait_for_host(args.url, args.wait):
+        progress(f"the host did not become healthy within {args.wait:g} s")
+        return 1
+    now = dt.datetime.now(dt.UTC)
+    clock: Iterator[dt.datetime]
+    if args.backfill_days is not None:
+        start = now - dt.timedelta(days=args.backfill_days)
+        clock = itertools.takewhile(
+            lambda moment: moment < now, simulated_clock(start, args.backfill_rate)
+        )
+    elif args.start:
+        start, clock = args.start, simulated_clock(args.start, args.rate)
+    else:
+        start, clock = now, wall_clock()
+    drift_at = start + args.drift_at if isinstance(args.drift_at, dt.timedelta) else args.drift_at
     traffic = Traffic(
         args.seed,
         fraud_rate=args.fraud_rate,
         labels=not args.no_labels,
         label_delay_scale=args.label_delay_scale,
+        drift_at=drift_at,
+        drift=args.drift,
     )
-    if args.backfill_days is not None:
-        return backfill(args, traffic)
-    if args.start:
-        start = dt.datetime.fromisoformat(args.start.replace("Z", "+00:00"))
-        clock = simulated_clock(start if start.tzinfo else start.replace(tzinfo=dt.UTC), args.rate)
-    else:
-        clock = wall_clock()
+    if drift_at is not None:
+        progress(f"drift from {iso(drift_at)} on: {args.drift}")
     events = traffic.events(clock)
     if args.print is not None:
         for event in itertools.islice(events, args.print):
             print(json.dumps(event))
         return 0
-    if args.wait and not wait_for_host(args.url, args.wait):
-        progress(f"the host did not become healthy within {args.wait:g} s")
-        return 1
+    if args.backfill_days is not None:
+        return backfill(args, traffic, events)
+    return post_live(args, traffic, events)
+
+
+def post_live(args: argparse.Namespace, traffic: Traffic, events: Iterator[dict[str, Any]]) -> int:
+    """Post at `--rate` until `--duration` ends or the user stops it."""
     progress(f"posting {args.rate:g} events/s to {args.url}")
     poster = Poster(args.url, function_key(args))
     began = time.monotonic()
     due = 0.0
     last_report = began
+    drift_told = False
     # Each tick sends what the rate owes since the last one, so a slow request is caught up.
     interval = max(0.05, min(1.0, args.batch / args.rate))
     while args.duration is None or time.monotonic() - began < args.duration:
@@ -191,6 +339,12 @@ def run(args: argparse.Namespace) -> int:
             size = min(count, args.batch)
             poster.post(list(itertools.islice(events, size)))
             count -= size
+        if traffic.drift_began is not None and not drift_told:
+            drift_told = True
+            progress(
+                f"drift began at {iso(traffic.drift_began)}: {args.drift}; monitoring should "
+                "flag it, then retraining start"
+            )
         now = time.monotonic()
         if now - last_report >= 5:
             last_report = now
@@ -203,21 +357,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if poster.failed_requests == 0 else 1
 
 
-def backfill(args: argparse.Namespace, traffic: Traffic) -> int:
+def backfill(args: argparse.Namespace, traffic: Traffic, history: Iterator[dict[str, Any]]) -> int:
     """Post the history from `--backfill-days` ago to now, as fast as the host takes it."""
-    now = dt.datetime.now(dt.UTC)
-    start = now - dt.timedelta(days=args.backfill_days)
-    ticks = itertools.takewhile(
-        lambda moment: moment < now, simulated_clock(start, args.backfill_rate)
-    )
-    history = traffic.events(ticks)
-    if args.print is not None:
-        for event in itertools.islice(history, args.print):
-            print(json.dumps(event))
-        return 0
-    if args.wait and not wait_for_host(args.url, args.wait):
-        progress(f"the host did not become healthy within {args.wait:g} s")
-        return 1
     expected = int(args.backfill_days * 86_400 * args.backfill_rate)
     progress(f"posting about {expected:,} events of {args.backfill_days:g} days to {args.url}")
     poster = Poster(args.url, function_key(args))

@@ -23,6 +23,13 @@ Unless `labels=False`, every event also carries the `simlabel` extension attribu
 truth, e.g. `card_testing` or `degrading`; `label` on the label events), which bronze keeps in
 its `extensions` column: tests may check models with it, training never reads it.
 Deterministic for a seed.
+
+Drift on demand: from event time `drift_at` on, the traffic shifts as `Drift` says: payment
+amounts times `amount_factor` (all but card testing's probes, which stay tiny: that is their
+point), telemetry temperatures plus `temperature_c` and vibrations times `vibration_factor`.
+The shift is applied to each event as it goes out and draws nothing from the seeded stream, so
+the events before `drift_at` are those of the same seed without drift, and those after differ
+only in the shifted values; the fraud and failure patterns, and their labels, carry on.
 """
 
 from __future__ import annotations
@@ -50,6 +57,10 @@ CHARGEBACK_SHARE = 0.85  # of fraudulent payments, disputed by their card holder
 DISPUTE_SHARE = 0.002  # of legitimate payments, disputed all the same
 _TRUTH = "_truth"  # the ground truth of an event, kept aside until it is stamped
 _FAILED = "_failed"  # on the first reading of a failed device: the component that failed
+# A drift's sane limits: its factors, and its temperature shift in degrees Celsius (far from
+# the contracts' bounds however far a degrading machine heats up).
+DRIFT_FACTORS = (0.1, 100.0)
+DRIFT_TEMPERATURES_C = (-50.0, 50.0)
 
 
 def iso(moment: dt.datetime) -> str:
@@ -65,6 +76,31 @@ def luhn_complete(prefix: str) -> str:
             value = value * 2 - 9 if value > 4 else value * 2
         total += value
     return prefix + str((10 - total % 10) % 10)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How the traffic shifts from its drift time on. The defaults put the population stability
+    index of the amount and telemetry features well past monitoring's 0.25 (act)."""
+
+    amount_factor: float = 3.0
+    temperature_c: float = 8.0
+    vibration_factor: float = 1.5
+
+    def __post_init__(self) -> None:
+        low, high = DRIFT_FACTORS
+        for name in ("amount_factor", "vibration_factor"):
+            if not low <= getattr(self, name) <= high:  # NaN fails it too
+                raise ValueError(f"Drift: {name} is from {low:g} to {high:g}")
+        low, high = DRIFT_TEMPERATURES_C
+        if not low <= self.temperature_c <= high:
+            raise ValueError(f"Drift: temperature_c is from {low:g} to {high:g}")
+
+    def __str__(self) -> str:
+        return (
+            f"payment amounts x{self.amount_factor:g}, temperature {self.temperature_c:+g} C, "
+            f"vibration x{self.vibration_factor:g}"
+        )
 
 
 @dataclass
@@ -111,13 +147,20 @@ class Traffic:
         mix: tuple[float, float, float] = (0.5, 0.3, 0.2),
         labels: bool = True,
         label_delay_scale: float = 1.0,
+        drift_at: dt.datetime | None = None,
+        drift: Drift | None = None,
     ) -> None:
+        if drift_at is not None and drift_at.utcoffset() is None:
+            raise ValueError("Traffic: drift_at needs its time zone")
         self.rng = random.Random(seed)
         rng = self.rng
         self.fraud_rate = fraud_rate
         self.mix = mix
         self.labels = labels
         self.label_delay_scale = label_delay_scale
+        self.drift_at = drift_at
+        self.drift = drift or Drift()
+        self.drift_began: dt.datetime | None = None  # the time of the first shifted event
         # Label events not yet due: (due time, order, event).
         self._due: list[tuple[dt.datetime, int, dict[str, Any]]] = []
         self._order = itertools.count()
@@ -167,6 +210,8 @@ class Traffic:
                 if not self._pending:
                     self._refill()
                 event = self._pending.popleft()
+                if self.drift_at is not None and moment >= self.drift_at:
+                    self._shift(event, moment)
                 self._follow_up(event, moment)
             event["time"] = iso(moment)
             yield event
@@ -174,6 +219,17 @@ class Traffic:
     def labels_pending(self) -> int:
         """Label events scheduled and not yet out."""
         return len(self._due)
+
+    def _shift(self, event: dict[str, Any], moment: dt.datetime) -> None:
+        """Apply the drift to an event: no random draw, so the stream stays that of the seed."""
+        if self.drift_began is None:
+            self.drift_began = moment
+        data, drift = event["data"], self.drift
+        if event["type"] == "payment.transaction" and event[_TRUTH] != "card_testing":
+            data["amount"] = round(data["amount"] * drift.amount_factor, 2)
+        elif event["type"] == "iot.telemetry":
+            data["temperature_c"] = round(data["temperature_c"] + drift.temperature_c, 2)
+            data["vibration_mm_s"] = round(data["vibration_mm_s"] * drift.vibration_factor, 3)
 
     def _follow_up(self, event: dict[str, Any], moment: dt.datetime) -> None:
         """Schedule the label events an event will bring: its chargeback, its failure report."""

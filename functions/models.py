@@ -11,8 +11,9 @@
   404 for a model that is not scored in batch; 400 for a body that cannot be used.
 - `GET /api/models` (`Platform.Reader`): the registered models, with aliases and their latest
   version.
-- `GET /api/models/{name}` (`Platform.Reader`): the model and its versions, newest first
-  (metrics, parameters, signature, input example, training data versions).
+- `GET /api/models/{name}` (`Platform.Reader`): the model, its lifecycle (stage, traffic split
+  by version, the orchestration driving it, the latest decisions) and its versions, newest
+  first (metrics, parameters, signature, input example, training data versions, validation).
 - `GET /api/models/{name}/versions/{version}/onnx` (`Platform.Reader`): the ONNX file, for
   edge devices; 404 for a version or file that does not exist.
 """
@@ -32,6 +33,7 @@ from shared.identity.roles import Role
 from shared.models.artifacts import ArtifactNotFound
 from shared.models.batch_scoring import SCORABLE
 from shared.models.registry import ModelNotFound, ModelVersionNotFound, RegistryUnavailable
+from shared.models.rollout import LIFECYCLE_CONTAINER, decisions, lifecycle_summary
 from shared.models.service import (
     BadModelRequest,
     known_model,
@@ -122,11 +124,17 @@ def get_model(req: func.HttpRequest) -> func.HttpResponse:
     try:
         model = registry.get_model(name)
         versions = [version_summary(v) for v in registry.list_versions(name)]
+        lifecycle = {
+            **lifecycle_summary(model),
+            "decisions": decisions(
+                current_platform().documents.container(LIFECYCLE_CONTAINER), name, 10
+            ),
+        }
     except ModelNotFound:
         return _json({"error": f"{name} has no version yet: POST /api/models/{name}/train"}, 404)
     except (DocumentStoreError, RegistryUnavailable) as error:
         return _unavailable(error)
-    return _json({**model_summary(model), "versions": versions})
+    return _json({**model_summary(model), "lifecycle": lifecycle, "versions": versions})
 
 
 @bp.route(route="models/{name}/versions/{version}/onnx", methods=["GET"])

@@ -9,7 +9,10 @@ registers a model version; the orchestrator retries it when the failure is trans
   model in progress, so that a second request gets 409 with its id.
 - A timer (`train_models`), hourly, trains each model that has no champion yet
   (one with too little data logs what to post or run first: this is how `make run` trains
-  its models once labelled data has come), and retrains the others daily at 04:00 UTC.
+  its models once labelled data has come). Daily at 04:00 UTC, a model with a champion is
+  retrained through the lifecycle (`orchestrations/lifecycle.py`: gate, approval, canary) when
+  the lifecycle gates it, and trained as a new version otherwise (recommendations, whose
+  versions are not promoted yet: see the README).
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from orchestrations.lifecycle_start import policy_of, start_retraining
 from orchestrations.medallion import RETRY
 from orchestrations.medallion_runs import active_instance
 from shared.bootstrap import current_platform
+from shared.models.alerts import ALERTING
 from shared.models.datasets import MissingData
+from shared.models.deployment import CHAMPION
 from shared.models.registry import ModelNotFound, Registry, RegistryError
-from shared.models.training import CHAMPION, TRAINERS, TrainingRequest, UnknownModel
+from shared.models.training import TRAINERS, TrainingRequest, UnknownModel
 
 TRAIN_MODEL = "train_model"
 TRAIN_ACTIVITY = "model_train"
@@ -105,9 +111,15 @@ async def due_trainings(
     moment = now.strftime("%Y%m%dT%H%M%S")
     started = []
     for name in TRAINERS:
-        if _has_champion(registry, name) and now.hour != RETRAIN_HOUR:
+        champion = _has_champion(registry, name)
+        if champion and now.hour != RETRAIN_HOUR:
             continue
-        if await active_training(client, name) is None:
+        if champion and name in ALERTING:
+            policy = policy_of(current_platform().settings.lifecycle)
+            instance, new = await start_retraining(client, name, "schedule", now, policy)
+            if new:
+                started.append((name, instance))
+        elif await active_training(client, name) is None:
             started.append((name, await start_training(client, name, moment, trigger="timer")))
     return started
 

@@ -47,6 +47,7 @@ from shared.models.registry import MODELS_CONTAINER, ModelRegistry, Registry
 from shared.models.remote_scoring import SparkScoring, spark_scoring
 from shared.models.service import Models
 from shared.models.serving import Serving
+from shared.models.serving_stats import SERVING_STATS, ServingStats
 from shared.models.stream import StreamScorer
 from shared.models.training import ModelTraining
 from shared.pipeline.lake import Lake
@@ -90,6 +91,7 @@ class Platform:
     lazy_serving: Lazy[Serving]
     lazy_batch_scoring: Lazy[BatchScoring]
     lazy_remote_scoring: Lazy[SparkScoring | None]
+    lazy_stats: Lazy[ServingStats]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
     health: RecentHealth = field(default_factory=RecentHealth)  # what /api/health serves
@@ -136,6 +138,11 @@ class Platform:
         return self.lazy_remote_scoring.get()
 
     @property
+    def serving_stats(self) -> ServingStats:
+        """What each served version did, minute by minute (for a canary's checks)."""
+        return self.lazy_stats.get()
+
+    @property
     def audit(self) -> DocumentAuditTrail:
         """The audit trail, on the document store (opened on first use)."""
         return self.lazy_audit.get()
@@ -174,7 +181,12 @@ def bootstrap(
     alerts = Lazy(lambda: _alerts(settings, documents.get(), events))
     champions = Lazy(lambda: ChampionCache(models.get(), refresh_s=settings.model_refresh_s))
     features = Lazy(lambda: OnlineFeatures(documents.get().container(FEATURES_CONTAINER)))
-    scorer = Lazy(lambda: StreamScorer(features.get(), champions.get(), alerts=alerts.get()))
+    stats = Lazy(lambda: ServingStats(documents.get().container(SERVING_STATS)))
+    scorer = Lazy(
+        lambda: StreamScorer(
+            features.get(), champions.get(), alerts=alerts.get(), stats=stats.get()
+        )
+    )
     events = build_event_services(settings, access, pseudonymizer, environ, scorer=scorer.get)
     pipeline = Lazy(lambda: build_pipeline(settings, access, documents.get()))
     reaper = Lazy(lambda: _reaper(pipeline.get()))
@@ -190,7 +202,8 @@ def bootstrap(
         lazy_audit=Lazy(lambda: _audit(settings, documents.get())),
         lazy_models=models,
         lazy_alerts=alerts,
-        lazy_serving=Lazy(lambda: Serving(features.get(), champions.get())),
+        lazy_serving=Lazy(lambda: Serving(features.get(), champions.get(), stats.get())),
+        lazy_stats=stats,
         lazy_batch_scoring=batch_scoring,
         lazy_remote_scoring=Lazy(
             lambda: spark_scoring(batch_scoring.get(), pipeline.get().engine, settings.batch)

@@ -135,6 +135,19 @@ class BatchSettings:
 
 
 @dataclass(frozen=True)
+class LifecycleSettings:
+    """The model lifecycle's policy (`orchestrations/lifecycle.py`): how long an approval is
+    waited for and what a timeout does, a canary step's wait and the rows it needs, and the
+    gate's latency budget."""
+
+    approval_timeout_s: float = 86400.0  # MODEL_APPROVAL_TIMEOUT_S
+    on_approval_timeout: str = "escalate"  # MODEL_APPROVAL_ON_TIMEOUT: promote or escalate
+    canary_step_s: float = 900.0  # MODEL_CANARY_STEP_S
+    canary_min_rows: int = 200  # MODEL_CANARY_MIN_ROWS
+    latency_budget_ms: float = 10.0  # MODEL_LATENCY_BUDGET_MS: p99 of one record, at the gate
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the platform reads from its environment.
 
@@ -159,6 +172,7 @@ class Settings:
     # The MLflow that is the model registry (MLFLOW_TRACKING_URI: an MLflow server, Databricks
     # or Azure ML); None: the registry on the document store, model files beside the lake.
     mlflow_tracking_uri: str | None = None
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     pseudonym_key: str = field(default=DEVELOPMENT_PSEUDONYM_KEY, repr=False)
 
 
@@ -391,6 +405,25 @@ def _model_refresh(source: Mapping[str, str]) -> float:
     return value
 
 
+def _lifecycle(source: Mapping[str, str]) -> LifecycleSettings:
+    def within(name: str, default: str, low: float, high: float, kind: type = float) -> float:
+        expected = "a whole number" if kind is int else "a number"
+        value: float = _parsed(source, name, default, kind, expected)
+        if not low <= value <= high:  # NaN is outside every range
+            raise SettingsError(name, f"must be from {low:g} to {high:g}, not {value}")
+        return value
+
+    return LifecycleSettings(
+        approval_timeout_s=within("MODEL_APPROVAL_TIMEOUT_S", "86400", 1, 30 * 86400),
+        on_approval_timeout=_choice(
+            source, "MODEL_APPROVAL_ON_TIMEOUT", "escalate", ("promote", "escalate")
+        ),
+        canary_step_s=within("MODEL_CANARY_STEP_S", "900", 1, 86400),
+        canary_min_rows=int(within("MODEL_CANARY_MIN_ROWS", "200", 1, 10**7, int)),
+        latency_budget_ms=within("MODEL_LATENCY_BUDGET_MS", "10", 0.01, 60_000),
+    )
+
+
 MLFLOW_FORMS = (
     "an MLflow server's http(s)://host[:port][/path], databricks (or databricks://<profile>), "
     "or Azure ML's azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/..."
@@ -520,6 +553,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         audit_checkpoints_url=_audit_checkpoints(source),
         model_refresh_s=_model_refresh(source),
         mlflow_tracking_uri=_mlflow_tracking_uri(source),
+        lifecycle=_lifecycle(source),
     )
     _refuse_embedded_in_prod(source, settings)
     return settings

@@ -28,6 +28,7 @@ from shared.openapi_common import error as _error
 from shared.openapi_common import json_answer as _json
 from shared.openapi_common import not_found as _not_found
 from shared.openapi_common import ref as _ref
+from shared.openapi_lifecycle import LIFECYCLE_ANSWERS, lifecycle_paths
 from shared.openapi_models import MODEL_ANSWERS, model_paths
 
 # An extension attribute's name: 1 to 20 lower-case letters or digits, and none of the
@@ -51,6 +52,10 @@ PERMISSIONS: dict[str, tuple[Role, bool]] = {
     "list_models": (Role.READER, False),
     "get_model": (Role.READER, False),
     "get_model_onnx": (Role.READER, False),
+    "retrain_model": (Role.OPERATOR, True),
+    "approve_model": (Role.OPERATOR, True),
+    "get_model_monitoring": (Role.READER, False),
+    "run_model_monitoring": (Role.OPERATOR, True),
     "list_alerts": (Role.ANALYST, False),
     "score": (Role.ANALYST, False),
     "recommend": (Role.ANALYST, False),
@@ -435,6 +440,7 @@ def openapi_document() -> dict[str, Any]:
         **_pipeline_paths(),
         **_audit_paths(),
         **model_paths(),
+        **lifecycle_paths(),
     }
     for operations in paths.values():
         for operation in operations.values():
@@ -452,7 +458,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": {**event_schemas, **_ANSWERS, **MODEL_ANSWERS},
+            "schemas": {**event_schemas, **_ANSWERS, **MODEL_ANSWERS, **LIFECYCLE_ANSWERS},
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},

@@ -55,6 +55,7 @@ MODEL_ANSWERS: dict[str, Any] = {
             "training_data": {"type": "object", "additionalProperties": {"type": "integer"}},
             "code_version": {"type": "string"},
             "validation_status": {"type": "string"},
+            "validation_reasons": {"type": "array", "items": {"type": "string"}},
         },
     },
     "ModelDetail": {
@@ -63,7 +64,10 @@ MODEL_ANSWERS: dict[str, Any] = {
             {
                 "type": "object",
                 "required": ["versions"],
-                "properties": {"versions": {"type": "array", "items": ref("ModelVersion")}},
+                "properties": {
+                    "lifecycle": ref("Lifecycle"),
+                    "versions": {"type": "array", "items": ref("ModelVersion")},
+                },
             },
         ]
     },

@@ -36,9 +36,9 @@ from shared.features.base import FeatureSet
 from shared.models import fraud, maintenance
 from shared.models.champions import Champion, load_version
 from shared.models.datasets import MissingData
+from shared.models.deployment import CHAMPION
 from shared.models.registry import AliasNotFound, ModelNotFound
 from shared.models.service import SOURCE, Models
-from shared.models.training import CHAMPION
 from shared.pipeline.lake import Lake, table_name
 
 CHUNK_ROWS = 8192

@@ -1,11 +1,13 @@
-"""The models that serve: each model's `champion` version, loaded once per process as an
-onnxruntime session and swapped when the alias moves, without making callers wait.
+"""The models that serve: each model's `champion` version, and during a canary rollout its
+`challenger` (`shared.models.deployment`), loaded once per process as onnxruntime sessions and
+swapped when the registry changes, without making callers wait.
 
-`ChampionCache.get(name)` answers at once with the loaded champion (None before the first
-load). At most every `refresh_s` (`MODEL_REFRESH_S`) it looks at the alias again, on a
-background thread; a new version is loaded there, and the swap happens when it is ready. A
-load that fails is logged and tried again at the next refresh; the version that served goes
-on serving.
+`ChampionCache.deployment(name)` answers at once with the loaded versions and the challenger's
+share (None before the first load); `get(name)` with the champion alone. At most every
+`refresh_s` (`MODEL_REFRESH_S`) the cache reads the registered model again, on a background
+thread; a new version is loaded there, and the swap happens when it is ready. A load that fails
+is logged and tried again at the next refresh: a champion that fails leaves the last one
+serving, a challenger that fails leaves the champion serving everyone.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from shared.models.deployment import Deployment, Traffic
 from shared.models.onnx_export import probabilities, session
-from shared.models.registry import AliasNotFound, ModelNotFound, Registry
+from shared.models.registry import ModelNotFound, Registry
 from shared.models.service import Models
-from shared.models.training import CARD_FILE, CHAMPION, ONNX_FILE
+from shared.models.training import CARD_FILE, ONNX_FILE
 
 REFRESH_S = 30.0  # the default of MODEL_REFRESH_S
 log = logging.getLogger(__name__)
@@ -64,7 +67,7 @@ class Champion:
 
 @dataclass
 class _Slot:
-    champion: Champion | None = None
+    deployment: Deployment[Champion] | None = None
     checked_at: float = -1e18
     loading: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -87,10 +90,15 @@ class ChampionCache:
         self._lock = threading.Lock()
 
     def get(self, name: str, wait_s: float = 0.0) -> Champion | None:
-        """The champion of `name` as loaded now (None before any is). With `wait_s`, a caller
-        that finds none waits that long at most for a look at the registry in progress (HTTP
-        serving and the ingest path wait for a process's first load; once a champion is
-        loaded, or the registry has none, nobody waits)."""
+        """The champion of `name` as loaded now (None before any is); see `deployment`."""
+        deployment = self.deployment(name, wait_s)
+        return None if deployment is None else deployment.champion
+
+    def deployment(self, name: str, wait_s: float = 0.0) -> Deployment[Champion] | None:
+        """The versions of `name` that serve, as loaded now (None before a champion is). With
+        `wait_s`, a caller that finds none waits that long at most for a look at the registry
+        in progress (HTTP serving and the ingest path wait for a process's first load; once a
+        champion is loaded, or the registry has none, nobody waits)."""
         with self._lock:
             slot = self._slots.setdefault(name, _Slot())
         refresh = False
@@ -103,19 +111,29 @@ class ChampionCache:
                 threading.Thread(target=self._refresh, args=(name, slot), daemon=True).start()
             else:
                 self._refresh(name, slot)
-        if slot.champion is None and wait_s > 0:
+        if slot.deployment is None and wait_s > 0:
             slot.looked.wait(wait_s)
-        return slot.champion
+        return slot.deployment
 
     def _refresh(self, name: str, slot: _Slot) -> None:
         try:
-            version = _champion_version(self._models.registry, name)
-            current = slot.champion
-            if version is None:
-                slot.champion = None
-            elif current is None or current.version != version:
-                slot.champion = self._load(name, version)
-                log.info("model %s: champion version %d loaded", name, version)
+            traffic = _traffic(self._models.registry, name)
+            if traffic.champion is None:
+                slot.deployment = None
+                return
+            current = slot.deployment
+            loaded = {} if current is None else _versions(current)
+            champion = loaded.get(traffic.champion)
+            if champion is None:
+                champion = self._load(name, traffic.champion)
+                log.info("model %s: champion version %d loaded", name, traffic.champion)
+            challenger = None
+            if traffic.challenger is not None:
+                challenger = loaded.get(traffic.challenger)
+                if challenger is None:
+                    challenger = self._challenger(name, traffic.challenger)
+            percent = traffic.percent if challenger is not None else 0
+            slot.deployment = Deployment(name, champion, challenger, percent)
         except Exception as error:  # the last champion goes on serving; tried again later
             log.warning("model %s: the champion could not be loaded: %s", name, error)
         finally:
@@ -125,6 +143,15 @@ class ChampionCache:
 
     def _load(self, name: str, version: int) -> Champion:
         return load_version(self._models, name, version, native=True)
+
+    def _challenger(self, name: str, version: int) -> Champion | None:
+        try:
+            challenger = self._load(name, version)
+        except Exception as error:  # the champion serves everyone; tried again later
+            log.warning("model %s: challenger %d could not be loaded: %s", name, version, error)
+            return None
+        log.info("model %s: challenger version %d loaded", name, version)
+        return challenger
 
 
 def load_version(models: Models, name: str, version: int, *, native: bool = False) -> Champion:
@@ -143,8 +170,15 @@ def load_version(models: Models, name: str, version: int, *, native: bool = Fals
     return Champion(name, version, session(graph), card, booster)
 
 
-def _champion_version(registry: Registry, name: str) -> int | None:
+def _traffic(registry: Registry, name: str) -> Traffic:
     try:
-        return registry.get_version_by_alias(name, CHAMPION).version
-    except (AliasNotFound, ModelNotFound):
-        return None
+        return Traffic.of(registry.get_model(name))
+    except ModelNotFound:
+        return Traffic(None)
+
+
+def _versions(deployment: Deployment[Champion]) -> dict[int, Champion]:
+    loaded = {deployment.champion.version: deployment.champion}
+    if deployment.challenger is not None:
+        loaded[deployment.challenger.version] = deployment.challenger
+    return loaded

@@ -13,6 +13,7 @@ from shared.models.registry import ModelVersion, RegisteredModel, Registry
 from shared.models.training import MATURITY_LIMITS_H, ONNX_FILE, TRAINERS, ModelTraining
 
 MAX_BODY_BYTES = 4096
+COMMENT_LIMIT = 500
 _VERSION = re.compile(r"[1-9][0-9]{0,8}")
 SOURCE = re.compile(r"(silver|gold)\.([a-z][a-z0-9_]{0,62})")  # a table batch scoring reads
 
@@ -83,6 +84,7 @@ def version_summary(version: ModelVersion) -> dict[str, Any]:
         "training_data": dict(version.training_data),
         "code_version": version.code_version,
         "validation_status": version.validation_status,
+        "validation_reasons": list(version.validation_reasons),
     }
 
 
@@ -105,6 +107,22 @@ def parse_batch_scoring(body: bytes) -> dict[str, Any]:
             raise BadModelRequest("source is <silver|gold>.<table>, in lower case")
         found["source"] = source
     return found
+
+
+def parse_approval(body: bytes) -> dict[str, str]:
+    """An approval: `{"decision": "approve" | "reject", "comment": "..."}` (the comment
+    optional, at most `COMMENT_LIMIT` characters; it is scrubbed before it is stored)."""
+    options = _json_object(body)
+    unknown = sorted(set(options) - {"decision", "comment"})
+    if unknown:
+        raise BadModelRequest(f"unknown field {unknown[0][:64]!r}: only decision and comment")
+    decision = options.get("decision")
+    if decision not in ("approve", "reject"):
+        raise BadModelRequest("decision is approve or reject")
+    comment = options.get("comment", "")
+    if not isinstance(comment, str) or len(comment) > COMMENT_LIMIT:
+        raise BadModelRequest(f"comment is text of at most {COMMENT_LIMIT} characters")
+    return {"decision": str(decision), "comment": comment}
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -16,6 +16,7 @@ recommendations from a user's recent items.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import msgspec
@@ -28,8 +29,10 @@ from shared.features.online import OnlineFeatures
 from shared.features.sets import BY_EVENT_TYPE
 from shared.models.alerts import TOP_FEATURES
 from shared.models.champions import Champion, ChampionCache
+from shared.models.deployment import Deployment
 from shared.models.onnx_export import scores
 from shared.models.recommendations import history_weights
+from shared.models.serving_stats import ServingStats
 
 MAX_RECORDS = 100
 FIRST_LOAD_WAIT_S = 10.0  # a request finding no champion loaded waits this long for one
@@ -49,9 +52,15 @@ class NoChampion(LookupError):
 
 
 class Serving:
-    def __init__(self, features: OnlineFeatures, champions: ChampionCache) -> None:
+    def __init__(
+        self,
+        features: OnlineFeatures,
+        champions: ChampionCache,
+        stats: ServingStats | None = None,
+    ) -> None:
         self.features = features
         self.champions = champions
+        self.stats = stats
         self._decoders = {
             contract.event_type: msgspec.json.Decoder(contract.data) for contract in CONTRACTS
         }
@@ -64,25 +73,39 @@ class Serving:
         if problems:
             at = min(problems)
             raise BadScoreRequest(f"record {at}: {problems[at]}")
-        champion = self._champion(model)
+        deployment = self._deployment(model)
         feature_set = BY_EVENT_TYPE[contract.event_type]
-        rows, matrix = [], []
+        rows = []
         for data, moment in decoded:
             row = {name: getattr(data, name) for name in data.__struct_fields__}
             row["t"] = epoch_seconds(moment)
-            state = self.features.state(feature_set, str(row[feature_set.entity]))
-            found = feature_set.features(state, row)
             rows.append(row)
-            matrix.append([found[name] for name in champion.features])
-        features = np.asarray(matrix, dtype=np.float32)
-        probabilities = champion.probabilities(features)
-        contributions = champion.contributions(features)
-        return [
-            _answer(
-                champion, float(p), features[i], None if contributions is None else contributions[i]
-            )
-            for i, p in enumerate(probabilities)
-        ]
+        assigned = [deployment.pick(str(row[feature_set.entity])) for row in rows]
+        answers: list[dict[str, Any]] = [{} for _ in rows]
+        for version in {id(m): m for m in assigned}.values():
+            indices = [i for i, m in enumerate(assigned) if m is version]
+            matrix = []
+            for i in indices:
+                state = self.features.state(feature_set, str(rows[i][feature_set.entity]))
+                found = feature_set.features(state, rows[i])
+                matrix.append([found[name] for name in version.features])
+            features = np.asarray(matrix, dtype=np.float32)
+            started = time.perf_counter()
+            probabilities = version.probabilities(features)
+            elapsed = time.perf_counter() - started
+            if self.stats is not None:
+                self.stats.record(
+                    version.name,
+                    version.version,
+                    rows=len(indices),
+                    elapsed_s=elapsed,
+                    scores=probabilities,
+                )
+            contributions = version.contributions(features)
+            for j, i in enumerate(indices):
+                explained = None if contributions is None else contributions[j]
+                answers[i] = _answer(version, float(probabilities[j]), features[j], explained)
+        return answers
 
     def recommend(self, user_id: str, k: int) -> dict[str, Any]:
         champion = self._champion(RECOMMENDATIONS)
@@ -110,13 +133,16 @@ class Serving:
         return {"user_id": user_id, "items": chosen, "source": source, "version": champion.version}
 
     def _champion(self, model: str) -> Champion:
-        champion = self.champions.get(model, wait_s=FIRST_LOAD_WAIT_S)
-        if champion is None:
+        return self._deployment(model).champion
+
+    def _deployment(self, model: str) -> Deployment[Champion]:
+        deployment = self.champions.deployment(model, wait_s=FIRST_LOAD_WAIT_S)
+        if deployment is None:
             raise NoChampion(
                 f"{model} has no champion yet: train it (POST /api/models/{model}/train), "
                 "or wait a moment for the one just trained to load"
             )
-        return champion
+        return deployment
 
     def _decode(
         self, contract: Contract, record: Any, at: int, now: dt.datetime

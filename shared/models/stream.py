@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from shared.features.sets import BY_EVENT_TYPE
 from shared.lakehouse.bronze_rows import unscored
 from shared.models.alerts import TOP_FEATURES, AlertBook, AlertCandidate
 from shared.models.champions import Champion, ChampionCache
+from shared.models.serving_stats import ServingStats
 
 log = logging.getLogger(__name__)
 NO_MODEL = "no_model"
@@ -57,8 +59,12 @@ class ScoredGroup:
 
 
 class StreamScorer:
-    """`alerts` (None: none are raised) takes the rows over their champion's threshold, once
-    the rows landed and before the feature states are written (see `shared.models.alerts`)."""
+    """Each row is scored by the version that serves its entity (the champion, or during a
+    canary the challenger for its share of entities: `shared.models.deployment`), which bronze
+    records beside the score. `alerts` (None: none are raised) takes the rows over their
+    version's threshold, once the rows landed and before the feature states are written (see
+    `shared.models.alerts`). `stats` (None: not kept) gets each version's figures, for the
+    canary's checks."""
 
     def __init__(
         self,
@@ -67,11 +73,13 @@ class StreamScorer:
         feature_sets: dict[str, FeatureSet[Any]] | None = None,
         alerts: AlertBook | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        stats: ServingStats | None = None,
     ) -> None:
         self.features = features
         self.champions = champions
         self.feature_sets = BY_EVENT_TYPE if feature_sets is None else feature_sets
         self.alerts = alerts
+        self.stats = stats
         self._clock = clock
         # TreeSHAP of the alerting rows runs here while the batch lands (LightGBM releases the
         # GIL), and is waited for when the alerts are raised, after landing.
@@ -105,29 +113,32 @@ class StreamScorer:
         commit = _committer(self.features, batch)
         if contract.scored_by is None:
             return ScoredGroup(None, batch.features, None, commit, [None] * count)
-        champion = self.champions.get(contract.scored_by, wait_s=FIRST_LOAD_WAIT_S)
-        if champion is None:
+        deployment = self.champions.deployment(contract.scored_by, wait_s=FIRST_LOAD_WAIT_S)
+        if deployment is None:
             columns = unscored(count, NO_MODEL)
             return ScoredGroup(columns, batch.features, None, commit, [None] * count)
-        scores = _scores(champion, batch.features)
-        if scores is None:
-            columns = unscored(count, MODEL_ERROR)
-            return ScoredGroup(columns, batch.features, None, commit, [None] * count)
-        reasons = [None if s is not None else ALREADY_SCORED for s in scores]
-        scored = [s is not None for s in scores]
+        assigned = [deployment.pick(str(row[feature_set.entity])) for row in rows]
+        scores, failed = _scores(assigned, batch.features, self.stats)
+        reasons = [
+            MODEL_ERROR if bad else ALREADY_SCORED if s is None else None
+            for s, bad in zip(scores, failed, strict=True)
+        ]
+        named = [s is not None or bad for s, bad in zip(scores, failed, strict=True)]
         columns = [
             pa.array(scores, pa.float64()),
-            pa.array([champion.name if s else None for s in scored], pa.string()),
-            pa.array([champion.version if s else None for s in scored], pa.int32()),
+            pa.array([m.name if n else None for m, n in zip(assigned, named, strict=True)]),
+            pa.array(
+                [m.version if n else None for m, n in zip(assigned, named, strict=True)], pa.int32()
+            ),
             pa.array(reasons, pa.string()),
         ]
         if self.alerts is not None:
             candidates = _candidates(
-                feature_set, champion, envelopes, rows, batch, scores, self._explainer
+                feature_set, assigned, envelopes, rows, batch, scores, self._explainer
             )
             if candidates is not None:
                 commit = _alerting(self.alerts, candidates, self._clock, commit)
-        return ScoredGroup(columns, batch.features, champion, commit, scores)
+        return ScoredGroup(columns, batch.features, deployment.champion, commit, scores)
 
 
 def _row(
@@ -140,81 +151,115 @@ def _row(
     return row
 
 
-def _scores(champion: Champion, features: list[dict[str, Any] | None]) -> list[float | None] | None:
-    """The champion's score of each row with features; None when the model fails."""
-    present = [i for i, found in enumerate(features) if found is not None]
+def _scores(
+    assigned: list[Champion], features: list[dict[str, Any] | None], stats: ServingStats | None
+) -> tuple[list[float | None], list[bool]]:
+    """Each row's score by the version that serves its entity (None for a row without features,
+    folded in before), and which rows a failing model left unscored."""
     scores: list[float | None] = [None] * len(features)
-    if not present:
-        return scores
-    names = champion.features
-    try:
-        matrix = np.asarray(
-            [[features[i][name] for name in names] for i in present],  # type: ignore[index]
-            dtype=np.float32,
-        )
-        for at, value in zip(present, champion.probabilities(matrix), strict=True):
+    failed = [False] * len(features)
+    by_model: dict[int, list[int]] = {}
+    for i, found in enumerate(features):
+        if found is not None:
+            by_model.setdefault(id(assigned[i]), []).append(i)
+    for present in by_model.values():
+        model = assigned[present[0]]
+        names = model.features
+        started = time.perf_counter()
+        try:
+            matrix = np.asarray(
+                [[features[i][name] for name in names] for i in present],  # type: ignore[index]
+                dtype=np.float32,
+            )
+            values = model.probabilities(matrix)
+        except Exception as error:  # landing never waits on a broken model
+            log.warning("model %s v%d failed: %s", model.name, model.version, error)
+            for i in present:
+                failed[i] = True
+            if stats is not None:
+                stats.record(model.name, model.version, rows=0, errors=len(present))
+            continue
+        elapsed = time.perf_counter() - started
+        for at, value in zip(present, values, strict=True):
             scores[at] = float(value)
-    except Exception as error:  # landing never waits on a broken model
-        log.warning("model %s v%d failed: %s", champion.name, champion.version, error)
-        return None
-    return scores
+        if stats is not None:
+            stats.record(
+                model.name, model.version, rows=len(present), elapsed_s=elapsed, scores=values
+            )
+    return scores, failed
 
 
 def _candidates(
     feature_set: FeatureSet[Any],
-    champion: Champion,
+    assigned: list[Champion],
     envelopes: Sequence[Any],
     rows: list[dict[str, Any]],
     batch: FeatureBatch,
     scores: list[float | None],
     explainer: ThreadPoolExecutor,
 ) -> Callable[[], list[AlertCandidate]] | None:
-    """The rows over the champion's threshold, each with its top contributing features: their
-    contributions are computed on `explainer` from now on, and the candidates built when
-    asked for (after landing). None when no row is over."""
-    over = [i for i, s in enumerate(scores) if s is not None and s >= champion.threshold]
+    """The rows over the threshold of the version that scored them, each with its top
+    contributing features: their contributions are computed on `explainer` from now on, and the
+    candidates built when asked for (after landing). None when no row is over."""
+    over: dict[int, list[int]] = {}
+    for i, s in enumerate(scores):
+        if s is not None and s >= assigned[i].threshold:
+            over.setdefault(id(assigned[i]), []).append(i)
     if not over:
         return None
-    names = champion.features
-    matrix = np.asarray([[batch.features[i][n] for n in names] for i in over], dtype=np.float32)  # type: ignore[index]
-    contributions: Future[np.ndarray | None] = explainer.submit(champion.contributions, matrix)
+    groups = []
+    for indices in over.values():
+        model = assigned[indices[0]]
+        matrix = np.asarray(
+            [[batch.features[i][n] for n in model.features] for i in indices],  # type: ignore[index]
+            dtype=np.float32,
+        )
+        contributions: Future[np.ndarray | None] = explainer.submit(model.contributions, matrix)
+        groups.append((model, indices, matrix, contributions))
 
     def candidates() -> list[AlertCandidate]:
         found = []
-        try:
-            explained = contributions.result()
-        except Exception as error:  # the alerts go out without their reasons
-            log.warning("model %s: no contributions for its alerts: %s", champion.name, error)
-            explained = None
-        for position, i in enumerate(over):
-            top: list[dict[str, float | str]] = []
-            if explained is not None:
-                ranked = np.argsort(-explained[position], kind="stable")[:TOP_FEATURES]
-                top = [
-                    {
-                        "feature": names[j],
-                        "value": float(matrix[position, j]),
-                        "contribution": round(float(explained[position, j]), 6),
-                    }
-                    for j in ranked
-                    if explained[position, j] > 0
-                ]
-            moment = dt.datetime.fromtimestamp(rows[i]["t"], dt.UTC)
-            found.append(
-                AlertCandidate(
-                    model=champion.name,
-                    version=champion.version,
-                    entity=str(rows[i][feature_set.entity]),
-                    score=float(scores[i]),  # type: ignore[arg-type]
-                    threshold=champion.threshold,
-                    event_id=str(envelopes[i].id),
-                    event_time=moment.isoformat().replace("+00:00", "Z"),
-                    top_features=top,
+        for model, indices, matrix, contributions in groups:
+            try:
+                explained = contributions.result()
+            except Exception as error:  # the alerts go out without their reasons
+                log.warning("model %s: no contributions for its alerts: %s", model.name, error)
+                explained = None
+            for position, i in enumerate(indices):
+                top = (
+                    [] if explained is None else _top(model, matrix[position], explained[position])
                 )
-            )
+                moment = dt.datetime.fromtimestamp(rows[i]["t"], dt.UTC)
+                found.append(
+                    AlertCandidate(
+                        model=model.name,
+                        version=model.version,
+                        entity=str(rows[i][feature_set.entity]),
+                        score=float(scores[i]),  # type: ignore[arg-type]
+                        threshold=model.threshold,
+                        event_id=str(envelopes[i].id),
+                        event_time=moment.isoformat().replace("+00:00", "Z"),
+                        top_features=top,
+                    )
+                )
         return found
 
     return candidates
+
+
+def _top(
+    model: Champion, values: np.ndarray, explained: np.ndarray
+) -> list[dict[str, float | str]]:
+    ranked = np.argsort(-explained, kind="stable")[:TOP_FEATURES]
+    return [
+        {
+            "feature": model.features[j],
+            "value": float(values[j]),
+            "contribution": round(float(explained[j]), 6),
+        }
+        for j in ranked
+        if explained[j] > 0
+    ]
 
 
 def _alerting(

@@ -20,11 +20,11 @@ from shared import __version__
 from shared.models import fraud, maintenance, recommendations
 from shared.models.artifacts import ArtifactStore
 from shared.models.datasets import Reads
+from shared.models.deployment import CHAMPION
 from shared.models.registry import ModelNotFound, ModelVersion, Registry
 from shared.models.trained import TrainedModel
 from shared.pipeline.lake import Lake
 
-CHAMPION = "champion"
 ONNX_FILE = "model.onnx"
 CARD_FILE = "card.json"
 Trainer = Callable[..., TrainedModel]

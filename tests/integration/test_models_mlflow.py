@@ -37,6 +37,7 @@ from shared.models import fraud
 from shared.models.artifacts import ArtifactError, ArtifactExists, ArtifactNotFound, LocalArtifacts
 from shared.models.champions import load_version
 from shared.models.datasets import Reads, bronze_rows
+from shared.models.deployment import CHAMPION
 from shared.models.mlflow_api import MlflowClient
 from shared.models.mlflow_artifacts import MlflowArtifacts
 from shared.models.mlflow_registry import MlflowRegistry, open_mlflow
@@ -50,7 +51,7 @@ from shared.models.registry import (
     RegistryUnavailable,
 )
 from shared.models.service import Models
-from shared.models.training import CHAMPION, ModelTraining, TrainingRequest
+from shared.models.training import ModelTraining, TrainingRequest
 from shared.pipeline.lake import Lake
 from tests.devhost_process import free_port
 from tests.functions import blueprint_function

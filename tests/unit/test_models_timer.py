@@ -1,5 +1,6 @@
 """The training timer: models without a champion are trained at start and hourly; a model with
-one only at the retraining hour; never one already in training."""
+one only at the retraining hour, through the lifecycle when it gates the model, once per day;
+never one already in training."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.unit
 class Status:
     name: str
     instance_id: str
+    runtime_status: Any = "Running"
 
 
 class Client:
@@ -29,6 +31,10 @@ class Client:
 
     async def get_status_by(self, runtime_status: Any = None) -> list[Any]:
         return [Status("train_model", f"train:{n}:1") for n in self.running]
+
+    async def get_status(self, instance_id: str) -> Status | None:
+        known = {i for _, i, _ in self.started}
+        return Status("retrain_model", instance_id) if instance_id in known else None
 
     async def start_new(self, name: str, instance_id: str | None, payload: Any) -> str:
         self.started.append((name, instance_id, payload))
@@ -65,4 +71,13 @@ async def test_untrained_models_train_and_champions_wait_for_their_hour(
     started = await model_orchestrations.due_trainings(client, registry, moment)  # type: ignore[arg-type]
     assert [name for name, _ in started] == expected
     assert [payload["name"] for _, _, payload in client.started] == expected
-    assert all(i and i.startswith(f"train:{p['name']}:") for _, i, p in client.started)
+    for orchestrator, instance, payload in client.started:
+        if payload["name"] == "fraud":  # a champion the lifecycle gates: retrained through it
+            assert orchestrator == "retrain_model"
+            assert instance == "retrain:fraud:schedule:20261207"
+            assert payload["trigger"] == "schedule" and payload["policy"]["steps"][-1] == 100
+        else:
+            assert orchestrator == "train_model" and instance
+            assert instance.startswith(f"train:{payload['name']}:")
+    again = await model_orchestrations.due_trainings(client, registry, moment)  # type: ignore[arg-type]
+    assert "fraud" not in [name for name, _ in again]  # one retraining per day

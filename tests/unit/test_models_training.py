@@ -23,12 +23,13 @@ from shared.models import fraud
 from shared.models.artifacts import ArtifactExists, ArtifactNotFound, LocalArtifacts
 from shared.models.champions import ChampionCache
 from shared.models.datasets import MissingData, Reads, bronze_rows
+from shared.models.deployment import CHAMPION
 from shared.models.onnx_export import probabilities, scores, session
 from shared.models.recommendations import history_weights
 from shared.models.registry import MODELS_CONTAINER, ModelRegistry
 from shared.models.service import Models
 from shared.models.serving import BadScoreRequest, NoChampion, Serving
-from shared.models.training import CHAMPION, ModelTraining, TrainingRequest, UnknownModel
+from shared.models.training import ModelTraining, TrainingRequest, UnknownModel
 from shared.pipeline.lake import Lake
 from tests.modeldata import land_history, refresh, trained_models
 
