@@ -14,9 +14,8 @@ from functions import (
     pipelines,
     serving,
 )
-from functions import (
-    lifecycle as model_lifecycle,
-)
+from functions import lifecycle as model_lifecycle
+from functions import monitoring as model_monitoring
 from functions.access import PlatformApp
 from orchestrations import (
     lifecycle,
@@ -26,6 +25,7 @@ from orchestrations import (
     model_scoring,
 )
 from orchestrations import models as model_training
+from orchestrations import monitoring as monitoring_timer
 from shared.bootstrap import current_platform
 
 current_platform()  # fail at start-up, naming the setting, if the settings are wrong
@@ -41,6 +41,7 @@ app.register_functions(pipelines.bp)
 app.register_functions(audit.bp)
 app.register_functions(models.bp)
 app.register_functions(model_lifecycle.bp)
+app.register_functions(model_monitoring.bp)
 app.register_functions(alerts.bp)
 app.register_functions(serving.bp)
 app.register_functions(medallion.bp)
@@ -49,3 +50,4 @@ app.register_functions(model_training.bp)
 app.register_functions(model_scoring.bp)
 app.register_functions(lifecycle.bp)
 app.register_functions(lifecycle_activities.bp)
+app.register_functions(monitoring_timer.bp)

@@ -89,9 +89,12 @@ def model_canary_check(request: dict[str, Any]) -> dict[str, Any]:
     stats.flush()  # this process's last seconds, before reading every process's
     name = str(request["name"])
     since = dt.datetime.fromisoformat(str(request["since"]))
-    until = dt.datetime.fromisoformat(str(request["until"])) + dt.timedelta(minutes=1)
+    until = dt.datetime.fromisoformat(str(request["until"]))
     policy = request.get("policy") or {}
-    canary = CanaryPolicy(min_rows=int(policy.get("canary_min_rows", CanaryPolicy.min_rows)))
+    canary = CanaryPolicy(
+        min_rows=int(policy.get("canary_min_rows", CanaryPolicy.min_rows)),
+        max_score_psi=float(policy.get("canary_max_score_psi", CanaryPolicy.max_score_psi)),
+    )
     container = stats.container
     assert container is not None  # the platform's figures always go to the document store
     champion = observed(container, name, int(request["champion"]), since, until)

@@ -50,6 +50,9 @@ from shared.models.serving import Serving
 from shared.models.serving_stats import SERVING_STATS, ServingStats
 from shared.models.stream import StreamScorer
 from shared.models.training import ModelTraining
+from shared.monitoring.history import MonitoringHistory
+from shared.monitoring.lake_monitor import LakeMonitor
+from shared.monitoring.service import Monitoring
 from shared.pipeline.lake import Lake
 from shared.pipeline.reaper import RunReaper
 from shared.pipeline.service import MedallionPipeline, build_pipeline
@@ -92,6 +95,7 @@ class Platform:
     lazy_batch_scoring: Lazy[BatchScoring]
     lazy_remote_scoring: Lazy[SparkScoring | None]
     lazy_stats: Lazy[ServingStats]
+    lazy_monitoring: Lazy[Monitoring]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
     health: RecentHealth = field(default_factory=RecentHealth)  # what /api/health serves
@@ -136,6 +140,11 @@ class Platform:
         """Batch inference through the batch engine (Databricks, Synapse); None when it runs
         in process (DuckDB)."""
         return self.lazy_remote_scoring.get()
+
+    @property
+    def monitoring(self) -> Monitoring:
+        """Model monitoring over the lake, and its history in gold/model_monitoring."""
+        return self.lazy_monitoring.get()
 
     @property
     def serving_stats(self) -> ServingStats:
@@ -204,6 +213,7 @@ def bootstrap(
         lazy_alerts=alerts,
         lazy_serving=Lazy(lambda: Serving(features.get(), champions.get(), stats.get())),
         lazy_stats=stats,
+        lazy_monitoring=Lazy(lambda: _monitoring(models.get())),
         lazy_batch_scoring=batch_scoring,
         lazy_remote_scoring=Lazy(
             lambda: spark_scoring(batch_scoring.get(), pipeline.get().engine, settings.batch)
@@ -239,6 +249,11 @@ def _models(settings: Settings, access: LakeAccess, documents: DocumentDatabase)
         registry = ModelRegistry(documents.container(MODELS_CONTAINER))
     lake = Lake(settings.lake.uri, access=access)
     return Models(registry, artifacts, ModelTraining(lake, registry, artifacts))
+
+
+def _monitoring(models: Models) -> Monitoring:
+    lake = models.training.lake
+    return Monitoring(LakeMonitor(lake, models), MonitoringHistory(lake))
 
 
 def _batch_scoring(settings: Settings, models: Models) -> BatchScoring:

@@ -144,6 +144,7 @@ class LifecycleSettings:
     on_approval_timeout: str = "escalate"  # MODEL_APPROVAL_ON_TIMEOUT: promote or escalate
     canary_step_s: float = 900.0  # MODEL_CANARY_STEP_S
     canary_min_rows: int = 200  # MODEL_CANARY_MIN_ROWS
+    canary_max_score_psi: float = 0.25  # MODEL_CANARY_MAX_SCORE_PSI: challenger vs champion
     latency_budget_ms: float = 10.0  # MODEL_LATENCY_BUDGET_MS: p99 of one record, at the gate
 
 
@@ -420,6 +421,7 @@ def _lifecycle(source: Mapping[str, str]) -> LifecycleSettings:
         ),
         canary_step_s=within("MODEL_CANARY_STEP_S", "900", 1, 86400),
         canary_min_rows=int(within("MODEL_CANARY_MIN_ROWS", "200", 1, 10**7, int)),
+        canary_max_score_psi=within("MODEL_CANARY_MAX_SCORE_PSI", "0.25", 0.01, 100),
         latency_budget_ms=within("MODEL_LATENCY_BUDGET_MS", "10", 0.01, 60_000),
     )
 

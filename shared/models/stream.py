@@ -165,13 +165,13 @@ def _scores(
     for present in by_model.values():
         model = assigned[present[0]]
         names = model.features
-        started = time.perf_counter()
         try:
             matrix = np.asarray(
                 [[features[i][name] for name in names] for i in present],  # type: ignore[index]
                 dtype=np.float32,
             )
             values = model.probabilities(matrix)
+            probe = _probe(model, matrix, stats)
         except Exception as error:  # landing never waits on a broken model
             log.warning("model %s v%d failed: %s", model.name, model.version, error)
             for i in present:
@@ -179,14 +179,20 @@ def _scores(
             if stats is not None:
                 stats.record(model.name, model.version, rows=0, errors=len(present))
             continue
-        elapsed = time.perf_counter() - started
         for at, value in zip(present, values, strict=True):
             scores[at] = float(value)
         if stats is not None:
-            stats.record(
-                model.name, model.version, rows=len(present), elapsed_s=elapsed, scores=values
-            )
+            stats.record(model.name, model.version, rows=len(present), probe_s=probe, scores=values)
     return scores, failed
+
+
+def _probe(model: Champion, matrix: np.ndarray, stats: ServingStats | None) -> float | None:
+    """The time one record takes, when the figures want one now (see `serving_stats`)."""
+    if stats is None or not stats.probe_due(model.name, model.version):
+        return None
+    started = time.perf_counter()
+    model.probabilities(matrix[:1])
+    return time.perf_counter() - started
 
 
 def _candidates(

@@ -26,8 +26,8 @@ from shared.models.deployment import (
     canary_percent,
 )
 from shared.models.registry import MODELS_CONTAINER, ModelRegistry
-from shared.models.serving_stats import SERVING_STATS, Observed, ServingStats, observed
 from shared.models.service import BadModelRequest, parse_approval
+from shared.models.serving_stats import SERVING_STATS, Observed, ServingStats, observed
 
 pytestmark = pytest.mark.unit
 T0 = dt.datetime(2026, 12, 7, 20, 0, tzinfo=dt.UTC)
@@ -145,8 +145,8 @@ def test_figures_are_sampled_shared_and_merged_across_processes(
     for minute in range(3):
         now[0] = T0 + dt.timedelta(minutes=minute, seconds=5)
         for stats in processes:
-            stats.record("fraud", 1, rows=500, elapsed_s=0.005, scores=rng.uniform(0, 1, 500))
-            stats.record("fraud", 2, rows=50, elapsed_s=0.0005, scores=rng.uniform(0, 1, 50))
+            stats.record("fraud", 1, rows=500, probe_s=0.00001, scores=rng.uniform(0, 1, 500))
+            stats.record("fraud", 2, rows=50, probe_s=0.00001, scores=rng.uniform(0, 1, 50))
             stats.record("fraud", 2, rows=0, errors=5)
         for stats in processes:
             assert stats.flush() == 2
@@ -159,6 +159,11 @@ def test_figures_are_sampled_shared_and_merged_across_processes(
     assert champion.scores.size == 3000 and champion.p99_ms == pytest.approx(0.01)
     first_minute = observed(container, "fraud", 1, T0, T0 + dt.timedelta(minutes=1))
     assert first_minute.rows == 1000
+    # A step that began after a slot did sees none of that slot (it held traffic from before).
+    late = observed(
+        container, "fraud", 1, T0 + dt.timedelta(seconds=1), T0 + dt.timedelta(minutes=3)
+    )
+    assert late.rows == 2000
     documents = container.query(rollout.Query(partition_key="fraud", page_size=100)).documents
     assert {d["process"] for d in documents} == {"p0", "p1"}
     assert all(set(d) >= {"rows", "errors", "latency_ms", "scores"} for d in documents)
@@ -167,7 +172,7 @@ def test_figures_are_sampled_shared_and_merged_across_processes(
 def test_a_busy_minute_keeps_a_bounded_uniform_sample(store: EmbeddedDocumentStore) -> None:
     stats = ServingStats(None, clock=lambda: T0)
     for start in range(0, 100_000, 1000):
-        stats.record("fraud", 1, rows=1000, elapsed_s=0.001, scores=np.arange(start, start + 1000))
+        stats.record("fraud", 1, rows=1000, probe_s=0.001, scores=np.arange(start, start + 1000))
     seen = stats.observed("fraud", 1)
     assert seen.rows == 100_000 and seen.scores.size == 1000
     assert 40_000 < float(np.mean(seen.scores)) < 60_000  # drawn from the whole minute
@@ -179,7 +184,7 @@ def test_figures_survive_a_failed_flush(store: EmbeddedDocumentStore) -> None:
             raise OSError("down")
 
     stats = ServingStats(Down(), clock=lambda: T0, flush_s=3600)  # type: ignore[arg-type]
-    stats.record("fraud", 1, rows=10, elapsed_s=0.001, scores=[0.5] * 10)
+    stats.record("fraud", 1, rows=10, probe_s=0.001, scores=[0.5] * 10)
     with pytest.raises(OSError):
         stats.flush()
     stats.container = store.container(SERVING_STATS)
@@ -189,7 +194,7 @@ def test_figures_survive_a_failed_flush(store: EmbeddedDocumentStore) -> None:
 def test_the_flusher_writes_in_the_background(store: EmbeddedDocumentStore) -> None:
     container = store.container(SERVING_STATS)
     stats = ServingStats(container, flush_s=0.05)
-    stats.record("fraud", 1, rows=10, elapsed_s=0.001, scores=[0.1] * 10)
+    stats.record("fraud", 1, rows=10, probe_s=0.001, scores=[0.1] * 10)
     written = threading.Event()
     for _ in range(100):
         if container.query(rollout.Query(partition_key="fraud")).documents:
@@ -216,7 +221,9 @@ def test_a_canary_step_passes_fails_or_waits() -> None:
     erring = check(champion, _observed(600, 60, 0.02, rng.beta(1, 20, 600)), policy)
     assert erring.verdict == "fail" and "error rate" in erring.reasons[0]
     slow = check(champion, _observed(600, 0, 5.0, rng.beta(1, 20, 600)), policy)
-    assert slow.verdict == "fail" and "p99 scoring time" in slow.reasons[0]
+    assert slow.verdict == "fail" and "p99 time of one record" in slow.reasons[0]
+    few = Observed(600, 0, np.full(10, 5.0), rng.beta(1, 20, 600))
+    assert check(champion, few, policy).verdict == "pass"  # 10 timings judge nothing
     shifted = check(champion, _observed(600, 0, 0.02, rng.beta(5, 2, 600)), policy)
     assert shifted.verdict == "fail" and "score PSI" in shifted.reasons[0]
     quiet = check(champion, _observed(50, 0, 0.02, rng.beta(1, 20, 50)), policy)
