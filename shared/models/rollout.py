@@ -61,9 +61,13 @@ def promote(registry: Registry, name: str, version: int) -> int | None:
 
 
 def stage(registry: Registry, name: str, step: str, instance: str) -> None:
-    """Where the model's lifecycle is, and the orchestration driving it, for `GET` to show."""
-    registry.set_model_tag(name, STAGE, step)
-    registry.set_model_tag(name, INSTANCE, instance)
+    """Where the model's lifecycle is, and the orchestration driving it, for `GET` to show
+    (nothing before the model's first version is registered: there is no model to tag)."""
+    try:
+        registry.set_model_tag(name, STAGE, step)
+        registry.set_model_tag(name, INSTANCE, instance)
+    except ModelNotFound:
+        return
 
 
 def current(registry: Registry, name: str) -> Traffic:

@@ -126,6 +126,12 @@ def test_the_moves_keep_alias_and_split_together(store: EmbeddedDocumentStore) -
     }
 
 
+def test_a_model_not_registered_yet_has_no_stage_to_set(store: EmbeddedDocumentStore) -> None:
+    registry = ModelRegistry(store.container(MODELS_CONTAINER))
+    rollout.stage(registry, "fraud", "training", "retrain:fraud:http:20261207T200000")
+    assert registry.list_models() == []
+
+
 def test_a_challenger_alias_without_a_share_serves_nobody(store: EmbeddedDocumentStore) -> None:
     registry = _registry(store)
     registry.set_alias("fraud", CHALLENGER, 2)  # a crash between the two writes of `share`
