@@ -22,6 +22,7 @@ BENCHMARKS = {
     "auth": "token checks, the guarded no-op route, audit appends",
     "scoring": "the models: ONNX, scored ingestion, PR-AUC, the HTTP routes, alert latency",
     "drift": "model monitoring: false alarms, detection of a shift, a run against DuckDB's read",
+    "lifecycle": "one retraining through gate, approval and canary, by step, beside a training",
 }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,10 @@ from typing import Any
 import pytest
 import requests
 
-from benchmarks.traffic import Drift, Traffic, simulated_clock
+from benchmarks.lifecycle_data import LiveTraffic, drifted_history
+from benchmarks.traffic import Traffic, simulated_clock
 from tests.devhost_process import PROJECT_ROOT, DevhostProcess
-from tests.durable_http import status, wait_for
+from tests.durable_http import WEBHOOKS, status, wait_for
 from tests.integration.ingest_helpers import eventually
 from tests.integration.test_models_devhost import QUIET, _durable, _landed, _post
 
@@ -47,56 +47,19 @@ def _host(data_dir: Path, **env: str) -> DevhostProcess:
 
 
 def _prepare(host: DevhostProcess, data_dir: Path) -> None:
-    """A champion trained on a day of history; then a day in which amounts drift (x3), which
+    """A champion trained on a day of history; then a day in which amounts drift (x8), which
     the champion has not seen and the challenger will."""
-    end = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
-    drift_at = end - dt.timedelta(days=1)
-    ticks = itertools.takewhile(
-        lambda moment: moment < end, simulated_clock(end - dt.timedelta(days=2), 1.0)
-    )
-    traffic = Traffic(3, label_delay_scale=0.1, drift_at=drift_at, drift=Drift(amount_factor=8))
-    events = list(traffic.events(ticks))
-    before = [e for e in events if e["time"] < drift_at.isoformat()]
     landed: Counter[str] = Counter()
-    for part in (before, events[len(before) :]):
+    for part, then_train in zip(drifted_history(days=2, rate=1.0), (True, False), strict=True):
         _post(host, part)
         landed += Counter(e["type"] for e in part)
         for event_type, count in landed.items():
             eventually(lambda t=event_type, c=count: _landed(data_dir, t) >= c, 120, event_type)
         run = requests.post(host.url("/api/pipelines/medallion/runs"), timeout=30)
         assert _durable(host, run, 120)["status"] == "succeeded"
-        if part is before:
+        if then_train:
             started = requests.post(host.url("/api/models/fraud/train"), json=CHAMPION_MATURITY)
             assert _durable(host, started, 120)["aliases"] == ["champion"]
-
-
-class LiveTraffic:
-    """Payments and readings posted as they happen, until stopped."""
-
-    def __init__(self, host: DevhostProcess, rate: float = 200.0) -> None:
-        self.host = host
-        self.stop = threading.Event()
-        clock = simulated_clock(dt.datetime.now(dt.UTC), rate)
-        self.events = Traffic(17, label_delay_scale=0.1).events(clock)
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.25):
-            batch = [next(self.events) for _ in range(50)]
-            requests.post(
-                self.host.url("/api/events"),
-                data=json.dumps(batch),
-                headers={"content-type": "application/cloudevents-batch+json"},
-                timeout=30,
-            )
-
-    def __enter__(self) -> LiveTraffic:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=30)
 
 
 def _awaiting_approval(host: DevhostProcess) -> str:
@@ -164,7 +127,7 @@ def test_an_approved_challenger_goes_through_the_canary_and_is_promoted(
     approval = {"decision": "approve", "comment": "reviewed the gate figures"}
     answered = requests.post(host.url(f"/api/models/fraud/approvals/{instance}"), json=approval)
     assert answered.status_code == 202, answered.text
-    with LiveTraffic(host):
+    with LiveTraffic(host.url):
         done = wait_for(host, instance, timeout=180)
     assert done["runtimeStatus"] == "Completed", done
     output = done["output"]
@@ -187,7 +150,7 @@ def test_a_canary_whose_challenger_fails_a_check_rolls_back_to_identical_predict
     before = _scores(host)
     instance = _awaiting_approval(host)
     requests.post(host.url(f"/api/models/fraud/approvals/{instance}"), json={"decision": "approve"})
-    with LiveTraffic(host):
+    with LiveTraffic(host.url):
         done = wait_for(host, instance, timeout=180)
     output = done["output"]
     assert output["step"] == "rolled_back", output
@@ -202,3 +165,87 @@ def test_a_canary_whose_challenger_fails_a_check_rolls_back_to_identical_predict
 
     eventually(back, 30, "the champion alone")
     assert _scores(host) == before
+
+
+def _history_of(host: DevhostProcess, instance: str) -> list[dict[str, Any]]:
+    found = status(host, instance, showHistory="true", showHistoryOutput="true")
+    return list(found.get("historyEvents") or [])
+
+
+def test_a_rollout_killed_mid_canary_resumes_where_it_stopped(
+    prepared: tuple[Path, Any],
+) -> None:
+    data_dir, start = prepared
+    host = start(MODEL_CANARY_MAX_SCORE_PSI="50")
+    _prepare(host, data_dir)
+    instance = _awaiting_approval(host)
+    requests.post(host.url(f"/api/models/fraud/approvals/{instance}"), json={"decision": "approve"})
+
+    def at_25() -> bool:
+        custom = status(host, instance).get("customStatus") or {}
+        return custom.get("step") == "canary" and custom.get("percent") == 25
+
+    with LiveTraffic(host.url):
+        eventually(at_25, 120, "the canary's second step")
+    host.kill()  # mid-step: the 25 % step's timer is pending
+
+    restarted = start(MODEL_CANARY_MAX_SCORE_PSI="50")
+    model = requests.get(restarted.url("/api/models/fraud")).json()
+    assert model["lifecycle"]["traffic"] == {"1": 75, str(model["aliases"].get("challenger")): 25}
+    with LiveTraffic(restarted.url):
+        done = wait_for(restarted, instance, timeout=180)
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"]["step"] == "promoted"
+    assert [c["percent"] for c in done["output"]["checks"]] == [10, 25, 50]
+    completed = [
+        e for e in _history_of(restarted, instance) if e.get("EventType") == "TaskCompleted"
+    ]
+    stages = [
+        e["Result"]["stage"] for e in completed if e.get("FunctionName") == "model_rollout_move"
+    ]
+    assert stages.count("canary 10%") == stages.count("canary 25%") == 1  # not run again
+    verdicts = [
+        e["Result"]["verdict"] for e in completed if e.get("FunctionName") == "model_canary_check"
+    ]
+    assert verdicts.count("pass") == 3 and "fail" not in verdicts
+
+
+def test_injected_drift_starts_one_retraining(prepared: tuple[Path, Any]) -> None:
+    data_dir, start = prepared
+    host = start()
+    _prepare(host, data_dir)  # the last day, the past hour included, has drifted amounts
+    first = requests.post(host.url("/api/models/fraud/monitoring"), timeout=120)
+    assert first.status_code == 200, first.text
+    report = first.json()["report"]
+    assert report["action"] == "retrain", report["reasons"]
+    assert any("amount" in reason for reason in report["reasons"])
+    retraining = first.json()["retraining"]
+    assert retraining["started"] is True
+    assert retraining["instanceId"].startswith("retrain:fraud:drift:")
+    again = requests.post(host.url("/api/models/fraud/monitoring"), timeout=120)
+    assert again.json()["report"]["action"] == "retrain"
+    assert again.json()["retraining"] == {"instanceId": retraining["instanceId"], "started": False}
+    listed = requests.get(host.url(f"{WEBHOOKS}/instances"), timeout=30).json()
+    retrainings = [i for i in listed if i["name"] == "retrain_model"]
+    assert [i["instanceId"] for i in retrainings] == [retraining["instanceId"]]
+    kept = requests.get(host.url("/api/models/fraud/monitoring"), timeout=30).json()["reports"]
+    assert [r["action"] for r in kept] == ["retrain", "retrain"]
+
+
+def test_an_approval_that_never_comes_escalates_and_stops(prepared: tuple[Path, Any]) -> None:
+    data_dir, start = prepared
+    host = start(MODEL_APPROVAL_TIMEOUT_S="3", MODEL_APPROVAL_ON_TIMEOUT="escalate")
+    _prepare(host, data_dir)
+    instance = _awaiting_approval(host)
+    done = wait_for(host, instance, timeout=60)
+    assert done["runtimeStatus"] == "Completed" and done["output"]["step"] == "stopped", done
+    assert done["output"]["approval"]["timed_out"] is True
+    late = requests.post(
+        host.url(f"/api/models/fraud/approvals/{instance}"), json={"decision": "approve"}
+    )
+    assert late.status_code == 409
+    model = requests.get(host.url("/api/models/fraud")).json()
+    assert model["aliases"] == {"champion": 1} and model["lifecycle"]["traffic"] == {"1": 100}
+    escalated = model["lifecycle"]["decisions"][0]
+    assert escalated["decision"] == "escalated" and escalated["approval"]["timed_out"] is True
+    assert escalated["actor"]["kind"] == "policy"
