@@ -23,6 +23,7 @@ from orchestrations import (
     medallion,
     medallion_activities,
     model_scoring,
+    model_training_remote,
 )
 from orchestrations import models as model_training
 from orchestrations import monitoring as monitoring_timer
@@ -48,6 +49,7 @@ app.register_functions(medallion.bp)
 app.register_functions(medallion_activities.bp)
 app.register_functions(model_training.bp)
 app.register_functions(model_scoring.bp)
+app.register_functions(model_training_remote.bp)
 app.register_functions(lifecycle.bp)
 app.register_functions(lifecycle_activities.bp)
 app.register_functions(monitoring_timer.bp)

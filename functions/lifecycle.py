@@ -2,9 +2,9 @@
 (those that score a contract: fraud and maintenance).
 
 - `POST /api/models/{name}/retrain` (`Platform.Operator`, privileged: `model_retraining_started`):
-  body empty or `{"label_maturity_hours": h}`; 202 with the Durable check-status body when
-  started, 200 with the body of the retraining of the model in progress (one at a time); 404
-  for a model the lifecycle does not gate.
+  body empty (the champion's label maturity) or `{"label_maturity_hours": h}`; 202 with the
+  Durable check-status body when started, 200 with the body of the retraining of the model in
+  progress (one at a time); 404 for a model the lifecycle does not gate.
 - `POST /api/models/{name}/approvals/{instance}` (`Platform.Operator`, privileged:
   `model_approval_decided`): `{"decision": "approve" | "reject", "comment": "..."}` for a
   retraining waiting for its approval; 202; 404 for no such retraining of the model; 409 when
@@ -24,7 +24,7 @@ import azure.functions as func
 
 from functions.access import caller, requires
 from orchestrations.lifecycle import APPROVAL_EVENT
-from orchestrations.lifecycle_start import RETRAIN, policy_of, start_retraining
+from orchestrations.lifecycle_start import RETRAIN, champion_options, policy_of, start_retraining
 from orchestrations.medallion_runs import ACTIVE
 from shared.bootstrap import current_platform
 from shared.identity.roles import Role
@@ -57,7 +57,9 @@ async def retrain_model(
         options = parse_training(req.get_body())
     except BadModelRequest as error:
         return _json({"error": str(error)}, 400)
-    policy = policy_of(current_platform().settings.lifecycle)
+    platform = current_platform()
+    policy = policy_of(platform.settings.lifecycle)
+    options = options or champion_options(platform.models.registry, name)
     now = dt.datetime.now(dt.UTC)
     instance, started = await start_retraining(client, name, "http", now, policy, **options)
     answer = client.create_check_status_response(req, instance)

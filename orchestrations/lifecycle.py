@@ -44,7 +44,7 @@ from orchestrations.lifecycle_activities import (
 )
 from orchestrations.lifecycle_start import RETRAIN
 from orchestrations.medallion import RETRY
-from orchestrations.models import TRAIN_ACTIVITY
+from orchestrations.model_training_remote import TRAIN_CHALLENGER
 
 APPROVAL_EVENT = "approval"
 
@@ -95,8 +95,8 @@ def retrain_orchestrator(
     progress.show("training")
     yield move("stage", stage="training")
     options = {k: request[k] for k in ("label_maturity_hours",) if k in request}
-    trained = yield context.call_activity_with_retry(
-        TRAIN_ACTIVITY, RETRY, {"name": name, "run_id": instance, **options}
+    trained = yield context.call_sub_orchestrator(
+        TRAIN_CHALLENGER, {"name": name, "run_id": instance, **options}, f"{instance}:train"
     )
     if trained.get("error"):
         return (yield from finish("failed", error=trained["error"]))

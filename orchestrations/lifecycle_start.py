@@ -13,6 +13,10 @@ import azure.durable_functions as df
 from orchestrations.medallion_runs import ACTIVE, active_instance
 from shared.config import LifecycleSettings
 from shared.models.canary import CanaryPolicy
+from shared.models.deployment import CHAMPION
+from shared.models.registry_checks import RegistryError
+from shared.models.registry_port import Registry
+from shared.models.training import MATURITY_LIMITS_H
 
 RETRAIN = "retrain_model"
 TRIGGERS = ("drift", "schedule", "http")
@@ -28,6 +32,21 @@ def policy_of(settings: LifecycleSettings) -> dict[str, Any]:
         "steps": list(canary.steps),
         "max_waits": canary.max_waits,
     }
+
+
+def champion_options(registry: Registry, name: str) -> dict[str, Any]:
+    """A challenger is trained as its champion was: with the champion's label maturity, when
+    its training set one (a demo's labels come faster than real ones)."""
+    try:
+        champion = registry.get_version_by_alias(name, CHAMPION)
+    except RegistryError:
+        return {}
+    try:
+        hours = float(champion.params.get("label_maturity_hours", ""))
+    except ValueError:
+        return {}
+    low, high = MATURITY_LIMITS_H
+    return {"label_maturity_hours": hours} if low <= hours <= high else {}
 
 
 def trigger_window(trigger: str, moment: dt.datetime) -> str:

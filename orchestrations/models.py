@@ -25,7 +25,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from orchestrations.lifecycle_start import policy_of, start_retraining
+from orchestrations.lifecycle_start import champion_options, policy_of, start_retraining
 from orchestrations.medallion import RETRY
 from orchestrations.medallion_runs import active_instance
 from shared.bootstrap import current_platform
@@ -116,7 +116,8 @@ async def due_trainings(
             continue
         if champion and name in ALERTING:
             policy = policy_of(current_platform().settings.lifecycle)
-            instance, new = await start_retraining(client, name, "schedule", now, policy)
+            options = champion_options(registry, name)
+            instance, new = await start_retraining(client, name, "schedule", now, policy, **options)
             if new:
                 started.append((name, instance))
         elif await active_training(client, name) is None:

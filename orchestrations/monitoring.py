@@ -18,7 +18,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from orchestrations.lifecycle_start import policy_of, start_retraining
+from orchestrations.lifecycle_start import champion_options, policy_of, start_retraining
 from shared.bootstrap import current_platform
 from shared.models.alerts import ALERTING
 from shared.models.datasets import MissingData
@@ -40,8 +40,9 @@ async def monitor_and_act(
     if report is None or report.action != "retrain":
         return report, None
     policy = policy_of(platform.settings.lifecycle)
+    options = champion_options(platform.models.registry, name)
     instance, started = await start_retraining(
-        client, name, "drift", now, policy, reasons=list(report.reasons[:10])
+        client, name, "drift", now, policy, reasons=list(report.reasons[:10]), **options
     )
     log.info("model %s: %s; retraining %s", name, report.reasons[0], instance)
     return report, {"instanceId": instance, "started": started}

@@ -1,5 +1,5 @@
-"""DatabricksEngine: gold SQL, transpiled to Spark SQL, or a batch scoring, as a one-time Jobs
-run (`runs/submit`) of `spark_runner.py`."""
+"""DatabricksEngine: gold SQL, transpiled to Spark SQL, a batch scoring or a model training, as
+a one-time Jobs run (`runs/submit`) of `spark_runner.py`."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from shared.batch.engine import (
     RunStatus,
     ScoringJob,
     SqlJob,
+    TrainingJob,
     UnknownRun,
 )
 from shared.batch.sql import ModelSqlError, encode_job, spark_statements
@@ -51,7 +52,7 @@ _ACTIVE = {RunLifeCycleState.RUNNING, RunLifeCycleState.TERMINATING}
 
 
 class DatabricksEngine:
-    """Submits each model, and each batch scoring, as a Spark Python task running
+    """Submits each model, each batch scoring and each training as a Spark Python task running
     `spark_runner.py` on a cluster."""
 
     name = "databricks"
@@ -128,6 +129,19 @@ class DatabricksEngine:
             libraries=[Library(pypi=PythonPyPiLibrary(package=p)) for p in job.libraries],
         )
         return self._submit(f"batch scoring {job.model}", task, job.idempotency_key(), job.model)
+
+    def submit_training(self, job: TrainingJob) -> RunState:
+        """A training task: the runner's argument names the payload file, and the cluster
+        installs the task's libraries (pinned PyPI packages) before it runs."""
+        task = SubmitTask(
+            task_key="model_training",
+            existing_cluster_id=self._cluster_id,
+            spark_python_task=SparkPythonTask(
+                python_file=self._runner_path, parameters=[job.argument]
+            ),
+            libraries=[Library(pypi=PythonPyPiLibrary(package=p)) for p in job.libraries],
+        )
+        return self._submit(f"training {job.model}", task, job.idempotency_key(), job.model)
 
     def _submit(self, name: str, task: SubmitTask, token: str, subject: str) -> RunState:
         # The same job submitted twice (an activity retried after a crash) is one run.

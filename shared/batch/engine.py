@@ -1,5 +1,5 @@
-"""The BatchEngine port: submit a SQL model (or, on the Spark engines, a batch scoring), ask
-for its state, cancel it."""
+"""The BatchEngine port: submit a SQL model (or, on the Spark engines, a batch scoring or a
+model training), ask for its state, cancel it."""
 
 from __future__ import annotations
 
@@ -85,6 +85,33 @@ class ScoringJob:
         return digest.hexdigest()
 
 
+# The Spark runner's argument for a training job: this prefix, then the URI of its payload.
+TRAINING_PREFIX = "train:"
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One model training on a Spark cluster's driver. What to train, and the app's code that
+    trains it, are in the payload file at `payload_uri` (written once by the app), which
+    `spark_runner.py` reads; `libraries` are the pip requirements that code needs there."""
+
+    model: str
+    payload_uri: str
+    run_key: str = ""  # one logical run: a resubmission with the same key is the same remote run
+    libraries: tuple[str, ...] = ()
+
+    @property
+    def argument(self) -> str:
+        """The runner's single argument."""
+        return f"{TRAINING_PREFIX}{self.payload_uri}"
+
+    def idempotency_key(self) -> str:
+        """The same logical run (model, run key, payload) always gets the same key, never a
+        scoring's."""
+        parts = ["training", self.model, self.run_key, self.payload_uri]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class RunState:
     """Where a run is. `rows_out` is known only to engines that report it."""
@@ -123,6 +150,22 @@ class ScoringEngine(Protocol):
 
     def submit_scoring(self, job: ScoringJob) -> RunState:
         """Start the scoring; a second submit of the same logical run is the same run."""
+        ...
+
+    def state(self, run_id: str) -> RunState: ...
+
+    def cancel(self, run_id: str) -> RunState: ...
+
+
+@runtime_checkable
+class TrainingEngine(Protocol):
+    """An engine that also trains models on a cluster's driver (the Spark engines); with DuckDB
+    a model trains in process (`shared.models.training`)."""
+
+    name: str
+
+    def submit_training(self, job: TrainingJob) -> RunState:
+        """Start the training; a second submit of the same logical run is the same run."""
         ...
 
     def state(self, run_id: str) -> RunState: ...

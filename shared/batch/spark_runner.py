@@ -1,5 +1,5 @@
-"""The Spark entry point on Databricks and Synapse: run one encoded gold job's statements, or
-one batch scoring.
+"""The Spark entry point on Databricks and Synapse: run one encoded gold job's statements, one
+batch scoring, or one model training.
 
 Deploy this file where the engines point (`DATABRICKS_RUNNER_PATH`, or the Synapse pipeline's
 Spark job definition). It takes one argument and is self-contained because the cluster does
@@ -13,6 +13,11 @@ not have this package:
   module namespaces, so that each row gets the features training and the stream compute. The
   cluster needs `onnxruntime` and `msgspec` (and pandas, pyarrow and numpy, which Spark's
   runtimes have).
+- `train:<payload URI>` (`shared.batch.engine.TrainingJob`): the JSON payload written by
+  `shared.models.remote_training` says what to train and names a zip of the app's own code
+  (`code_uri`) and the function to call in it (`entry`); the zip goes on `sys.path` and the
+  function trains on the driver, exactly as local training does, with the libraries the job
+  installed (`shared.models.training_code`). It needs Python 3.11 or later.
 
 A scoring does what `shared.models.batch_scoring` does on DuckDB, at scale: the source's
 version is read once per event id, hash-partitioned by entity and sorted within each partition
@@ -30,14 +35,21 @@ import base64
 import builtins
 import datetime as dt
 import hashlib
+import importlib
 import json
+import os
+import shutil
 import sys
+import tempfile
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
 SCORING_PREFIX = "score:"  # as `shared.batch.engine.SCORING_PREFIX`
 PAYLOAD_FORMAT = 1  # as `shared.models.scoring_job.PAYLOAD_FORMAT`
+TRAINING_PREFIX = "train:"  # as `shared.batch.engine.TRAINING_PREFIX`
+TRAINING_FORMAT = 1  # as `shared.models.training_run.PAYLOAD_FORMAT`
+TRAINING_PYTHON = (3, 11)  # what the app's code needs
 PROBABILITIES, FEATURES_INPUT = "probabilities", "features"  # the ONNX graph's names
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_DATE = dt.date(1970, 1, 1)
@@ -58,6 +70,13 @@ def main(argv: list[str]) -> int:
         figures = score(spark, job)
         print(json.dumps({"batch_scoring": figures}), flush=True)
         return 0
+    if argument.startswith(TRAINING_PREFIX):
+        job = json.loads(read_bytes(spark, argument[len(TRAINING_PREFIX) :]))
+        print(f"[{job['model']}] training run {job['run_id']}", flush=True)
+        result = train(job, lambda uri: read_bytes(spark, uri))
+        summary = {k: result.get(k) for k in ("model", "run_id", "error", "metrics")}
+        print(json.dumps({"training": summary}), flush=True)
+        return 0
     payload: dict[str, Any] = json.loads(base64.b64decode(argument, validate=True))
     for statement in payload["statements"]:
         print(f"[{payload['model']}] {statement.splitlines()[0]}", flush=True)
@@ -71,6 +90,38 @@ def read_bytes(spark: Any, uri: str) -> bytes:
     if len(rows) != 1:
         raise FileNotFoundError(f"expected one file at {uri}, found {len(rows)}")
     return bytes(rows[0][0])
+
+
+def train(job: dict[str, Any], read: Callable[[str], bytes]) -> dict[str, Any]:
+    """Train what `job` says with the app's code it names: the zip at `code_uri` (read with
+    `read`) goes first on `sys.path` for the call, and `entry` (`module:function`) is called
+    with the job. Answers the function's result document."""
+    if job.get("format") != TRAINING_FORMAT:
+        raise ValueError(
+            f"a training payload of format {job.get('format')!r}, not {TRAINING_FORMAT}"
+        )
+    if sys.version_info < TRAINING_PYTHON:
+        needed = ".".join(map(str, TRAINING_PYTHON))
+        raise RuntimeError(f"the training code needs Python {needed}; this is {sys.version}")
+    module_name, _, function = str(job["entry"]).partition(":")
+    folder = tempfile.mkdtemp(prefix="platform-training-")
+    archive = os.path.join(folder, "code.zip")
+    with open(archive, "wb") as file:
+        file.write(read(job["code_uri"]))
+    sys.path.insert(0, archive)
+    try:
+        module = importlib.import_module(module_name)
+        origin = str(getattr(module, "__file__", ""))
+        if not origin.startswith(archive + os.sep):
+            raise ImportError(
+                f"{module_name} comes from {origin or 'nowhere'}, not the job's code: "
+                "the cluster has a package of that name"
+            )
+        result: dict[str, Any] = getattr(module, function)(job)
+    finally:
+        sys.path.remove(archive)
+    shutil.rmtree(folder, ignore_errors=True)  # kept on a failure: its traceback shows the code
+    return result
 
 
 def score(

@@ -1,5 +1,5 @@
-"""SynapseEngine: the gold SQL, transpiled to Spark SQL, or a batch scoring, as a run of a
-Synapse pipeline.
+"""SynapseEngine: the gold SQL, transpiled to Spark SQL, a batch scoring or a model training,
+as a run of a Synapse pipeline.
 
 `createRun` takes no idempotency token, so each run carries the job's idempotency key as the
 pipeline parameter `idempotency_key`, and a submit first looks for a recent run of the pipeline
@@ -9,7 +9,9 @@ start the pipeline twice.
 A batch scoring runs through the same pipeline: its `job` parameter is the scoring argument
 (`score:<payload URI>`), which the runner tells from an encoded SQL job. Its libraries
 (onnxruntime and msgspec, pinned as in requirements.txt) must be installed on the Spark pool
-(the pool's requirements file); a pipeline run cannot install them.
+(the pool's requirements file); a pipeline run cannot install them. A training runs the same
+way (`train:<payload URI>`); its libraries (`shared.models.training_code.training_libraries`)
+must be on the pool too, and the pool's Python must be 3.11 or later.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from shared.batch.engine import (
     RunStatus,
     ScoringJob,
     SqlJob,
+    TrainingJob,
     UnknownRun,
 )
 from shared.batch.sql import ModelSqlError, encode_job, spark_statements
@@ -66,8 +69,9 @@ MAX_PAGES = 100  # a bound on the lookup, should a workspace keep answering cont
 
 class SynapseEngine:
     """Starts the configured pipeline with parameters `model`, `job` (the encoded Spark SQL, or
-    the scoring argument) and `idempotency_key`; the pipeline's Spark job runs `spark_runner.py`
-    with `job` as its argument. The pipeline must declare the three as string parameters."""
+    the scoring or training argument) and `idempotency_key`; the pipeline's Spark job runs
+    `spark_runner.py` with `job` as its argument. The pipeline must declare the three as string
+    parameters."""
 
     name = "synapse"
 
@@ -107,6 +111,11 @@ class SynapseEngine:
 
     def submit_scoring(self, job: ScoringJob) -> RunState:
         """The pipeline with the scoring argument as its `job`; `job.libraries` must already
+        be on the Spark pool."""
+        return self._start(job.model, job.argument, job.idempotency_key())
+
+    def submit_training(self, job: TrainingJob) -> RunState:
+        """The pipeline with the training argument as its `job`; `job.libraries` must already
         be on the Spark pool."""
         return self._start(job.model, job.argument, job.idempotency_key())
 

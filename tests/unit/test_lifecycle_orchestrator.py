@@ -18,7 +18,7 @@ from orchestrations.lifecycle_activities import (
     MOVE_ACTIVITY,
 )
 from orchestrations.lifecycle_start import RETRAIN, policy_of, retrain_instance, trigger_window
-from orchestrations.models import TRAIN_ACTIVITY
+from orchestrations.model_training_remote import TRAIN_CHALLENGER
 from shared.config import LifecycleSettings
 from tests.orchestrator_replay import T0, History, scheduled
 
@@ -36,9 +36,15 @@ CHECK_PASSED = {"verdict": "pass", "reasons": [], "metrics": {"score_psi": 0.02}
 APPROVE = {"decision": "approve", "comment": "fine", "by": {"kind": "user", "id": "u1"}}
 
 
+def _trained(history: History, answer: dict[str, Any]) -> History:
+    """The challenger's training sub-orchestration answers `answer`."""
+    task = history.start_sub_orchestration(TRAIN_CHALLENGER, "i1:train")
+    return history.turn().sub_orchestration_completed(task, answer)
+
+
 def _gated(gate: dict[str, Any] = GATE_PASSED) -> History:
     history = History(RETRAIN, REQUEST).activity(MOVE_ACTIVITY, MOVED)
-    history.activity(TRAIN_ACTIVITY, {"name": "fraud", "version": 2, "aliases": []})
+    _trained(history, {"name": "fraud", "version": 2, "aliases": []})
     history.activity(MOVE_ACTIVITY, MOVED)
     return history.activity(GATE_ACTIVITY, gate)
 
@@ -74,21 +80,17 @@ def test_a_rejected_challenger_stops_at_the_gate() -> None:
     assert state["output"]["step"] == "rejected" and state["output"]["reasons"] == ["no uplift"]
     assert [n for n, _ in scheduled(state)] == [
         MOVE_ACTIVITY,
-        TRAIN_ACTIVITY,
+        TRAIN_CHALLENGER,
         MOVE_ACTIVITY,
         GATE_ACTIVITY,
         MOVE_ACTIVITY,
     ]
-    assert scheduled(state)[1][1] == {"name": "fraud", "run_id": state_instance(state)}
-
-
-def state_instance(state: dict[str, Any]) -> str:
-    return str(scheduled(state)[1][1]["run_id"])
+    assert scheduled(state)[1][1] == {"name": "fraud", "run_id": "i1"}  # the version's run
 
 
 def test_the_first_version_serves_at_once() -> None:
     history = History(RETRAIN, REQUEST).activity(MOVE_ACTIVITY, MOVED)
-    history.activity(TRAIN_ACTIVITY, {"name": "fraud", "version": 1, "aliases": ["champion"]})
+    _trained(history, {"name": "fraud", "version": 1, "aliases": ["champion"]})
     state = history.activity(MOVE_ACTIVITY, MOVED).replay(ORCHESTRATOR)
     assert state["isDone"] and state["output"]["step"] == "promoted"
     assert GATE_ACTIVITY not in [n for n, _ in scheduled(state)]
@@ -129,7 +131,7 @@ def test_an_event_that_is_not_an_approval_stops_the_rollout() -> None:
 def test_a_timeout_follows_the_policy(policy: str, decision: str) -> None:
     request = {**REQUEST, "policy": {**POLICY, "on_approval_timeout": policy}}
     history = History(RETRAIN, request).activity(MOVE_ACTIVITY, MOVED)
-    history.activity(TRAIN_ACTIVITY, {"name": "fraud", "version": 2, "aliases": []})
+    _trained(history, {"name": "fraud", "version": 2, "aliases": []})
     history.activity(MOVE_ACTIVITY, MOVED).activity(GATE_ACTIVITY, GATE_PASSED)
     history.activity(MOVE_ACTIVITY, MOVED)
     deadline = history.now + timedelta(seconds=600)
