@@ -18,7 +18,7 @@ from typing import Any
 
 from shared import __version__
 from shared.models import fraud, maintenance, recommendations
-from shared.models.artifacts import ArtifactStore
+from shared.models.artifacts import ArtifactExists, ArtifactStore
 from shared.models.datasets import Reads
 from shared.models.deployment import CHAMPION
 from shared.models.registry import ModelNotFound, ModelVersion, Registry
@@ -69,16 +69,24 @@ class ModelTraining:
         options: dict[str, Any] = {}
         if request.label_maturity_hours is not None and request.name != recommendations.NAME:
             options["maturity"] = dt.timedelta(hours=request.label_maturity_hours)
-        trained = trainer(self.lake, reads, **options)
         run_id = _RUN_ID.sub("-", request.run_id)[:128] or uuid.uuid4().hex
-        folder = f"{request.name}/runs/{run_id}"
-        self.artifacts.put(f"{folder}/{ONNX_FILE}", trained.onnx)
-        self.artifacts.put(f"{folder}/{trained.native_file}", trained.native)
-        self.artifacts.put(f"{folder}/{CARD_FILE}", json.dumps(trained.card).encode())
-        version = self.registry.create_version(
-            request.name,
+        version = self._registered(request.name, run_id)  # a retry after it was registered
+        if version is None:
+            version = self._register(
+                request.name, run_id, trainer(self.lake, reads, **options), reads
+            )
+        if CHAMPION not in self._aliases(request.name):
+            self.registry.set_alias(request.name, CHAMPION, version.version)
+        return version
+
+    def _register(
+        self, name: str, run_id: str, trained: TrainedModel, reads: Reads
+    ) -> ModelVersion:
+        folder = self._write(name, run_id, trained)
+        return self.registry.create_version(
+            name,
             source=self.artifacts.uri(folder),
-            run_id=run_id,
+            run_id=folder.rsplit("/", 1)[-1],
             metrics=trained.metrics,
             params=trained.params,
             signature=trained.signature,
@@ -87,9 +95,30 @@ class ModelTraining:
             code_version=self.code_version,
             tags={"onnx": ONNX_FILE, "native": trained.native_file, "card": CARD_FILE},
         )
-        if CHAMPION not in self._aliases(request.name):
-            self.registry.set_alias(request.name, CHAMPION, version.version)
-        return version
+
+    def _write(self, name: str, run_id: str, trained: TrainedModel) -> str:
+        """The run's files, written once: a retry after a failure that left some of them (the
+        data may have changed since, so they may not be this training's) writes its own in a
+        folder of its own, `<run id>-<suffix>`. The folder."""
+        folder = f"{name}/runs/{run_id}"
+        try:
+            self.artifacts.put(f"{folder}/{ONNX_FILE}", trained.onnx)
+        except ArtifactExists:
+            folder = f"{name}/runs/{run_id[:119]}-{uuid.uuid4().hex[:8]}"
+            self.artifacts.put(f"{folder}/{ONNX_FILE}", trained.onnx)
+        self.artifacts.put(f"{folder}/{trained.native_file}", trained.native)
+        self.artifacts.put(f"{folder}/{CARD_FILE}", json.dumps(trained.card).encode())
+        return folder
+
+    def _registered(self, name: str, run_id: str) -> ModelVersion | None:
+        """The version a run registered, if it did (a retry of a training that got that far)."""
+        try:
+            versions = self.registry.list_versions(name)
+        except ModelNotFound:
+            return None
+        retried = re.compile(re.escape(run_id[:119]) + "-[0-9a-f]{8}")
+        found = [v for v in versions if v.run_id == run_id or retried.fullmatch(v.run_id)]
+        return found[0] if found else None
 
     def _aliases(self, name: str) -> dict[str, int]:
         try:

@@ -26,7 +26,7 @@ from shared.models.datasets import MissingData, Reads, bronze_rows
 from shared.models.deployment import CHAMPION
 from shared.models.onnx_export import probabilities, scores, session
 from shared.models.recommendations import history_weights
-from shared.models.registry import MODELS_CONTAINER, ModelRegistry
+from shared.models.registry import MODELS_CONTAINER, ModelRegistry, RegistryUnavailable
 from shared.models.service import Models
 from shared.models.serving import BadScoreRequest, NoChampion, Serving
 from shared.models.training import ModelTraining, TrainingRequest, UnknownModel
@@ -101,8 +101,9 @@ def test_a_second_training_is_a_new_version_and_leaves_the_champion(
     version = trained.training.train(TrainingRequest("recommendations", run_id="again"))
     assert version.version == 2
     assert trained.registry.get_model("recommendations").aliases == {CHAMPION: 1}
-    with pytest.raises(ArtifactExists):  # a run's files are written once
-        trained.training.train(TrainingRequest("recommendations", run_id="again"))
+    # The same run again (an activity retried after it registered): the same version.
+    again = trained.training.train(TrainingRequest("recommendations", run_id="again"))
+    assert again.version == 2 and len(trained.registry.list_versions("recommendations")) == 2
 
 
 def test_missing_data_and_unknown_models_are_refused_with_what_to_do(tmp_path: Path) -> None:
@@ -327,3 +328,29 @@ def test_without_a_champion_scoring_says_how_to_get_one(tmp_path: Path) -> None:
         serving.score("fraud", json.dumps(_payment(1, 5.0)).encode(), dt.datetime.now(dt.UTC))
     with pytest.raises(NoChampion, match="recommendations"):
         serving.recommend("u", 3)
+
+
+def test_a_training_retried_after_a_failure_midway_registers_one_version(
+    history: Path, tmp_path: Path
+) -> None:
+    """Files written and then the registry down: the retry writes its own files beside them;
+    a retry after the version was registered returns it (and makes the first a champion)."""
+    lake = Lake(str(history))
+    store = DocumentStore(tmp_path / "documents.sqlite")
+    registry = ModelRegistry(store.container(MODELS_CONTAINER))
+    artifacts = LocalArtifacts(tmp_path / "artifacts")
+
+    class Down(ModelRegistry):
+        def create_version(self, *args: Any, **kwargs: Any) -> Any:
+            raise RegistryUnavailable("503")
+
+    request = TrainingRequest("maintenance", run_id="retrain:maintenance:http:1")
+    with pytest.raises(RegistryUnavailable):
+        ModelTraining(lake, Down(store.container(MODELS_CONTAINER)), artifacts).train(request)
+    training = ModelTraining(lake, registry, artifacts)
+    first = training.train(request)
+    assert first.run_id.startswith("retrain-maintenance-http-1-") and first.version == 1
+    assert artifacts.get(f"maintenance/runs/{first.run_id}/model.onnx")
+    again = training.train(request)
+    assert again.version == 1 and len(registry.list_versions("maintenance")) == 1
+    assert registry.get_model("maintenance").aliases == {CHAMPION: 1}
