@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator
-from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations.medallion import CANCEL_EVENT, RETRY
+from orchestrations.medallion import RETRY
 from orchestrations.medallion_runs import active_instance
-from shared.batch.engine import BatchError, RunState, RunStatus
+from orchestrations.run_monitor import Watch, about, message_of, watch_run
+from shared.batch.engine import BatchError, RunStatus
 from shared.bootstrap import current_platform
 from shared.models.artifacts import ArtifactError
 from shared.models.batch_scoring import BadSource, BatchScoreRequest
@@ -48,7 +48,6 @@ from shared.pipeline.payloads import (
     PayloadError,
     RunRef,
     decode,
-    decode_outcome,
     encode,
 )
 
@@ -80,82 +79,30 @@ def batch_score_orchestrator(context: df.DurableOrchestrationContext) -> Orchest
 
 def _watch(context: df.DurableOrchestrationContext, submission: ScoringSubmission) -> Orchestration:
     """Poll the remote run until it ends, times out or is cancelled; then its figures."""
-    run = submission.remote
-    deadline = context.current_utc_datetime + timedelta(seconds=submission.run_timeout_s)
-    interval = submission.poll_first_s
-    cancel = context.wait_for_external_event(CANCEL_EVENT)
-    polls = 0
-    while not run.status.terminal:
-        context.set_custom_status(
-            {
-                "model": submission.model,
-                "step": "remote",
-                "engine": run.engine,
-                "run_id": run.run_id,
-                "status": run.status.value,
-                "polls": polls,
-            }
-        )
-        now = context.current_utc_datetime
-        if now >= deadline:
-            why = f"timed out after {submission.run_timeout_s:g} s"
-            return (yield from _stop(context, submission, run, why))
-        timer = context.create_timer(min(now + timedelta(seconds=interval), deadline))
-        winner = yield context.task_any([timer, cancel])
-        if winner == cancel:
-            timer.cancel()
-            return (yield from _stop(context, submission, run, "cancelled"))
-        interval = min(interval * 2, submission.poll_max_s)
-        polls += 1
-        try:
-            answer = yield context.call_activity_with_retry(
-                SCORING_STATE, RETRY, encode(RunRef(run.run_id))
-            )
-        except Exception as error:
-            return _failed(submission, f"{_about(run)}: its state is unknown: {_error(error)}")
-        state = decode_outcome(answer, RunState)
-        if isinstance(state, ActivityFailure):
-            return _failed(submission, f"{_about(run)}: {state.error}")
-        run = state
+    watch = Watch(
+        SCORING_STATE,
+        CANCEL_SCORING,
+        submission.poll_first_s,
+        submission.poll_max_s,
+        submission.run_timeout_s,
+        {"model": submission.model},
+    )
+    run = yield from watch_run(context, watch, submission.remote)
+    if isinstance(run, str):
+        return _failed(submission, run)
     if run.status is not RunStatus.SUCCEEDED:
-        return _failed(submission, f"{_about(run)} {run.status.value}: {run.message}".rstrip(": "))
+        return _failed(submission, f"{about(run)} {run.status.value}: {run.message}".rstrip(": "))
     try:
         finished = yield context.call_activity_with_retry(
             FINISH_SCORING, RETRY, encode(FinishScoring(submission, run))
         )
     except Exception as error:
-        return _failed(submission, f"{_about(run)} succeeded; its figures: {_error(error)}")
+        return _failed(submission, f"{about(run)} succeeded; its figures: {message_of(error)}")
     return dict(finished)
-
-
-def _stop(
-    context: df.DurableOrchestrationContext,
-    submission: ScoringSubmission,
-    run: RunState,
-    why: str,
-) -> Orchestration:
-    """Ask the engine to cancel the run, and end with why."""
-    try:
-        answer = yield context.call_activity_with_retry(
-            CANCEL_SCORING, RETRY, encode(RunRef(run.run_id))
-        )
-        after = decode_outcome(answer, RunState)
-        remote = after.error if isinstance(after, ActivityFailure) else after.status.value
-    except Exception as error:
-        remote = f"cancel failed: {_error(error)}"
-    return _failed(submission, f"{why}: {_about(run)} asked to cancel ({remote})")
-
-
-def _about(run: RunState) -> str:
-    return f"the {run.engine} run {run.run_id}"
 
 
 def _failed(submission: ScoringSubmission, error: str) -> dict[str, Any]:
     return {"model": submission.model, "error": error, "permanent": True}
-
-
-def _error(error: Exception) -> str:
-    return str(error).strip() or type(error).__name__
 
 
 def _permanent(error: Exception) -> bool:
