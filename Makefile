@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 PORT ?= 7071
 SIMULATE_RATE ?= 5
+SIMULATE_ARGS ?=
 PYTEST_ARGS ?=
 TABLE ?=
 
@@ -29,11 +30,12 @@ lock: $(STAMP)
 	$(UV_COMPILE) requirements-dev.in -o requirements-dev.txt
 
 # The devhost in the foreground; the traffic simulator posts gently in the background once
-# /api/health answers (it says so then), and stops with it. SIMULATE_RATE=0 leaves it out.
+# /api/health answers (it says so then), and stops with it. SIMULATE_RATE=0 leaves it out;
+# SIMULATE_ARGS passes it more options (SIMULATE_ARGS="--drift-at +30m" shifts the traffic).
 run: $(STAMP)
 	@set -e; \
 	if [ "$(SIMULATE_RATE)" != "0" ]; then \
-	  $(PY) -m benchmarks.simulate --rate $(SIMULATE_RATE) --wait 300 \
+	  $(PY) -m benchmarks.simulate --rate $(SIMULATE_RATE) --wait 300 $(SIMULATE_ARGS) \
 	    --url http://127.0.0.1:$(PORT)/api/events & SIMULATOR=$$!; \
 	  trap 'kill $$SIMULATOR 2>/dev/null || true' EXIT INT TERM; \
 	fi; \

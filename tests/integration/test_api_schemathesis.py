@@ -51,16 +51,23 @@ def test_every_operation_keeps_to_its_description(
         timeout=SECONDS + 120,
     )
     assert done.returncode == 0, _readable(done.stdout)[-6000:]
-    # Warnings may come for three operations: GET /api/audit's and GET /api/alerts'
+    # Warnings may come for four operations: GET /api/audit's and GET /api/alerts'
     # `continuation` takes only a token a previous page gave, which no schema can describe, and
     # POST /api/score checks its records as the intake does (Luhn, the contracts' rules), so
-    # most generated values are rightly a 400.
+    # most generated values are rightly a 400. POST /api/models/{name}/approvals/{instance} is
+    # for a retraining waiting for its approval, whose id no generated value can name: 404.
     warnings = done.stdout.split("WARNINGS", 1)[-1].split("SUMMARY", 1)[0]
     assert "Failures" not in done.stdout, _readable(done.stdout)[-4000:]
     listed = {line.strip() for line in warnings.splitlines() if line.startswith("  - ")}
     assert "No issues found" in done.stdout or (
-        "mostly rejected generated data" in warnings
-        and listed <= {"- GET /api/audit", "- GET /api/alerts", "- POST /api/score/{model}"}
+        bool(listed)
+        and listed
+        <= {
+            "- GET /api/audit",
+            "- GET /api/alerts",
+            "- POST /api/score/{model}",
+            "- POST /api/models/{name}/approvals/{instance}",
+        }
     ), done.stdout[-4000:]
     assert "Stateful" in done.stdout
 
