@@ -7,6 +7,7 @@ import inspect
 import json
 import logging
 import sys
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -184,7 +185,22 @@ def _index_binding(function_name: str, raw: str, settings: AppSettings) -> Bindi
 
 
 def _annotations(user_function: Callable[..., Any]) -> dict[str, Any]:
+    """The parameters' annotations as types, string ones (`from __future__ import annotations`)
+    resolved in the function's module, since they decide how parameters are bound. When one of
+    them cannot be resolved (a name imported only for type checkers), the others still are."""
     try:
         return typing.get_type_hints(user_function)
     except Exception:
-        return dict(getattr(user_function, "__annotations__", {}))
+        raw = dict(getattr(user_function, "__annotations__", {}))
+    module_globals = getattr(inspect.unwrap(user_function), "__globals__", {})
+    return {name: _resolve(name, value, module_globals) for name, value in raw.items()}
+
+
+def _resolve(name: str, annotation: Any, module_globals: dict[str, Any]) -> Any:
+    if not isinstance(annotation, str):
+        return annotation
+    holder = types.SimpleNamespace(__annotations__={name: annotation})
+    try:
+        return typing.get_type_hints(holder, globalns=module_globals)[name]
+    except Exception:
+        return annotation

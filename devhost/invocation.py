@@ -273,8 +273,13 @@ class Invoker:
         retry_error: BaseException | None = None,
         extra_inputs: Mapping[str, Any] | None = None,
         log_fields: Mapping[str, Any] | None = None,
+        trigger_argument: Any = None,
     ) -> Invocation:
         """Call the function with its trigger value bound to the trigger's parameter.
+
+        `trigger_argument`, when given, is what the trigger's parameter receives instead (an
+        HTTP stream's FastAPI `Request`); the trigger value still gives the binding data that
+        input bindings such as `{id}` read.
 
         `retry_count`, `max_retry_count` and `retry_error` (the previous attempt's failure)
         fill `context.retry_context`, as the host's retry context does.
@@ -294,7 +299,8 @@ class Invoker:
             inputs = await self._read_inputs(plan, trigger_value) if plan.inputs else {}
             if extra_inputs:
                 inputs = {**inputs, **extra_inputs}
-            kwargs, outs = self._arguments(plan, trigger_value, invocation_id, retry, inputs)
+            argument = trigger_value if trigger_argument is None else trigger_argument
+            kwargs, outs = self._arguments(plan, argument, invocation_id, retry, inputs)
             result = await self._call(plan, kwargs)
             outputs = {name: out.get() for name, out in outs.items() if out.was_set}
             if plan.returns:

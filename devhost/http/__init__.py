@@ -1,1 +1,1 @@
-"""HTTP triggers: route templates, request and response conversion, auth levels."""
+"""HTTP triggers: route templates, request and response conversion, auth levels, streams."""

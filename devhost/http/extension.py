@@ -5,14 +5,29 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import azure.functions as func
 from aiohttp import web
 
 from devhost.extension import HostContext
+from devhost.http.asgi import AsgiConnection, asgi_scope
+from devhost.http.asgi_response import send_asgi_response
 from devhost.http.convert import error_response, to_function_request, to_web_response
-from devhost.http.limits import BodyRefused, HttpLimits, read_body, refusal_response
+from devhost.http.limits import (
+    BodyRefused,
+    HttpLimits,
+    read_body,
+    refusal_response,
+    refuse_declared_length,
+)
 from devhost.http.routes import RouteTemplate, RouteTemplateError
+from devhost.http.streaming import (
+    asgi_request,
+    asgi_response,
+    azure_differences,
+    takes_asgi_request,
+)
 from devhost.indexing import FunctionSpec, IndexingError
-from devhost.invocation import FunctionFailed, HostShuttingDown
+from devhost.invocation import FunctionFailed, HostShuttingDown, new_invocation_id
 from devhost.keys import enforces_auth, presented_key
 
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
@@ -24,6 +39,7 @@ class HttpRoute:
     template: RouteTemplate
     methods: frozenset[str]
     auth_level: str
+    streams: bool = False  # it takes the FastAPI Request: served as an HTTP stream
 
     def response_value(self, outputs: dict[str, object]) -> object:
         """`$return` when the function returned something, else a named http output it set."""
@@ -53,6 +69,7 @@ def build_routes(functions: list[FunctionSpec]) -> list[HttpRoute]:
                 template=template,
                 methods=frozenset(str(m).upper() for m in methods),
                 auth_level=str(trigger.get("authLevel", "function")).lower(),
+                streams=takes_asgi_request(function),
             )
         )
     routes.sort(key=lambda r: r.template.precedence)
@@ -107,6 +124,11 @@ class HttpExtension:
         self._prefix = context.host_config.route_prefix
         self.enforce_auth = enforces_auth(context.settings)
         self.limits = HttpLimits.from_settings(context.settings)
+        self._streaming: set[AsgiConnection] = set()  # responses being streamed
+        streaming = [r.function for r in self._routes if r.streams]
+        classic = [r.function for r in self._routes if not r.streams]
+        for note in azure_differences(streaming, classic, context.settings):
+            context.log.warning("HTTP streams: %s", note)
 
     def routes(self) -> list[web.RouteDef]:
         prefix = f"/{self._prefix}" if self._prefix else ""
@@ -135,7 +157,10 @@ class HttpExtension:
         return None
 
     async def stop(self) -> None:
-        return None
+        """Responses still streaming end now, as if their callers had left (their iterators are
+        closed): an endless stream would otherwise hold the host's shutdown."""
+        for connection in list(self._streaming):
+            connection.end("the host is stopping")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         route, values, allowed = self._table.find(request.match_info["tail"], request.method)
@@ -151,6 +176,8 @@ class HttpExtension:
                 return error_response(
                     401, "a valid key is required (x-functions-key header or code query parameter)"
                 )
+        if route.streams:
+            return await self._serve_stream(request, route, values)
         try:
             body = await read_body(request, self.limits)
         except BodyRefused as refused:
@@ -165,14 +192,57 @@ class HttpExtension:
         except HostShuttingDown:
             return error_response(503, "the host is shutting down")
         except FunctionFailed as failure:
-            response = error_response(
-                500,
-                f"function {failure.function!r} failed",
-                invocationId=failure.invocation_id,
-            )
-            response.headers["x-ms-invocation-id"] = failure.invocation_id
-            return response
-        except asyncio.CancelledError:
-            raise
+            return _failure_response(failure)
         value = route.response_value(invocation.outputs)
         return to_web_response(value, invocation.invocation_id)
+
+    async def _serve_stream(
+        self, request: web.Request, route: HttpRoute, values: dict[str, str]
+    ) -> web.StreamResponse:
+        """A function that takes the FastAPI Request: its body streams in as `receive` reads it
+        (within the limits), and a starlette response streams out. The trigger value the
+        invoker gets is the `HttpRequest` without its body, for the binding data of inputs."""
+        try:
+            refuse_declared_length(request, self.limits)
+        except BodyRefused as refused:
+            return refusal_response(refused)
+        invocation_id = new_invocation_id()
+        connection = AsgiConnection(request, self.limits)
+        scope = asgi_scope(request, values, self._context.base_url, invocation_id)
+        watcher = asyncio.ensure_future(connection.watch())
+        try:
+            try:
+                invocation = await self._context.invoker.invoke(
+                    route.function,
+                    to_function_request(request, b"", values, origin=self._context.base_url),
+                    invocation_id=invocation_id,
+                    trigger_argument=asgi_request(scope, connection.receive),
+                    log_fields={"method": request.method, "path": request.path},
+                )
+            except HostShuttingDown:
+                return error_response(503, "the host is shutting down")
+            except FunctionFailed as failure:
+                if connection.refusal is not None:
+                    return refusal_response(connection.refusal)
+                return _failure_response(failure)
+            if connection.refusal is not None:  # the function saw a disconnect; the caller, why
+                return refusal_response(connection.refusal)
+            value = route.response_value(invocation.outputs)
+            if isinstance(value, func.HttpResponse):
+                return to_web_response(value, invocation_id)
+            self._streaming.add(connection)
+            return await send_asgi_response(
+                request, asgi_response(value), scope, connection, invocation_id, route.function.name
+            )
+        finally:
+            self._streaming.discard(connection)
+            connection.end("the response is over")
+            watcher.cancel()
+
+
+def _failure_response(failure: FunctionFailed) -> web.Response:
+    response = error_response(
+        500, f"function {failure.function!r} failed", invocationId=failure.invocation_id
+    )
+    response.headers["x-ms-invocation-id"] = failure.invocation_id
+    return response

@@ -77,40 +77,64 @@ def _positive(settings: AppSettings, name: str, default: float) -> float:
     return value
 
 
-async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
-    """The body as sent; raises BodyRefused (413) past the size limit, or (408) when no byte
-    of it arrives for `body_timeout_s`.
-
-    What has already arrived is taken as it is: the timeout is armed only to wait for more,
-    since a small body usually comes with its headers (and a GET has none)."""
+def refuse_declared_length(request: web.Request, limits: HttpLimits) -> None:
+    """Raise BodyRefused (413) when the body's `Content-Length` is over the limit, before any
+    of it is read."""
     declared = request.content_length
     if declared is not None and declared > limits.body_size:
         raise BodyRefused(
             413, f"the request body is declared as {declared} bytes, over {_limit(limits)}"
         )
-    if not request.body_exists:
-        return b""
-    body = bytearray()
-    stream = request.content
-    while True:
+
+
+class BodyReader:
+    """A request body read chunk by chunk as it arrives, within the limits: the size limit on
+    the bytes read so far, and the timeout on each wait for more."""
+
+    def __init__(self, request: web.Request, limits: HttpLimits) -> None:
+        self._stream = request.content
+        self._limits = limits
+        self.received = 0
+
+    async def next_chunk(self) -> bytes:
+        """The next bytes of the body, b"" at its end; raises BodyRefused (413) past the size
+        limit, or (408) when no byte of it arrives for `body_timeout_s`.
+
+        What has already arrived is taken as it is: the timeout is armed only to wait for more,
+        since a small body usually comes with its headers (and a GET has none)."""
+        stream = self._stream
         chunk = stream.read_nowait()
         if not chunk:
             if stream.at_eof():
-                return bytes(body)
+                return b""
             try:
-                async with asyncio.timeout(limits.body_timeout_s):
+                async with asyncio.timeout(self._limits.body_timeout_s):
                     chunk = await stream.readany()
             except TimeoutError:
                 raise BodyRefused(
                     408,
-                    f"the request body stalled: no byte for {limits.body_timeout_s:g} s "
-                    f"({len(body)} bytes received)",
+                    f"the request body stalled: no byte for {self._limits.body_timeout_s:g} s "
+                    f"({self.received} bytes received)",
                 ) from None
             if not chunk:
-                return bytes(body)
-        if len(body) + len(chunk) > limits.body_size:
-            raise BodyRefused(413, f"the request body is over {_limit(limits)}")
+                return b""
+        if self.received + len(chunk) > self._limits.body_size:
+            raise BodyRefused(413, f"the request body is over {_limit(self._limits)}")
+        self.received += len(chunk)
+        return chunk
+
+
+async def read_body(request: web.Request, limits: HttpLimits) -> bytes:
+    """The body as sent, whole; raises BodyRefused as `refuse_declared_length` and
+    `BodyReader.next_chunk` do."""
+    refuse_declared_length(request, limits)
+    if not request.body_exists:
+        return b""
+    reader = BodyReader(request, limits)
+    body = bytearray()
+    while chunk := await reader.next_chunk():
         body += chunk
+    return bytes(body)
 
 
 def _limit(limits: HttpLimits) -> str:
