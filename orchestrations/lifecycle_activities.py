@@ -14,6 +14,7 @@ import azure.durable_functions as df
 from shared.audit.events import Actor, AuditEvent
 from shared.bootstrap import current_platform
 from shared.models import rollout
+from shared.models.alerts import ALERTS_HUB
 from shared.models.canary import CanaryPolicy, check
 from shared.models.serving_stats import observed
 
@@ -106,7 +107,8 @@ def model_canary_check(request: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="request", activity=DECIDE_ACTIVITY)
 def model_lifecycle_decision(request: dict[str, Any]) -> dict[str, Any]:
-    """Record a decision: its lifecycle document and its audit record."""
+    """Record a decision: its lifecycle document and its audit record; an escalation is also
+    announced on the alerts hub."""
     approval = request.get("approval")
     by = (approval or {}).get("by") if request["decision"] in APPROVALS else None
     actor = dict(by) if by else {"kind": ORCHESTRATION, "id": str(request["instance"])}
@@ -122,6 +124,10 @@ def model_lifecycle_decision(request: dict[str, Any]) -> dict[str, Any]:
         approval=approval,
         reasons=list(request.get("reasons") or ()),
     )
+    if document["decision"] == "escalated":
+        current_platform().alerts.publisher.publish_now(
+            ALERTS_HUB, [rollout.escalation_event(document)]
+        )
     return {"id": document["id"]}
 
 

@@ -10,20 +10,23 @@ again after a crash), in the order that keeps serving right between them
 - `promote`: the `champion` alias moved to the challenger (which then serves everyone), then
   the `challenger` alias deleted and the tag reset.
 
-Each promotion, rejection, rollback and approval writes a lifecycle document (container
+Each promotion, rejection, rollback, approval and escalation writes a lifecycle document (container
 `model_lifecycle`, partitioned by model): who or what decided, when, from which version to
 which, the gate's figures and the approval. The tamper-evident audit trail gets a record of
-each too (`shared.audit`), which names the document.
+each too (`shared.audit`), which names the document. An escalation is also announced on the
+alerts hub (`escalation_event`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from shared.audit.fields import clean
 from shared.documents.port import ContainerSpec, DocumentContainer, Json, Query
+from shared.events.publisher import OutgoingEvent
 from shared.models.deployment import (
     CANARY_PERCENT,
     CHALLENGER,
@@ -36,6 +39,7 @@ from shared.models.registry_port import ModelNotFound, RegisteredModel, Registry
 from shared.models.service import COMMENT_LIMIT
 
 LIFECYCLE_CONTAINER = ContainerSpec("model_lifecycle", "/model")
+ESCALATION_EVENT_TYPE = "platform.model.escalation"  # on the alerts hub
 DECISIONS = ("promoted", "rejected", "rolled_back", "approved", "approval_refused", "escalated")
 
 
@@ -129,6 +133,32 @@ def _approval(approval: Mapping[str, Any] | None) -> dict[str, Json] | None:
         "at": clean(approval.get("at"), 40),
         "timed_out": bool(approval.get("timed_out", False)),
     }
+
+
+def escalation_event(document: Mapping[str, Any]) -> OutgoingEvent:
+    """An escalation (no approval in time, and the policy stops) as a CloudEvent for the alerts
+    hub, where operators watch: its id is the decision's, so a retried activity's second send
+    is the same event (consumers deduplicate on it, as on any Event Hubs stream)."""
+    body = {
+        "specversion": "1.0",
+        "id": document["id"],
+        "type": ESCALATION_EVENT_TYPE,
+        "source": f"/models/{document['model']}",
+        "subject": document["instance_id"],
+        "time": document["at"],
+        "datacontenttype": "application/json",
+        "data": {
+            "model": document["model"],
+            "instance_id": document["instance_id"],
+            "from_version": document["from_version"],
+            "to_version": document["to_version"],
+            "message": (
+                f"model {document['model']}: challenger v{document['to_version']} passed the "
+                f"gate but was not approved in time; approve or reject it with a new retraining"
+            ),
+        },
+    }
+    return OutgoingEvent(json.dumps(body).encode(), partition_key=str(document["model"]))
 
 
 def decisions(container: DocumentContainer, model: str, limit: int = 20) -> list[dict[str, Json]]:

@@ -24,6 +24,7 @@ import requests
 
 from benchmarks.lifecycle_data import LiveTraffic, drifted_history
 from benchmarks.traffic import Traffic, simulated_clock
+from embedded.eventlog.log import EventLog, event_log_path
 from tests.devhost_process import PROJECT_ROOT, DevhostProcess
 from tests.durable_http import WEBHOOKS, status, wait_for
 from tests.integration.ingest_helpers import eventually
@@ -234,3 +235,15 @@ def test_injected_drift_starts_one_retraining_whose_approval_times_out(
     escalated = model["lifecycle"]["decisions"][0]
     assert escalated["decision"] == "escalated" and escalated["approval"]["timed_out"] is True
     assert escalated["actor"]["kind"] == "policy"
+    announced = [e for e in _alerts_hub(data_dir) if e["type"] == "platform.model.escalation"]
+    assert [e["id"] for e in announced] == [escalated["id"]]
+    assert announced[0]["data"]["to_version"] == escalated["to_version"]
+
+
+def _alerts_hub(data_dir: Path) -> list[dict[str, Any]]:
+    with EventLog(event_log_path(data_dir)) as log:
+        return [
+            json.loads(event.body)
+            for partition in range(log.hubs().get("alerts", 0))
+            for event in log.read("alerts", partition, max_count=1_000_000)
+        ]

@@ -4,6 +4,7 @@ figures each process keeps and shares, a canary step's verdict, and the decision
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections import Counter
 from pathlib import Path
@@ -280,6 +281,24 @@ def test_a_decision_document_is_scrubbed_and_repeatable() -> None:
             from_version=1,
             to_version=2,
         )
+
+
+def test_an_escalation_is_a_cloudevent_for_the_alerts_hub() -> None:
+    document = rollout.decision_document(
+        model="fraud",
+        decision="escalated",
+        instance="retrain:fraud:drift:20261207T20",
+        at=T0,
+        actor={"kind": "policy", "id": "escalate"},
+        from_version=1,
+        to_version=2,
+    )
+    event = rollout.escalation_event(document)
+    body = json.loads(event.body)
+    assert body["id"] == document["id"] and body["type"] == rollout.ESCALATION_EVENT_TYPE
+    assert body["specversion"] == "1.0" and body["source"] == "/models/fraud"
+    assert body["data"]["to_version"] == 2 and event.partition_key == "fraud"
+    assert rollout.escalation_event(document) == event  # a retry sends the same event
 
 
 @pytest.mark.parametrize(
