@@ -7,11 +7,10 @@ model that raises alerts (`fraud`, `maintenance`), `entity` an account or device
 naming a parameter that is not so.
 """
 
-import json
-
 import azure.functions as func
 
 from functions.access import requires
+from functions.answers import json_response
 from shared import query_params
 from shared.bootstrap import current_platform
 from shared.documents.port import DocumentStoreError
@@ -20,10 +19,6 @@ from shared.models.alerts import ALERTING, MAX_ENTITY, MAX_TOP
 
 bp = func.Blueprint()
 MAX_CONTINUATION = 2048
-
-
-def _json(body: object, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
 
 @bp.route(route="alerts", methods=["GET"])
@@ -48,7 +43,7 @@ def list_alerts(req: func.HttpRequest) -> func.HttpResponse:
             type=kind, entity=entity, since=since, top=top, continuation=continuation
         )
     except ValueError as error:
-        return _json({"error": str(error)}, 400)
+        return json_response({"error": str(error)}, 400)
     except DocumentStoreError as error:
-        return _json({"error": f"the alerts cannot be read: {type(error).__name__}"}, 503)
-    return _json({"alerts": alerts, "continuation": following})
+        return json_response({"error": f"the alerts cannot be read: {type(error).__name__}"}, 503)
+    return json_response({"alerts": alerts, "continuation": following})

@@ -8,12 +8,12 @@
   `python -m devhost audit verify` does), and closes the hours not yet checkpointed.
 """
 
-import json
 import logging
 
 import azure.functions as func
 
 from functions.access import requires
+from functions.answers import json_response
 from shared import query_params
 from shared.audit.events import AuditUnavailable
 from shared.audit.query import MAX_TOP, search
@@ -24,10 +24,6 @@ from shared.identity.roles import Role
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
 _FILTERS = ("actor", "action", "outcome")
-
-
-def _json(body: object, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
 
 
 @bp.route(route="audit", methods=["GET"])
@@ -45,10 +41,10 @@ def audit_records(req: func.HttpRequest) -> func.HttpResponse:
             continuation=params.get("continuation"),
         )
     except ValueError as error:
-        return _json({"error": str(error)}, 400)
+        return json_response({"error": str(error)}, 400)
     except AuditUnavailable as error:
-        return _json({"error": str(error)}, 503)
-    return _json({"records": records, "continuation": continuation})
+        return json_response({"error": str(error)}, 503)
+    return json_response({"records": records, "continuation": continuation})
 
 
 @bp.timer_trigger(schedule="0 15 3 * * *", arg_name="timer")

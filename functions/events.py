@@ -12,11 +12,10 @@ rejection for a single invalid event; 413 over 1 MB or 5,000 events; 415 for ano
 type or coding; 503 when the hub cannot take the events (then none was accepted).
 """
 
-import json
-
 import azure.functions as func
 
 from functions.access import requires
+from functions.answers import json_response
 from shared.bootstrap import current_platform
 from shared.events.errors import (
     MalformedRequest,
@@ -43,10 +42,10 @@ async def post_events(req: func.HttpRequest) -> func.HttpResponse:
     try:
         result = await intake.submit(req.get_body(), req.headers.get("content-type"), req.headers)
     except RequestRejected as error:
-        return _json({"error": error.message}, rejection_status(error))
+        return json_response({"error": error.message}, rejection_status(error))
     except PublishFailed as error:
-        return _json({"error": f"no event was accepted: {error}"}, 503)
-    return _json(result.to_json(), result_status(result))
+        return json_response({"error": f"no event was accepted: {error}"}, 503)
+    return json_response(result.to_json(), result_status(result))
 
 
 def rejection_status(error: RequestRejected) -> int:
@@ -57,7 +56,3 @@ def rejection_status(error: RequestRejected) -> int:
 def result_status(result: IntakeResult) -> int:
     """400 for a single event rejected, else 202 (a batch's rejections are in the body)."""
     return 400 if result.refused else 202
-
-
-def _json(body: object, status: int) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")

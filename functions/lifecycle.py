@@ -23,6 +23,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.access import caller, requires
+from functions.answers import json_response
 from orchestrations.lifecycle import APPROVAL_EVENT
 from orchestrations.lifecycle_start import RETRAIN, champion_options, policy_of, start_retraining
 from orchestrations.medallion_runs import ACTIVE
@@ -35,13 +36,9 @@ bp = df.Blueprint()
 MAX_INSTANCE = 200
 
 
-def _json(body: object, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
-
-
 def not_gated(name: str) -> func.HttpResponse:
     gated = ", ".join(ALERTING)
-    return _json({"error": f"the lifecycle gates {gated}, not {name[:64]!r}"}, 404)
+    return json_response({"error": f"the lifecycle gates {gated}, not {name[:64]!r}"}, 404)
 
 
 @bp.route(route="models/{name}/retrain", methods=["POST"])
@@ -56,7 +53,7 @@ async def retrain_model(
     try:
         options = parse_training(req.get_body())
     except BadModelRequest as error:
-        return _json({"error": str(error)}, 400)
+        return json_response({"error": str(error)}, 400)
     platform = current_platform()
     policy = policy_of(platform.settings.lifecycle)
     options = options or champion_options(platform.models.registry, name)
@@ -79,19 +76,21 @@ async def approve_model(
     name, instance = req.route_params["name"], req.route_params["instance"]
     if name not in ALERTING:
         return not_gated(name)
-    unknown = _json({"error": f"no retraining {instance[:MAX_INSTANCE]!r} of {name}"}, 404)
+    unknown = json_response({"error": f"no retraining {instance[:MAX_INSTANCE]!r} of {name}"}, 404)
     if len(instance) > MAX_INSTANCE or not instance.startswith(f"retrain:{name}:"):
         return unknown
     try:
         answer = parse_approval(req.get_body())
     except BadModelRequest as error:
-        return _json({"error": str(error)}, 400)
+        return json_response({"error": str(error)}, 400)
     status = await client.get_status(instance)
     if status is None or status.runtime_status is None or status.name != RETRAIN:
         return unknown
     step = _step(status.custom_status)
     if status.runtime_status not in ACTIVE or step != "awaiting_approval":
-        return _json({"error": "the retraining is not waiting for an approval", "step": step}, 409)
+        return json_response(
+            {"error": "the retraining is not waiting for an approval", "step": step}, 409
+        )
     principal = caller()
     event = {
         **answer,
@@ -99,7 +98,7 @@ async def approve_model(
         "at": dt.datetime.now(dt.UTC).isoformat(),
     }
     await client.raise_event(instance, APPROVAL_EVENT, event)
-    return _json({"instanceId": instance, "decision": answer["decision"]}, 202)
+    return json_response({"instanceId": instance, "decision": answer["decision"]}, 202)
 
 
 def _step(custom_status: Any) -> str | None:

@@ -19,12 +19,12 @@
 """
 
 import datetime as dt
-import json
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from functions.access import requires
+from functions.answers import json_response
 from orchestrations.model_scoring import active_scoring, start_scoring
 from orchestrations.models import active_training, start_training
 from shared.bootstrap import current_platform
@@ -48,17 +48,15 @@ from shared.models.training import TRAINERS
 bp = df.Blueprint()
 
 
-def _json(body: object, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
-
-
 def _unavailable(error: Exception) -> func.HttpResponse:
-    return _json({"error": f"the model registry is unavailable ({type(error).__name__})"}, 503)
+    return json_response(
+        {"error": f"the model registry is unavailable ({type(error).__name__})"}, 503
+    )
 
 
 def _no_model(name: str) -> func.HttpResponse:
     known = ", ".join(TRAINERS)
-    return _json({"error": f"no model {name[:64]!r}; the models are: {known}"}, 404)
+    return json_response({"error": f"no model {name[:64]!r}; the models are: {known}"}, 404)
 
 
 @bp.route(route="models/{name}/train", methods=["POST"])
@@ -73,10 +71,10 @@ async def train_model(
     try:
         options = parse_training(req.get_body())
     except BadModelRequest as error:
-        return _json({"error": str(error)}, 400)
+        return json_response({"error": str(error)}, 400)
     running = await active_training(client, name)
     if running is not None:
-        return _json({"error": "a training is in progress", "instanceId": running}, 409)
+        return json_response({"error": "a training is in progress", "instanceId": running}, 409)
     moment = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     instance_id = await start_training(client, name, moment, trigger="http", **options)
     return client.create_check_status_response(req, instance_id)
@@ -91,14 +89,18 @@ async def batch_score_model(
     name = req.route_params["name"]
     if name not in SCORABLE:
         scored = ", ".join(SCORABLE)
-        return _json({"error": f"{name[:64]!r} is not scored in batch; these are: {scored}"}, 404)
+        return json_response(
+            {"error": f"{name[:64]!r} is not scored in batch; these are: {scored}"}, 404
+        )
     try:
         options = parse_batch_scoring(req.get_body())
     except BadModelRequest as error:
-        return _json({"error": str(error)}, 400)
+        return json_response({"error": str(error)}, 400)
     running = await active_scoring(client, name)
     if running is not None:
-        return _json({"error": "a batch scoring is in progress", "instanceId": running}, 409)
+        return json_response(
+            {"error": "a batch scoring is in progress", "instanceId": running}, 409
+        )
     moment = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     instance_id = await start_scoring(client, name, moment, **options)
     return client.create_check_status_response(req, instance_id)
@@ -111,7 +113,7 @@ def list_models(req: func.HttpRequest) -> func.HttpResponse:
         models = current_platform().models.registry.list_models()
     except (DocumentStoreError, RegistryUnavailable) as error:
         return _unavailable(error)
-    return _json({"models": [model_summary(model) for model in models]})
+    return json_response({"models": [model_summary(model) for model in models]})
 
 
 @bp.route(route="models/{name}", methods=["GET"])
@@ -131,10 +133,12 @@ def get_model(req: func.HttpRequest) -> func.HttpResponse:
             ),
         }
     except ModelNotFound:
-        return _json({"error": f"{name} has no version yet: POST /api/models/{name}/train"}, 404)
+        return json_response(
+            {"error": f"{name} has no version yet: POST /api/models/{name}/train"}, 404
+        )
     except (DocumentStoreError, RegistryUnavailable) as error:
         return _unavailable(error)
-    return _json({**model_summary(model), "lifecycle": lifecycle, "versions": versions})
+    return json_response({**model_summary(model), "lifecycle": lifecycle, "versions": versions})
 
 
 @bp.route(route="models/{name}/versions/{version}/onnx", methods=["GET"])
@@ -147,11 +151,11 @@ def get_model_onnx(req: func.HttpRequest) -> func.HttpResponse:
         version = parse_version(req.route_params["version"])
         data = current_platform().models.onnx_file(name, version)
     except BadModelRequest as error:
-        return _json({"error": str(error)}, 400)
+        return json_response({"error": str(error)}, 400)
     except (DocumentStoreError, RegistryUnavailable) as error:
         return _unavailable(error)
     except (ModelNotFound, ModelVersionNotFound, ArtifactNotFound):
-        return _json(
+        return json_response(
             {"error": f"no version {req.route_params['version'][:16]} of {name[:64]!r}"}, 404
         )
     filename = f"{name}-v{version}.onnx"

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 
 import azure.durable_functions as df
 import azure.functions as func
 import msgspec
 
 from functions.access import requires
+from functions.answers import json_response
 from functions.lifecycle import not_gated
 from orchestrations.monitoring import monitor_and_act
 from shared.bootstrap import current_platform
@@ -33,10 +33,6 @@ bp = df.Blueprint()
 DEFAULT_TOP, MAX_TOP = 24, 100
 
 
-def _json(body: object, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
-
-
 @bp.route(route="models/{name}/monitoring", methods=["GET"])
 @requires(Role.READER)
 async def get_model_monitoring(req: func.HttpRequest) -> func.HttpResponse:
@@ -46,7 +42,7 @@ async def get_model_monitoring(req: func.HttpRequest) -> func.HttpResponse:
     try:
         top = parse_top(req.params.get("top"), DEFAULT_TOP, MAX_TOP)
     except ValueError as error:
-        return _json({"error": str(error)}, 400)
+        return json_response({"error": str(error)}, 400)
     history = current_platform().monitoring.history
     runs = await asyncio.to_thread(history.latest, name, top)
     reports = [
@@ -57,7 +53,7 @@ async def get_model_monitoring(req: func.HttpRequest) -> func.HttpResponse:
         }
         for run in runs
     ]
-    return _json({"model": name, "reports": reports})
+    return json_response({"model": name, "reports": reports})
 
 
 @bp.route(route="models/{name}/monitoring", methods=["POST"])
@@ -72,7 +68,9 @@ async def run_model_monitoring(
     try:
         report, retraining = await monitor_and_act(client, name, dt.datetime.now(dt.UTC), "http")
     except (MissingData, FeaturesChanged) as error:
-        return _json({"error": f"nothing to monitor yet: {error}"}, 409)
+        return json_response({"error": f"nothing to monitor yet: {error}"}, 409)
     if report is None:
-        return _json({"error": f"{name} has no champion yet: POST /api/models/{name}/train"}, 409)
-    return _json({"report": msgspec.to_builtins(report), "retraining": retraining})
+        return json_response(
+            {"error": f"{name} has no champion yet: POST /api/models/{name}/train"}, 409
+        )
+    return json_response({"report": msgspec.to_builtins(report), "retraining": retraining})

@@ -22,6 +22,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.access import requires
+from functions.answers import json_response
 from orchestrations.medallion import MEDALLION
 from orchestrations.medallion_runs import (
     BadRunsQuery,
@@ -40,12 +41,8 @@ from shared.pipeline.reaper import DurableStatuses
 bp = df.Blueprint()
 
 
-def _json(body: object, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
-
-
 def _unknown(name: str) -> func.HttpResponse:
-    return _json({"error": f"no pipeline {name!r}; the pipelines are: {MEDALLION}"}, 404)
+    return json_response({"error": f"no pipeline {name!r}; the pipelines are: {MEDALLION}"}, 404)
 
 
 @bp.route(route="pipelines/{name}/runs", methods=["POST"])
@@ -59,7 +56,9 @@ async def start_pipeline_run(
         return _unknown(name)
     started = await start_run(client, "http")
     if started.already_running:
-        return _json({"error": "a run is in progress", "instanceId": started.instance_id}, 409)
+        return json_response(
+            {"error": "a run is in progress", "instanceId": started.instance_id}, 409
+        )
     return client.create_check_status_response(req, started.instance_id)
 
 
@@ -75,8 +74,8 @@ async def list_pipeline_runs(
     try:
         top = parse_top(req.params.get("top"))
     except BadRunsQuery as error:
-        return _json({"error": str(error)}, 400)
-    return _json({"pipeline": name, "runs": await list_runs(client, top)})
+        return json_response({"error": str(error)}, 400)
+    return json_response({"pipeline": name, "runs": await list_runs(client, top)})
 
 
 @bp.route(route="pipelines/{name}/runs/{instance_id}/cancel", methods=["POST"])
@@ -91,8 +90,8 @@ async def cancel_pipeline_run(
     try:
         cancellation = await cancel_run(client, req.route_params["instance_id"])
     except UnknownRun as error:
-        return _json({"error": str(error)}, 404)
-    return _json(cancellation.to_json())
+        return json_response({"error": str(error)}, 404)
+    return json_response(cancellation.to_json())
 
 
 @bp.timer_trigger(schedule="0 0 * * * *", arg_name="timer")

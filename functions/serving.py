@@ -10,11 +10,11 @@
 """
 
 import datetime as dt
-import json
 
 import azure.functions as func
 
 from functions.access import requires
+from functions.answers import json_response
 from shared import query_params
 from shared.bootstrap import current_platform
 from shared.documents.port import DocumentStoreError
@@ -25,28 +25,26 @@ bp = func.Blueprint()
 MAX_USER_ID = 128
 
 
-def _json(body: object, status: int = 200) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
-
-
 @bp.route(route="score/{model}", methods=["POST"])
 @requires(Role.ANALYST)
 def score(req: func.HttpRequest) -> func.HttpResponse:
     model = req.route_params["model"]
     if model not in SCORED:
         known = ", ".join(sorted(SCORED))
-        return _json({"error": f"no scoring model {model[:64]!r}: the models are {known}"}, 404)
+        return json_response(
+            {"error": f"no scoring model {model[:64]!r}: the models are {known}"}, 404
+        )
     try:
         results = current_platform().serving.score(model, req.get_body(), dt.datetime.now(dt.UTC))
     except BadScoreRequest as error:
-        return _json({"error": str(error)}, 400)
+        return json_response({"error": str(error)}, 400)
     except NoChampion as error:
-        return _json({"error": str(error)}, 503)
+        return json_response({"error": str(error)}, 503)
     except DocumentStoreError as error:  # the feature store cannot be read
-        return _json(
+        return json_response(
             {"error": f"the online features are unavailable ({type(error).__name__})"}, 503
         )
-    return _json({"results": results})
+    return json_response({"results": results})
 
 
 @bp.route(route="recommend/{user_id}", methods=["GET"])
@@ -59,11 +57,11 @@ def recommend(req: func.HttpRequest) -> func.HttpResponse:
         k = query_params.top(req.params.get("k"), 10, MAX_K, name="k")
         answer = current_platform().serving.recommend(user_id, k)
     except ValueError as error:
-        return _json({"error": str(error)}, 400)
+        return json_response({"error": str(error)}, 400)
     except NoChampion as error:
-        return _json({"error": str(error)}, 503)
+        return json_response({"error": str(error)}, 503)
     except DocumentStoreError as error:
-        return _json(
+        return json_response(
             {"error": f"the online features are unavailable ({type(error).__name__})"}, 503
         )
-    return _json(answer)
+    return json_response(answer)

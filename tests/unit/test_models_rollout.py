@@ -8,6 +8,7 @@ import json
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -247,28 +248,19 @@ def test_a_decision_document_is_scrubbed_and_repeatable() -> None:
         "by": {"kind": "user", "id": "u1", "tenant": "t"},
         "at": T0.isoformat(),
     }
-    first = rollout.decision_document(
-        model="fraud",
-        decision="approved",
-        instance="retrain:fraud:http:20261207T20",
-        at=T0,
-        actor={"kind": "user", "id": "u1"},
-        from_version=1,
-        to_version=2,
-        gate={"uplift": 0.05},
-        approval=approval,
-    )
-    again = rollout.decision_document(
-        model="fraud",
-        decision="approved",
-        instance="retrain:fraud:http:20261207T20",
-        at=T0,
-        actor={"kind": "user", "id": "u1"},
-        from_version=1,
-        to_version=2,
-        gate={"uplift": 0.05},
-        approval=approval,
-    )
+    decided: dict[str, Any] = {
+        "model": "fraud",
+        "decision": "approved",
+        "instance": "retrain:fraud:http:20261207T20",
+        "at": T0,
+        "actor": {"kind": "user", "id": "u1"},
+        "from_version": 1,
+        "to_version": 2,
+        "gate": {"uplift": 0.05},
+        "approval": approval,
+    }
+    first = rollout.decision_document(**decided)
+    again = rollout.decision_document(**decided)  # an activity run again
     assert first == again and first["id"] == "retrain:fraud:http:20261207T20:approved"
     assert card not in str(first) and "1111" not in str(first) and "\n" not in str(first)
     with pytest.raises(ValueError):
