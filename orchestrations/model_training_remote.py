@@ -40,7 +40,6 @@ from shared.models.remote_training import (
     FinishTraining,
     SparkTraining,
     TrainingSubmission,
-    spark_training,
 )
 from shared.models.training import TrainingRequest, UnknownModel
 from shared.models.training_code import TrainingCodeError
@@ -215,9 +214,7 @@ def _guarded(call: Callable[[SparkTraining], object]) -> Any:
 
 def _remote_training() -> SparkTraining | None:
     """Training through the batch engine, or None when models train here (DuckDB)."""
-    platform = current_platform()
-    settings = platform.settings
-    return spark_training(platform.models, platform.pipeline.engine, settings.lake, settings.batch)
+    return current_platform().remote_training
 
 
 def _required_remote() -> SparkTraining:

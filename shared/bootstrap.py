@@ -45,6 +45,7 @@ from shared.models.batch_scoring import BatchScoring
 from shared.models.champions import ChampionCache
 from shared.models.registry import MODELS_CONTAINER, ModelRegistry, Registry
 from shared.models.remote_scoring import SparkScoring, spark_scoring
+from shared.models.remote_training import SparkTraining, spark_training
 from shared.models.service import Models
 from shared.models.serving import Serving
 from shared.models.serving_stats import SERVING_STATS, ServingStats
@@ -94,6 +95,7 @@ class Platform:
     lazy_serving: Lazy[Serving]
     lazy_batch_scoring: Lazy[BatchScoring]
     lazy_remote_scoring: Lazy[SparkScoring | None]
+    lazy_remote_training: Lazy[SparkTraining | None]
     lazy_stats: Lazy[ServingStats]
     lazy_monitoring: Lazy[Monitoring]
     version: str = __version__
@@ -140,6 +142,12 @@ class Platform:
         """Batch inference through the batch engine (Databricks, Synapse); None when it runs
         in process (DuckDB)."""
         return self.lazy_remote_scoring.get()
+
+    @property
+    def remote_training(self) -> SparkTraining | None:
+        """Challenger training through the batch engine (Databricks, Synapse); None when
+        models train in process (DuckDB)."""
+        return self.lazy_remote_training.get()
 
     @property
     def monitoring(self) -> Monitoring:
@@ -217,6 +225,11 @@ def bootstrap(
         lazy_batch_scoring=batch_scoring,
         lazy_remote_scoring=Lazy(
             lambda: spark_scoring(batch_scoring.get(), pipeline.get().engine, settings.batch)
+        ),
+        lazy_remote_training=Lazy(
+            lambda: spark_training(
+                models.get(), pipeline.get().engine, settings.lake, settings.batch
+            )
         ),
     )
 

@@ -36,6 +36,7 @@ from shared.batch.engine import RunStatus, TrainingJob
 from shared.batch.synapse_engine import IDEMPOTENCY_PARAMETER, SynapseEngine
 from shared.bootstrap import Lazy, bootstrap
 from shared.config import DatabricksSettings, SynapseSettings, load_settings
+from shared.models.remote_training import spark_training
 from shared.models.service import Models
 from shared.models.training_code import training_libraries
 from tests.fakes.databricks import TOKEN, FakeDatabricks
@@ -197,11 +198,15 @@ def _cluster(folder: Path) -> Callable[[Any], tuple[bool, str]]:
 
 def _platform(installed: Any, lake: Path, models: Models, fake: FakeDatabricks, data: Path) -> Any:
     settings = load_settings({"PLATFORM_DATA_DIR": str(data), "LAKE_URI": str(lake)})
+    pipeline = Lazy(lambda: medallion_for(lake, _databricks(fake)))
     return installed(
         dataclasses.replace(
             bootstrap(settings),
             lazy_models=Lazy(lambda: models),
-            lazy_pipeline=Lazy(lambda: medallion_for(lake, _databricks(fake))),
+            lazy_pipeline=pipeline,
+            lazy_remote_training=Lazy(
+                lambda: spark_training(models, pipeline.get().engine, settings.lake, settings.batch)
+            ),
         )
     )
 

@@ -540,6 +540,9 @@ def platform(
             bootstrap(settings),
             lazy_models=Lazy(lambda: models),
             lazy_pipeline=Lazy(lambda: medallion_for(lake, engine)),
+            lazy_remote_training=Lazy(
+                lambda: spark_training(models, engine, settings.lake, settings.batch)
+            ),
         )
     )
 
