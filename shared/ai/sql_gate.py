@@ -104,6 +104,7 @@ def _gate(sql: str, allowed: frozenset[str], max_limit: int, dialect: str) -> Ga
     query = _parse_one_query(sql, dialect)
     limit = _force_limit(query, max_limit)
     _check_nodes(query)
+    _check_selections(query)
     _check_ctes(query, allowed)
     tables = _resolve_tables(query, allowed)
     try:
@@ -167,6 +168,12 @@ def _statement(node: exp.Expr) -> str:
 
 def _short(text: str, limit: int = 64) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _check_selections(query: exp.Query) -> None:
+    """sqlglot reads `SELECT WHERE 1` as a query; DuckDB does not, so it is refused here."""
+    if any(not select.expressions for select in query.find_all(exp.Select)):
+        raise RefusedSql("every SELECT must name what it selects")
 
 
 def _check_nodes(query: exp.Query) -> None:
