@@ -3,6 +3,8 @@
 import azure.functions as func
 
 from functions import (
+    ai_apps,
+    ai_gateway,
     alerts,
     audit,
     events,
@@ -45,6 +47,8 @@ app.register_functions(model_lifecycle.bp)
 app.register_functions(model_monitoring.bp)
 app.register_functions(alerts.bp)
 app.register_functions(serving.bp)
+app.register_functions(ai_gateway.bp)
+app.register_functions(ai_apps.bp)
 app.register_functions(medallion.bp)
 app.register_functions(medallion_activities.bp)
 app.register_functions(model_training.bp)

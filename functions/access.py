@@ -28,11 +28,20 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.http_types import (
+    Request,
+    Response,
+    annotations_of,
+    fastapi_signature,
+    joined_headers,
+    takes_fastapi_request,
+    to_function_request,
+    to_response,
+)
 from shared.audit.events import Actor, AuditEvent, AuditUnavailable, Outcome
 from shared.bootstrap import Platform, current_platform
 from shared.identity.authenticator import client_address
@@ -58,61 +67,130 @@ def caller() -> Principal:
 
 def public(function: F) -> F:
     """Open to anyone: the health probe only (nothing else is open to any caller)."""
-    setattr(function, PERMISSION_ATTRIBUTE, PUBLIC)
-    return function
+    entry = _Entry.of(function)
+
+    async def open_route(*args: Any, **kwargs: Any) -> Response:
+        req, rest = entry.split(args, kwargs)
+        argument: Any = req
+        if not entry.native:
+            argument = await to_function_request(req, joined_headers(req))
+        if entry.is_async:
+            return to_response(await function(argument, **rest))
+        return to_response(await asyncio.to_thread(function, argument, **rest))
+
+    return cast(F, entry.dress(open_route, PUBLIC))
 
 
 def requires(permission: Role, *, action: str | None = None) -> Callable[[F], F]:
-    """Guard an HTTP function with one permission; `action` names a privileged action."""
+    """Guard an HTTP function with one permission; `action` names a privileged action.
+
+    The guarded function is what the worker indexes: it takes the FastAPI `Request` and
+    returns a FastAPI response (`functions.http_types`). A function written for
+    `func.HttpRequest` gets one, read whole after the caller is admitted; a sync one runs, with
+    the admission, on one worker thread."""
 
     def decorate(function: F) -> F:
-        request_name = _request_parameter(function)
-        if inspect.iscoroutinefunction(function):
+        entry = _Entry.of(function)
 
-            @functools.wraps(function)
-            async def guarded_async(*args: Any, **kwargs: Any) -> Any:
-                call = _Call.of(_request(request_name, args, kwargs))
-                platform = current_platform()
-                admitted = await asyncio.to_thread(_admit, platform, call, permission, action)
-                if isinstance(admitted, _Refusal):
-                    return _answer(admitted)
-                token = _CALLER.set(admitted)
-                try:
-                    response = await function(*args, **kwargs)
-                except BaseException:
-                    _served(platform, call, admitted, 500)
-                    raise
-                finally:
-                    _CALLER.reset(token)
-                _served(platform, call, admitted, _status(response))
-                return response
+        async def guarded(*args: Any, **kwargs: Any) -> Response:
+            req, rest = entry.split(args, kwargs)
+            headers = joined_headers(req)
+            call = _Call(req.method, req.url.path, headers)
+            platform = current_platform()
+            argument: Any = req
+            if not entry.native:
+                argument = await to_function_request(req, headers)
+            if not entry.is_async:
+                result = await asyncio.to_thread(
+                    _admitted_call, platform, call, permission, action, function, argument, rest
+                )
+                return to_response(result)
+            admitted = await asyncio.to_thread(_admit, platform, call, permission, action)
+            if isinstance(admitted, _Refusal):
+                return to_response(_answer(admitted))
+            token = _CALLER.set(admitted)
+            try:
+                response = to_response(await function(argument, **rest))
+            except BaseException:
+                _served(platform, call, admitted, 500)
+                raise
+            finally:
+                _CALLER.reset(token)
+            _served(platform, call, admitted, response.status_code)
+            return response
 
-            guarded: Callable[..., Any] = guarded_async
-        else:
-
-            @functools.wraps(function)
-            def guarded_sync(*args: Any, **kwargs: Any) -> Any:
-                call = _Call.of(_request(request_name, args, kwargs))
-                platform = current_platform()
-                admitted = _admit(platform, call, permission, action)
-                if isinstance(admitted, _Refusal):
-                    return _answer(admitted)
-                token = _CALLER.set(admitted)
-                try:
-                    response = function(*args, **kwargs)
-                except BaseException:
-                    _served(platform, call, admitted, 500)
-                    raise
-                finally:
-                    _CALLER.reset(token)
-                _served(platform, call, admitted, _status(response))
-                return response
-
-            guarded = guarded_sync
-        setattr(guarded, PERMISSION_ATTRIBUTE, permission.value)
-        return cast(F, guarded)
+        return cast(F, entry.dress(guarded, permission.value))
 
     return decorate
+
+
+def _admitted_call(
+    platform: Platform,
+    call: _Call,
+    permission: Role,
+    action: str | None,
+    function: Callable[..., Any],
+    argument: Any,
+    rest: dict[str, Any],
+) -> Any:
+    """Admit the caller and run a sync route, on one worker thread."""
+    admitted = _admit(platform, call, permission, action)
+    if isinstance(admitted, _Refusal):
+        return _answer(admitted)
+    token = _CALLER.set(admitted)
+    try:
+        response = function(argument, **rest)
+    except BaseException:
+        _served(platform, call, admitted, 500)
+        raise
+    finally:
+        _CALLER.reset(token)
+    _served(platform, call, admitted, _status(response))
+    return response
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """How an HTTP function is called: its request parameter, whether it is written for the
+    FastAPI types (`native`) and whether it is a coroutine function."""
+
+    function: Callable[..., Any]
+    parameter: str
+    native: bool
+    is_async: bool
+
+    @classmethod
+    def of(cls, function: Callable[..., Any]) -> _Entry:
+        parameter = _request_parameter(function)
+        return cls(
+            function,
+            parameter,
+            takes_fastapi_request(function, parameter),
+            inspect.iscoroutinefunction(function),
+        )
+
+    def split(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Request, dict[str, Any]]:
+        """The request, and the other arguments by name (the worker passes all by name)."""
+        rest = dict(kwargs)
+        req = rest.pop(self.parameter, None)
+        if req is None and args:
+            req, extra = args[0], args[1:]
+            if extra:
+                raise TypeError("an HTTP route takes its bindings by name after the request")
+        if not isinstance(req, Request):
+            raise TypeError("an HTTP route was called without its FastAPI request")
+        return req, rest
+
+    def dress(self, wrapper: Callable[..., Any], permission: str) -> Callable[..., Any]:
+        """`wrapper` as the worker sees the route: its name, and its signature in FastAPI types."""
+        functools.update_wrapper(wrapper, self.function)
+        signature = fastapi_signature(self.function, self.parameter)
+        wrapper.__signature__ = signature  # type: ignore[attr-defined]
+        wrapper.__annotations__ = annotations_of(signature)
+        setattr(wrapper, PERMISSION_ATTRIBUTE, permission)
+        return wrapper
 
 
 def declared_permission(function: Callable[..., Any]) -> str | None:
@@ -214,10 +292,6 @@ class _Call:
     method: str
     path: str
     headers: Mapping[str, str]
-
-    @classmethod
-    def of(cls, req: func.HttpRequest) -> _Call:
-        return cls(req.method, urlsplit(req.url).path, req.headers)
 
 
 @dataclass(frozen=True)
@@ -323,22 +397,18 @@ def _event(
 
 def _request_parameter(function: Callable[..., Any]) -> str:
     for name, parameter in inspect.signature(function).parameters.items():
-        if parameter.annotation in (func.HttpRequest, "func.HttpRequest"):
+        annotation = parameter.annotation
+        if annotation in (func.HttpRequest, "func.HttpRequest", "HttpRequest", "Request") or (
+            isinstance(annotation, type) and issubclass(annotation, Request)
+        ):
             return name
-    raise TypeError(f"{function.__name__}: a guarded route takes a func.HttpRequest parameter")
-
-
-def _request(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> func.HttpRequest:
-    found = kwargs.get(name)
-    if found is None:
-        found = next((a for a in args if isinstance(a, func.HttpRequest)), None)
-    if not isinstance(found, func.HttpRequest):
-        raise TypeError("a guarded route was called without its request")
-    return found
+    raise TypeError(
+        f"{function.__name__}: an HTTP route takes a func.HttpRequest or a FastAPI Request"
+    )
 
 
 def _status(response: Any) -> int:
-    return response.status_code if isinstance(response, func.HttpResponse) else 200
+    return response.status_code if isinstance(response, (func.HttpResponse, Response)) else 200
 
 
 def _challenge(reason: str) -> str:

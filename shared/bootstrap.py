@@ -24,6 +24,8 @@ from typing import Generic, TypeVar
 
 from embedded.audit.checkpoints import checkpoints_path
 from shared import __version__
+from shared.ai.gateway import AiGateway
+from shared.ai.services import AiStores, GatewayKeys, build_gateway, open_ai_stores
 from shared.audit.checkpoints import CheckpointStore, FileCheckpoints
 from shared.audit.trail import AUDIT_CONTAINER, DocumentAuditTrail
 from shared.config import Adapter, Settings, load_settings
@@ -98,6 +100,8 @@ class Platform:
     lazy_remote_training: Lazy[SparkTraining | None]
     lazy_stats: Lazy[ServingStats]
     lazy_monitoring: Lazy[Monitoring]
+    lazy_ai_stores: Lazy[AiStores]
+    lazy_ai: Lazy[AiGateway]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
     health: RecentHealth = field(default_factory=RecentHealth)  # what /api/health serves
@@ -160,6 +164,16 @@ class Platform:
         return self.lazy_stats.get()
 
     @property
+    def ai_stores(self) -> AiStores:
+        """The AI gateway's apps (their keys' hashes, their limits), counters and ledger."""
+        return self.lazy_ai_stores.get()
+
+    @property
+    def ai(self) -> AiGateway:
+        """The AI gateway (built on first use; AiSettingsError when an AI setting is bad)."""
+        return self.lazy_ai.get()
+
+    @property
     def audit(self) -> DocumentAuditTrail:
         """The audit trail, on the document store (opened on first use)."""
         return self.lazy_audit.get()
@@ -208,6 +222,8 @@ def bootstrap(
     pipeline = Lazy(lambda: build_pipeline(settings, access, documents.get()))
     reaper = Lazy(lambda: _reaper(pipeline.get()))
     batch_scoring = Lazy(lambda: _batch_scoring(settings, models.get()))
+    ai_stores = Lazy(lambda: open_ai_stores(documents.get()))
+    keys = GatewayKeys(lambda: ai_stores.get().apps, settings.auth.tenant_id or "local")
     return Platform(
         settings=settings,
         probes=(_lake_probe(settings, access), events.probe),
@@ -215,7 +231,7 @@ def bootstrap(
         lazy_pipeline=pipeline,
         lazy_reaper=reaper,
         lazy_documents=documents,
-        authenticator=Authenticator(settings.auth),
+        authenticator=Authenticator(settings.auth, keys=keys),
         lazy_audit=Lazy(lambda: _audit(settings, documents.get())),
         lazy_models=models,
         lazy_alerts=alerts,
@@ -231,6 +247,8 @@ def bootstrap(
                 models.get(), pipeline.get().engine, settings.lake, settings.batch
             )
         ),
+        lazy_ai_stores=ai_stores,
+        lazy_ai=Lazy(lambda: build_gateway(environ, ai_stores.get())),
     )
 
 

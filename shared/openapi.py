@@ -20,6 +20,7 @@ from shared.events.envelope import envelope_type
 from shared.events.intake import BATCH, MAX_EVENTS_PER_REQUEST, PLAIN_JSON, SINGLE
 from shared.events.protection import PROTECTION_PROPERTY
 from shared.identity.roles import Role
+from shared.openapi_ai import AI_ANSWERS, ai_paths
 from shared.openapi_common import HOST_LIMITS as _HOST_LIMITS
 from shared.openapi_common import KEY_REFUSED as _KEY_REFUSED
 from shared.openapi_common import KEYED as _KEYED
@@ -59,6 +60,14 @@ PERMISSIONS: dict[str, tuple[Role, bool]] = {
     "list_alerts": (Role.ANALYST, False),
     "score": (Role.ANALYST, False),
     "recommend": (Role.ANALYST, False),
+    "chat_completions": (Role.AI_USER, False),
+    "embeddings": (Role.AI_USER, False),
+    "create_ai_app": (Role.ADMIN, True),
+    "list_ai_apps": (Role.ADMIN, False),
+    "get_ai_app": (Role.ADMIN, False),
+    "update_ai_app": (Role.ADMIN, True),
+    "revoke_ai_app": (Role.ADMIN, True),
+    "ai_usage": (Role.ADMIN, False),
 }
 
 _ANSWERS: dict[str, Any] = {
@@ -441,6 +450,7 @@ def openapi_document() -> dict[str, Any]:
         **_audit_paths(),
         **model_paths(),
         **lifecycle_paths(),
+        **ai_paths(),
     }
     for operations in paths.values():
         for operation in operations.values():
@@ -458,7 +468,13 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": {**event_schemas, **_ANSWERS, **MODEL_ANSWERS, **LIFECYCLE_ANSWERS},
+            "schemas": {
+                **event_schemas,
+                **_ANSWERS,
+                **MODEL_ANSWERS,
+                **LIFECYCLE_ANSWERS,
+                **AI_ANSWERS,
+            },
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},

@@ -156,7 +156,7 @@ class Limiter:
         the app's turn has come) is the time the request is admitted at."""
         _check_count("prompt_tokens", prompt_tokens, 0, MAX_PROMPT_TOKENS)
         if max_tokens is not None:
-            _check_count("max_tokens", max_tokens, 1, MAX_REQUEST_TOKENS)
+            _check_count("max_tokens", max_tokens, 0, MAX_REQUEST_TOKENS)  # 0: embeddings
         limits = app.limits
         cap = limits.max_tokens_cap
         capped = cap if max_tokens is None else min(max_tokens, cap)

@@ -105,6 +105,7 @@ class AiSettings:
     breaker_cooldown_s: float = 30.0  # AI_BREAKER_COOLDOWN_S: how long it then stays open
     timeout_s: float = 120.0  # AI_REQUEST_TIMEOUT_S: a response, or the gap between chunks
     connect_timeout_s: float = 10.0
+    keep_alive_s: float = 15.0  # AI_STREAM_KEEPALIVE_S: a comment line on a stream this quiet
     unconfigured: str = ""  # why nothing is configured, naming the settings to set
 
     @property
@@ -170,6 +171,7 @@ def load_ai_settings(environ: Mapping[str, str] | None = None) -> AiSettings:
         breaker_failures=int(_number(source, "AI_BREAKER_FAILURES", 3, 1, 100, whole=True)),
         breaker_cooldown_s=_number(source, "AI_BREAKER_COOLDOWN_S", 30.0, 1, 3600),
         timeout_s=_number(source, "AI_REQUEST_TIMEOUT_S", 120.0, 1, 3600),
+        keep_alive_s=_number(source, "AI_STREAM_KEEPALIVE_S", 15.0, 0.05, 300),
         unconfigured=unconfigured,
     )
 

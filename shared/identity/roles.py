@@ -13,6 +13,7 @@ carries that role, or a role that implies it:
 | `Platform.PrivacyOfficer` | access and erasure requests | Reader |
 | `Platform.Admin` | the audit trail, keys, quotas, settings of apps | every `Platform.*` role |
 | `PII.Read` | see personal data unmasked in answers | (granted only explicitly) |
+| `AI.User` | call the AI gateway's models (an app's key holds it) | (granted only explicitly) |
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ class Role(StrEnum):
     PRIVACY_OFFICER = "Platform.PrivacyOfficer"
     ADMIN = "Platform.Admin"
     PII_READ = "PII.Read"
+    AI_USER = "AI.User"
 
 
 ALL_ROLES = tuple(role.value for role in Role)
-_PLATFORM_ROLES = frozenset(role for role in Role if role is not Role.PII_READ)
+_PLATFORM_ROLES = frozenset(role for role in Role if role.value.startswith("Platform."))
 IMPLIES: dict[Role, frozenset[Role]] = {
     Role.ANALYST: frozenset({Role.READER}),
     Role.OPERATOR: frozenset({Role.READER}),

@@ -30,6 +30,7 @@ from shared.identity.authenticator import Authenticator
 from shared.identity.roles import Role
 from shared.openapi import PERMISSIONS
 from tests.devhost_process import PROJECT_ROOT
+from tests.functions import call_route
 from tests.tokens import AUDIENCE, TENANT, Issuer
 
 pytestmark = pytest.mark.unit
@@ -102,15 +103,17 @@ async def test_the_guard_authenticates_authorises_and_audits(
 ) -> None:
     trail = Trail()
     guarded_platform(trail)
-    missing = await start_thing(_request())
+    missing = await call_route(start_thing, _request())
     assert missing.status_code == 401
     assert missing.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
-    forbidden = await start_thing(_request(issuer.token(roles=["Platform.Analyst"])))
+    forbidden = await call_route(start_thing, _request(issuer.token(roles=["Platform.Analyst"])))
     assert forbidden.status_code == 403
     assert "Platform.Operator" in json.loads(forbidden.get_body())["error"]
-    allowed = await start_thing(_request(issuer.token(roles=["Platform.Operator"])))
+    allowed = await call_route(start_thing, _request(issuer.token(roles=["Platform.Operator"])))
     assert allowed.status_code == 202 and json.loads(allowed.get_body()) == {"by": "user-oid-1"}
-    assert read_thing(_request(issuer.token(roles=["Platform.Admin"]))).get_body() == b"user"
+    assert (
+        await call_route(read_thing, _request(issuer.token(roles=["Platform.Admin"])))
+    ).get_body() == b"user"
     kinds = [(e.action, e.outcome, e.status) for e in trail.events]
     assert kinds == [
         ("authn_token_missing", "failure", 401),
@@ -129,9 +132,9 @@ async def test_privileged_actions_fail_closed_and_reads_go_on_without_the_trail(
     trail = Trail(down=True)
     guarded_platform(trail)
     token = issuer.token(roles=["Platform.Operator"])
-    refused = await start_thing(_request(token))
+    refused = await call_route(start_thing, _request(token))
     assert refused.status_code == 503 and "audit" in json.loads(refused.get_body())["error"]
-    assert read_thing(_request(token)).status_code == 200
+    assert (await call_route(read_thing, _request(token))).status_code == 200
     assert trail.misses == 1
 
 
@@ -192,9 +195,9 @@ async def test_an_audit_store_that_cannot_be_opened_fails_privileged_actions_onl
 
     installed(dataclasses.replace(platform, lazy_audit=Lazy(unreachable)))
     token = issuer.token(roles=["Platform.Operator"])
-    assert (await start_thing(_request(token))).status_code == 503
+    assert (await call_route(start_thing, _request(token))).status_code == 503
     dropped = access.UNOPENED
-    assert read_thing(_request(token)).status_code == 200
+    assert (await call_route(read_thing, _request(token))).status_code == 200
     assert access.UNOPENED == dropped + 1
 
 

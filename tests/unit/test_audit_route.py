@@ -14,6 +14,7 @@ import pytest
 from functions import audit as audit_function
 from shared.audit.events import AuditUnavailable
 from shared.bootstrap import current_platform
+from tests.functions import blueprint_function, user_function
 
 pytestmark = pytest.mark.unit
 
@@ -21,11 +22,7 @@ LOOPBACK = {"x-forwarded-for": "127.0.0.1"}  # the local developer, who holds ev
 
 
 def _function(name: str) -> Any:
-    for builder in audit_function.bp._function_builders:
-        function = builder.build()
-        if function.get_function_name() == name:
-            return function.get_user_function()
-    raise LookupError(name)
+    return blueprint_function(audit_function.bp, name)
 
 
 def _get(**params: str) -> func.HttpResponse:
@@ -86,5 +83,5 @@ def test_the_daily_check_closes_hours_and_walks_every_chain(
     _get()
     current_platform().audit.flush()
     with caplog.at_level("INFO"):
-        _function("verify_audit_trail")(mock.Mock())
+        user_function(audit_function.bp, "verify_audit_trail")(mock.Mock())
     assert "0 broken" in caplog.text

@@ -19,6 +19,7 @@ from shared.config import load_settings
 from shared.events.ingest import MissingHubPosition
 from shared.events.pseudonymize import Pseudonymizer
 from tests.eventdata import card, encoded, payment, protected_data
+from tests.functions import async_blueprint_function
 
 pytestmark = pytest.mark.unit
 
@@ -46,7 +47,7 @@ def request(body: bytes, content_type: str) -> func.HttpRequest:
 
 async def test_post_events_answers_202_with_the_rejections(services: Platform) -> None:
     body = json.dumps([payment(1), payment(2, channel="fax")]).encode()
-    response = await user_function(events_function)(
+    response = await async_blueprint_function(events_function.bp)(
         request(body, "application/cloudevents-batch+json")
     )
     assert response.status_code == 202
@@ -62,7 +63,7 @@ async def test_post_events_answers_202_with_the_rejections(services: Platform) -
 async def test_post_events_maps_bad_requests(
     services: Platform, body: bytes, content_type: str, status: int
 ) -> None:
-    response = await user_function(events_function)(request(body, content_type))
+    response = await async_blueprint_function(events_function.bp)(request(body, content_type))
     assert response.status_code == status
     assert json.loads(response.get_body())["error"]
 

@@ -19,13 +19,13 @@ from shared.config import Adapter
 from shared.events.eventhubs import EventHubsProbe
 from shared.health import Readiness, RecentHealth, check_health
 from shared.lakehouse.storage import AdlsLakeProbe, LocalLakeProbe
+from tests.functions import async_blueprint_function
 
 pytestmark = pytest.mark.unit
 
 
 def health_function():  # type: ignore[no-untyped-def]
-    (builder,) = health.bp._function_builders
-    return builder.build().get_user_function()
+    return async_blueprint_function(health.bp)
 
 
 async def test_health_reports_backends_and_200(platform_env: Path) -> None:

@@ -14,6 +14,7 @@ from functions import openapi as openapi_function
 from shared.events.contracts import ContractRegistry
 from shared.openapi import openapi_document
 from tests.devhost_process import PROJECT_ROOT
+from tests.functions import blueprint_function
 
 pytestmark = pytest.mark.unit
 
@@ -52,7 +53,7 @@ def test_the_event_schemas_are_the_contracts() -> None:
 
 
 def test_the_description_is_served_as_json(platform_env: Path) -> None:
-    serve = next(iter(openapi_function.bp._function_builders)).build().get_user_function()
+    serve = blueprint_function(openapi_function.bp, "openapi")
     loopback = {"x-forwarded-for": "127.0.0.1"}  # the local developer, as the devhost says
     response = serve(func.HttpRequest("GET", "/api/openapi.json", body=b"", headers=loopback))
     document = json.loads(response.get_body())

@@ -1,0 +1,1 @@
+"""Answers grounded in the platform's own documentation and catalog, with citations."""
