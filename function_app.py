@@ -5,6 +5,7 @@ import azure.functions as func
 from functions import (
     ai_apps,
     ai_gateway,
+    ai_questions,
     alerts,
     audit,
     events,
@@ -49,6 +50,7 @@ app.register_functions(alerts.bp)
 app.register_functions(serving.bp)
 app.register_functions(ai_gateway.bp)
 app.register_functions(ai_apps.bp)
+app.register_functions(ai_questions.bp)
 app.register_functions(medallion.bp)
 app.register_functions(medallion_activities.bp)
 app.register_functions(model_training.bp)

@@ -24,8 +24,17 @@ from typing import Generic, TypeVar
 
 from embedded.audit.checkpoints import checkpoints_path
 from shared import __version__
+from shared.ai.ask import AskService
 from shared.ai.gateway import AiGateway
-from shared.ai.services import AiStores, GatewayKeys, build_gateway, open_ai_stores
+from shared.ai.knowledge.answers import AnswerService
+from shared.ai.services import (
+    AiStores,
+    GatewayKeys,
+    build_answers,
+    build_ask,
+    build_gateway,
+    open_ai_stores,
+)
 from shared.audit.checkpoints import CheckpointStore, FileCheckpoints
 from shared.audit.trail import AUDIT_CONTAINER, DocumentAuditTrail
 from shared.config import Adapter, Settings, load_settings
@@ -102,6 +111,8 @@ class Platform:
     lazy_monitoring: Lazy[Monitoring]
     lazy_ai_stores: Lazy[AiStores]
     lazy_ai: Lazy[AiGateway]
+    lazy_answers: Lazy[AnswerService]
+    lazy_ask: Lazy[AskService]
     version: str = __version__
     started_at: float = field(default_factory=time.time)
     health: RecentHealth = field(default_factory=RecentHealth)  # what /api/health serves
@@ -174,6 +185,16 @@ class Platform:
         return self.lazy_ai.get()
 
     @property
+    def answers(self) -> AnswerService:
+        """Answers grounded in the platform's documentation and catalog (`POST /api/answers`)."""
+        return self.lazy_answers.get()
+
+    @property
+    def ask(self) -> AskService:
+        """Questions in plain language over gold (`POST /api/ask`)."""
+        return self.lazy_ask.get()
+
+    @property
     def audit(self) -> DocumentAuditTrail:
         """The audit trail, on the document store (opened on first use)."""
         return self.lazy_audit.get()
@@ -223,6 +244,7 @@ def bootstrap(
     reaper = Lazy(lambda: _reaper(pipeline.get()))
     batch_scoring = Lazy(lambda: _batch_scoring(settings, models.get()))
     ai_stores = Lazy(lambda: open_ai_stores(documents.get()))
+    ai = Lazy(lambda: build_gateway(environ, ai_stores.get()))
     keys = GatewayKeys(lambda: ai_stores.get().apps, settings.auth.tenant_id or "local")
     return Platform(
         settings=settings,
@@ -248,7 +270,9 @@ def bootstrap(
             )
         ),
         lazy_ai_stores=ai_stores,
-        lazy_ai=Lazy(lambda: build_gateway(environ, ai_stores.get())),
+        lazy_ai=ai,
+        lazy_answers=Lazy(lambda: build_answers(ai.get(), environ)),
+        lazy_ask=Lazy(lambda: build_ask(ai.get(), Lake(settings.lake.uri, access=access))),
     )
 
 

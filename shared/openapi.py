@@ -68,6 +68,8 @@ PERMISSIONS: dict[str, tuple[Role, bool]] = {
     "update_ai_app": (Role.ADMIN, True),
     "revoke_ai_app": (Role.ADMIN, True),
     "ai_usage": (Role.ADMIN, False),
+    "ask": (Role.ANALYST, False),
+    "answers": (Role.READER, False),
 }
 
 _ANSWERS: dict[str, Any] = {

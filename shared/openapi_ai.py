@@ -47,6 +47,31 @@ _REMAINING_HEADERS = {
 }
 
 AI_ANSWERS: dict[str, Any] = {
+    "Question": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["question"],
+        "properties": {"question": {"type": "string", "minLength": 1, "maxLength": 2000}},
+    },
+    "AskAnswer": {
+        "type": "object",
+        "required": ["question", "sql", "columns", "rows", "summary"],
+        "properties": {
+            "question": {"type": "string"},
+            "sql": {"type": "string"},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": {"type": "array"}},
+            "summary": {"type": ["string", "null"]},
+        },
+    },
+    "Answer": {
+        "type": "object",
+        "required": ["answer", "citations"],
+        "properties": {
+            "answer": {"type": "string"},
+            "citations": {"type": "array", "items": {"type": "object"}},
+        },
+    },
     "OpenAiError": _OPENAI_ERROR,
     "ChatRequest": {
         "type": "object",
@@ -180,6 +205,28 @@ def _admin(
     }
 
 
+def _question(operation_id: str, summary: str, answer: str, extra: dict[str, Any]) -> Any:
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "security": KEYED,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ref("Question")}},
+            },
+            "responses": {
+                "200": json_answer(ref(answer), "the answer"),
+                "400": error("not a question (empty, too long, not text)"),
+                "502": error("the LLM (or the search service) failed"),
+                "503": error("no chat model is configured (the answer names the settings)"),
+                **extra,
+                **KEY_REFUSED,
+            },
+        }
+    }
+
+
 def ai_paths() -> dict[str, Any]:
     app_body = {"required": True, "content": {"application/json": {"schema": ref("AiAppRequest")}}}
     limits_body = {
@@ -233,6 +280,18 @@ def ai_paths() -> dict[str, Any]:
                 parameters=[_APP_ID],
             ),
         },
+        "/api/ask": _question(
+            "ask",
+            "A question in plain language over the gold tables",
+            "AskAnswer",
+            {
+                "422": error("the SQL the LLM wrote was refused by the gate, or failed"),
+                "504": error("the query ran past its time limit"),
+            },
+        ),
+        "/api/answers": _question(
+            "answers", "An answer from the docs and the catalog, with citations", "Answer", {}
+        ),
         "/api/ai/usage": {
             "get": _admin(
                 "ai_usage",

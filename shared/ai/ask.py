@@ -22,7 +22,7 @@ import asyncio
 import time
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from shared.ai.ask_prompt import (
@@ -47,7 +47,7 @@ from shared.ai.locked_query import (
     run_locked,
 )
 from shared.ai.markdown_safety import strip_links
-from shared.ai.port import ChatResult, Llm, Usage
+from shared.ai.port import Llm, Usage
 from shared.ai.sql_gate import GatedQuery, RefusedSql, check_sql
 from shared.pipeline.gold import load_models
 from shared.pipeline.lake import Lake
@@ -55,6 +55,7 @@ from shared.pipeline.lake import Lake
 MAX_QUESTION_CHARS = 2000
 MAX_SUMMARY_CHARS = 1200
 _REPLY_CHARS = 300  # of a reply without SQL, quoted in the error
+_SQL_CHARS = 4000  # of refused SQL, kept in the error
 _WHITESPACE = frozenset("\t\n\r")
 # Bidirectional embeddings, overrides and isolates: they make text read otherwise than it runs.
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -69,6 +70,7 @@ class AskError(Exception):
     def __init__(self, message: str, sql: str | None = None) -> None:
         super().__init__(message)
         self.sql = sql
+        self.calls: tuple[LlmCall, ...] = ()  # the LLM calls made before it (for the ledger)
 
 
 class BadQuestion(AskError, ValueError):
@@ -97,7 +99,7 @@ class SqlRefused(AskError):
     status = 422
 
     def __init__(self, reason: str, sql: str) -> None:
-        super().__init__(f"the query was refused: {reason}", sql)
+        super().__init__(f"the query was refused: {reason}", shortened(sql, _SQL_CHARS))
         self.reason = reason
 
 
@@ -124,17 +126,17 @@ class GoldNotBuilt(AskError):
 @dataclass(frozen=True)
 class AskPolicy:
     """How questions are answered. `model` is the chat model (None: the port's default,
-    `AI_CHAT_MODEL`); `share_rows` lets the summary see the first `rows_shared` rows (never
+    `AI_CHAT_MODEL`); `share_rows` lets the summary see the first `max_shared_rows` rows (never
     personal columns); `limits` bound the query (its `max_rows` caps the rows returned)."""
 
     model: str | None = None
     share_rows: bool = False
-    rows_shared: int = 50
+    max_shared_rows: int = 50
     max_question_chars: int = MAX_QUESTION_CHARS
     limits: QueryLimits = DEFAULT_LIMITS
 
     def __post_init__(self) -> None:
-        if self.rows_shared < 0 or self.max_question_chars < 1:
+        if self.max_shared_rows < 0 or self.max_question_chars < 1:
             raise ValueError(f"an ask policy's limits must be positive: {self}")
 
 
@@ -178,7 +180,7 @@ class AskAnswer:
     summary_error: str | None
     rows_shared: bool
     timings: AskTimings
-    calls: tuple[LlmCall, ...] = field(default=())
+    calls: tuple[LlmCall, ...]
 
     @property
     def model(self) -> str:
@@ -255,28 +257,33 @@ class AskService:
         text = check_question(question, self.policy.max_question_chars)
         tables = await self._gold_tables()
         limits = self.policy.limits
-        first = await self._chat("sql", sql_messages(tables, text, limits.max_rows))
-        reply = reply_text(first[0].body)
-        sql = extract_sql(reply)
-        if sql is None:
-            raise NoSqlInReply(reply)
+        reply, sql_call = await self._chat("sql", sql_messages(tables, text, limits.max_rows))
         try:
-            # One row past the limit, so that a result cut at the limit says it was.
-            gated = check_sql(sql, [t.name for t in tables], max_limit=limits.max_rows + 1)
-        except RefusedSql as error:
-            raise SqlRefused(str(error), sql) from error
-        ran = await asyncio.to_thread(self._run, gated)
+            sql = extract_sql(reply)
+            if sql is None:
+                raise NoSqlInReply(reply)
+            try:
+                # One row past the limit, so that a result cut at the limit says it was.
+                gated = check_sql(sql, [t.name for t in tables], max_limit=limits.max_rows + 1)
+            except RefusedSql as error:
+                raise SqlRefused(str(error), sql) from error
+            ran = await asyncio.to_thread(self._run, gated)
+        except AskError as error:
+            error.calls = (sql_call,)
+            raise
         result = ran.result
         messages = summary_messages(
             text, gated.sql, result.columns, len(result.rows), result.truncated, ran.shared
         )
-        summary, summary_error, second = None, None, None
+        summary, summary_error = None, None
+        calls: tuple[LlmCall, ...] = (sql_call,)
         try:
-            second = await self._chat("summary", messages)
-            summary = shortened(strip_links(reply_text(second[0].body)).strip(), MAX_SUMMARY_CHARS)
+            written, summary_call = await self._chat("summary", messages)
         except LlmError as error:
             summary_error = str(error)
-        calls = (first[1],) if second is None else (first[1], second[1])
+        else:
+            summary = shortened(strip_links(written).strip(), MAX_SUMMARY_CHARS)
+            calls = (sql_call, summary_call)
         return AskAnswer(
             question=text,
             sql=gated.sql,
@@ -304,14 +311,16 @@ class AskService:
 
     async def _chat(
         self, purpose: Literal["sql", "summary"], messages: list[dict[str, str]]
-    ) -> tuple[ChatResult, LlmCall]:
+    ) -> tuple[str, LlmCall]:
+        """The reply's text, and the call as the usage ledger records it."""
         request: dict[str, Any] = {"messages": messages}
         if self.policy.model is not None:
             request["model"] = self.policy.model
         started = time.perf_counter()
         result = await self._llm.chat(request)
         ms = (time.perf_counter() - started) * 1000
-        return result, LlmCall(purpose, result.deployment, result.model, result.usage, ms)
+        call = LlmCall(purpose, result.deployment, result.model, result.usage, ms)
+        return reply_text(result.body), call
 
     def _run(self, gated: GatedQuery) -> _Ran:
         """The admitted query in the locked DuckDB, and what of it the summary may see."""
@@ -328,7 +337,7 @@ class AskService:
             raise SqlFailed(f"the query failed: {error}", gated.sql) from error
         shared = None
         if self.policy.share_rows:
-            shared = rows_for_llm(gated.sql, result, sources, limits, self.policy.rows_shared)
+            shared = rows_for_llm(gated.sql, result, sources, limits, self.policy.max_shared_rows)
         return _Ran(result, shared, (time.perf_counter() - started) * 1000)
 
 

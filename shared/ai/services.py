@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from shared.ai.apps import APPS_CONTAINER, AppKeyResolver, AppRegistry
+from shared.ai.ask import AskPolicy, AskService
 from shared.ai.gateway import AiGateway
+from shared.ai.knowledge.answers import AnswerService, build_answer_service
 from shared.ai.ledger import USAGE_CONTAINER, UsageLedger
 from shared.ai.limits import LIMITS_CONTAINER, Limiter
 from shared.ai.port import Llm
@@ -20,6 +22,7 @@ from shared.ai.settings import load_ai_settings
 from shared.documents.port import DocumentDatabase
 from shared.identity.principal import Principal
 from shared.identity.roles import Role
+from shared.pipeline.lake import Lake
 
 GATEWAY_ROLES = frozenset({Role.AI_USER.value})  # what an app's key holds
 
@@ -57,6 +60,19 @@ def build_gateway(environ: Mapping[str, str], stores: AiStores) -> AiGateway:
         llm,
         keep_alive_s=settings.keep_alive_s,
     )
+
+
+def build_answers(gateway: AiGateway, environ: Mapping[str, str]) -> AnswerService:
+    """The answers over the docs and catalog, on the gateway's LLM port (its chat model, and
+    its embeddings when one is configured)."""
+    return build_answer_service(gateway.llm, gateway.settings, environ)
+
+
+def build_ask(gateway: AiGateway, lake: Lake) -> AskService:
+    """Questions over gold on the gateway's LLM port; rows reach the LLM only when
+    `AI_ASK_SHARE_ROWS` is true (and personal columns never do)."""
+    policy = AskPolicy(share_rows=gateway.settings.ask_share_rows)
+    return AskService(gateway.llm, lake, policy=policy)
 
 
 class GatewayKeys:

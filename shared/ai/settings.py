@@ -106,6 +106,7 @@ class AiSettings:
     timeout_s: float = 120.0  # AI_REQUEST_TIMEOUT_S: a response, or the gap between chunks
     connect_timeout_s: float = 10.0
     keep_alive_s: float = 15.0  # AI_STREAM_KEEPALIVE_S: a comment line on a stream this quiet
+    ask_share_rows: bool = False  # AI_ASK_SHARE_ROWS: /api/ask's summary may see result rows
     unconfigured: str = ""  # why nothing is configured, naming the settings to set
 
     @property
@@ -172,6 +173,7 @@ def load_ai_settings(environ: Mapping[str, str] | None = None) -> AiSettings:
         breaker_cooldown_s=_number(source, "AI_BREAKER_COOLDOWN_S", 30.0, 1, 3600),
         timeout_s=_number(source, "AI_REQUEST_TIMEOUT_S", 120.0, 1, 3600),
         keep_alive_s=_number(source, "AI_STREAM_KEEPALIVE_S", 15.0, 0.05, 300),
+        ask_share_rows=_choice(source, "AI_ASK_SHARE_ROWS", "false", ("true", "false")) == "true",
         unconfigured=unconfigured,
     )
 

