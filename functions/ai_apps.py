@@ -17,13 +17,12 @@ Behind the host's admin (master) key, as the Functions host guards its own admin
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import azure.functions as func
 
 from functions.access import requires
-from functions.answers import json_response
+from functions.answers import json_object, json_response
 from shared import query_params
 from shared.ai.app_limits import AppLimits, InvalidLimits
 from shared.ai.apps import AppExists, AppNotFound, InvalidApp
@@ -40,7 +39,7 @@ _APP_FIELDS = frozenset({"name", "limits", "entra_app_id"})
 @requires(Role.ADMIN, action="ai_app_created")
 def create_ai_app(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        body = _body(req)
+        body = json_object(req, MAX_BODY)
         unknown = sorted(set(body) - _APP_FIELDS)
         if unknown:
             raise InvalidApp(
@@ -56,7 +55,7 @@ def create_ai_app(req: func.HttpRequest) -> func.HttpResponse:
             app = apps.register_entra(name, entra, limits)
             return json_response({"app": app.to_json()}, 201)
         app, key = apps.issue(name, limits)
-    except (InvalidApp, InvalidLimits) as error:
+    except ValueError as error:  # InvalidApp, InvalidLimits, a body that is not JSON
         return json_response({"error": str(error)}, 400)
     except AppExists as error:
         return json_response({"error": str(error)}, 409)
@@ -96,12 +95,12 @@ def get_ai_app(req: func.HttpRequest) -> func.HttpResponse:
 def update_ai_app(req: func.HttpRequest) -> func.HttpResponse:
     apps = current_platform().ai_stores.apps
     try:
-        body = _body(req)
+        body = json_object(req, MAX_BODY)
         if set(body) != {"limits"}:
             raise InvalidLimits('send {"limits": {...}} with the limits to change')
         app = apps.get(req.route_params["app_id"])
         app = apps.update_limits(app.id, app.limits.updated(body["limits"]))
-    except (InvalidApp, InvalidLimits) as error:
+    except ValueError as error:  # InvalidApp, InvalidLimits, a body that is not JSON
         return json_response({"error": str(error)}, 400)
     except AppNotFound as error:
         return json_response({"error": str(error)}, 404)
@@ -130,19 +129,6 @@ def ai_usage(req: func.HttpRequest) -> func.HttpResponse:
         return json_response({"error": str(error)}, 400)
     answer: dict[str, Any] = {"app": app, "since": _stamp(since), "until": _stamp(until)}
     return json_response({**answer, **totals.to_json()})
-
-
-def _body(req: func.HttpRequest) -> dict[str, Any]:
-    raw = req.get_body()
-    if len(raw) > MAX_BODY:
-        raise InvalidApp(f"the body is over {MAX_BODY} bytes")
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, RecursionError):
-        raise InvalidApp("the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidApp("the body must be a JSON object")
-    return body
 
 
 def _stamp(moment: Any) -> str | None:

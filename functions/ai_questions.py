@@ -15,7 +15,6 @@ in the usage ledger under the apps `platform.ask` and `platform.answers`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import azure.functions as func
 
 from functions.access import requires
-from functions.answers import json_response
+from functions.answers import json_object, json_response
 from shared.ai.ask import AskError, LlmCall
 from shared.ai.errors import LlmError, NoDeploymentAvailable
 from shared.ai.gateway import new_request_id
@@ -87,14 +86,8 @@ async def answers(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _question(req: func.HttpRequest) -> object:
-    raw = req.get_body()
-    if len(raw) > MAX_BODY:
-        raise ValueError(f"the body is over {MAX_BODY} bytes")
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, RecursionError):
-        raise ValueError("the body is not JSON") from None
-    if not isinstance(body, dict) or set(body) != {"question"}:
+    body = json_object(req, MAX_BODY)
+    if set(body) != {"question"}:
         raise ValueError('send {"question": "..."}')
     return body["question"]
 

@@ -29,7 +29,6 @@ from shared.ai.ask_prompt import (
     GoldTable,
     describe_gold,
     extract_sql,
-    reply_text,
     shortened,
     sql_messages,
     summary_messages,
@@ -47,7 +46,7 @@ from shared.ai.locked_query import (
     run_locked,
 )
 from shared.ai.markdown_safety import strip_links
-from shared.ai.port import Llm, Usage
+from shared.ai.port import Llm, Usage, reply_text
 from shared.ai.sql_gate import GatedQuery, RefusedSql, check_sql
 from shared.pipeline.gold import load_models
 from shared.pipeline.lake import Lake

@@ -13,7 +13,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import duckdb
 import sqlglot
@@ -178,16 +177,6 @@ def summary_messages(
         {"role": "system", "content": SUMMARY_INSTRUCTIONS.format(rows_rule=rows_rule)},
         {"role": "user", "content": json.dumps(facts, ensure_ascii=False)},
     ]
-
-
-def reply_text(body: Mapping[str, Any]) -> str:
-    """The text of a chat completion's first choice ("" when it has none)."""
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return ""
-    message = choices[0].get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    return content if isinstance(content, str) else ""
 
 
 def extract_sql(reply: str) -> str | None:

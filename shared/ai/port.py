@@ -42,6 +42,16 @@ class ChatResult:
     model: str
 
 
+def reply_text(body: Mapping[str, Any]) -> str:
+    """The text of a chat completion's first choice ("" when it has none)."""
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return ""
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else ""
+
+
 @dataclass(frozen=True)
 class ChatChunk:
     """One streamed chunk: `data` is the upstream's JSON (`object: chat.completion.chunk`)."""

@@ -30,7 +30,8 @@ from shared.ai.knowledge.corpus import Corpus, CorpusSources, Passage, PassageKi
 from shared.ai.knowledge.hybrid import EmbeddedRetriever
 from shared.ai.knowledge.retrieval import Hit, RetrievalMode, Retriever
 from shared.ai.knowledge.vectors import PassageEmbeddings
-from shared.ai.port import Llm, Usage
+from shared.ai.markdown_safety import strip_links
+from shared.ai.port import Llm, Usage, reply_text
 from shared.ai.settings import AiSettings, Capability
 
 MAX_QUESTION_CHARS = 2_000
@@ -189,7 +190,7 @@ class AnswerService:
             request["model"] = self._model
         result = await self._llm.chat(request)
         generated = time.perf_counter()
-        reply = _reply_text(result.body)
+        reply = reply_text(result.body).strip()
         if not reply:
             raise EmptyAnswer(f"the chat model {result.deployment} returned no answer")
         answer_text, numbers = cited(strip_markup(reply), len(hits))
@@ -237,24 +238,17 @@ def cited(text: str, sources: int) -> tuple[str, list[int]]:
     return _CITATION.sub(keep, text).strip(), numbers
 
 
-# A markdown image, then a link: [text](url "title"); the text of a link is kept. A similar
-# stripper serves the other AI routes' replies; this one is the answer service's own.
-_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\n]*\)")
-_LINK = re.compile(r"\[([^\]\n]*)\]\(\s*[^)\s]+(?:\s+\"[^\"\n]*\")?\s*\)")
+# A citation `[n]` is kept through the stripping of links (`[1][2]` is not a reference link).
+_MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_KEPT = re.compile("\ue000([0-9, ]{1,200})\ue001")
 
 
 def strip_markup(text: str) -> str:
-    """`text` without markdown images, and with links reduced to their text."""
-    return _LINK.sub(r"\1", _IMAGE.sub("", text))
-
-
-def _reply_text(body: Mapping[str, Any]) -> str:
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return ""
-    message = choices[0].get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    return content.strip() if isinstance(content, str) else ""
+    """`text` without markdown images, links reduced to their text, autolinks, reference
+    definitions and raw HTML images and anchors removed (`strip_links`), citations kept."""
+    plain = text.replace("\ue000", "").replace("\ue001", "")
+    kept = _MARKER.sub(lambda m: f"\ue000{m.group(1)}\ue001", plain)
+    return _KEPT.sub(lambda m: f"[{m.group(1)}]", strip_links(kept))
 
 
 def _timings(started: float, refreshed: float, retrieved: float, done: float) -> dict[str, float]:
