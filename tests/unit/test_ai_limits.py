@@ -251,13 +251,18 @@ def test_a_request_whose_clock_lags_the_pruned_counters_is_refused(limiter: Limi
 
 @pytest.mark.parametrize(
     ("prompt", "max_tokens"),
-    [(-1, 10), (True, 10), (1.5, 10), (10**9, 10), ("10", 10), (10, 0), (10, -5), (10, 2.0)],
+    [(-1, 10), (True, 10), (1.5, 10), (10**9, 10), ("10", 10), (10, -1), (10, -5), (10, 2.0)],
 )
 def test_counts_that_are_not_counts_are_refused(
     limiter: Limiter, prompt: Any, max_tokens: Any
 ) -> None:
     with pytest.raises(InvalidReservation):
         limiter.reserve(app(), prompt, max_tokens, now=T0)
+
+
+def test_an_embeddings_request_reserves_its_prompt_alone(limiter: Limiter) -> None:
+    reservation = admitted(limiter.reserve(app(), 10, 0, now=T0))
+    assert (reservation.tokens, reservation.max_tokens) == (10, 0)
 
 
 def test_a_settlement_must_be_a_count(limiter: Limiter) -> None:
