@@ -26,6 +26,7 @@ from tests.fakes.openai_server import (
     FakeOpenAI,
     RateLimited,
 )
+from tests.integration.conftest import Entra
 
 pytestmark = pytest.mark.integration
 
@@ -288,3 +289,35 @@ def test_answers_cite_the_platforms_own_documentation(
     assert found["citations"][0]["id"]
     prompt = json.dumps(upstream.requests[-1].body)
     assert "make run" in prompt and "[1]" in prompt
+
+
+def test_an_entra_id_application_calls_with_its_token_once_registered(
+    start_devhost: StartDevhost, tmp_path: Path, upstream: FakeOpenAI, entra: Entra
+) -> None:
+    data_dir = tmp_path / "entra"
+    host = start_devhost(
+        PROJECT_ROOT,
+        env={
+            "PLATFORM_DATA_DIR": str(data_dir),
+            **entra.env,
+            "OPENAI_BASE_URL": upstream.base_url,
+            "OPENAI_API_KEY": API_KEY,
+            "AI_CHAT_MODEL": CHAT,
+        },
+        data_dir=data_dir,
+    )
+    client_id = "6f1c3a52-9d0e-4b7a-8e21-3c5d7f9a1b24"
+    app_token = entra.token("AI.User", idtyp="app", azp=client_id, oid="sp-oid")
+    sdk = openai.OpenAI(base_url=host.url("/api/openai/v1"), api_key=app_token, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):  # not registered yet
+        sdk.chat.completions.create(model=CHAT, messages=ASK)
+    admin = {"Authorization": f"Bearer {entra.token('Platform.Admin')}"}
+    body = {"name": "reporting", "limits": LIMITS, "entra_app_id": client_id.upper()}
+    registered = requests.post(host.url("/api/ai/apps"), json=body, headers=admin, timeout=30)
+    assert registered.status_code == 201, registered.text
+    assert "key" not in registered.json()
+    assert sdk.chat.completions.create(model=CHAT, messages=ASK).choices
+    refused = requests.post(host.url("/api/ai/apps"), json=body, timeout=30)
+    assert refused.status_code == 401  # no token: the admin route needs one
+    analyst = {"Authorization": f"Bearer {entra.token('Platform.Analyst')}"}
+    assert requests.get(host.url("/api/ai/apps"), headers=analyst, timeout=30).status_code == 403
