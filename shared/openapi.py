@@ -338,7 +338,8 @@ def _guard(operation: dict[str, Any]) -> None:
     ]
     responses = operation["responses"]
     responses.update(_KEY_REFUSED)
-    responses["403"] = _error(f"the caller lacks the permission {permission.value}")
+    # An operation's own 403 (the gateway's, in OpenAI's shape) also covers the guard's.
+    responses.setdefault("403", _error(f"the caller lacks the permission {permission.value}"))
     if privileged:
         responses.setdefault("503", _error("the audit trail cannot record the action"))
 

@@ -174,7 +174,9 @@ def _openai(operation_id: str, summary: str, request: str, streams: bool) -> dic
             "responses": {
                 "200": ok,
                 "400": _openai_error("a malformed request, or one the content filter refused"),
-                "403": _openai_error("over the app's quota, or the caller is not an app"),
+                "403": _openai_error(
+                    "over the app's quota, the caller is not an app, or it lacks AI.User"
+                ),
                 "404": _openai_error("no deployment serves the model"),
                 "429": _openai_error("over a rate limit, or every deployment is busy"),
                 "502": _openai_error("the upstream failed"),
@@ -227,6 +229,20 @@ def _question(operation_id: str, summary: str, answer: str, extra: dict[str, Any
     }
 
 
+def _created() -> dict[str, Any]:
+    answer = json_answer(ref("AiApp"), "the app (and its key, once)")
+    app_id = {"app_id": "$response.body#/app/id"}
+    answer["links"] = {
+        name: {"operationId": operation, "parameters": app_id}
+        for name, operation in (
+            ("GetApp", "get_ai_app"),
+            ("UpdateApp", "update_ai_app"),
+            ("RevokeApp", "revoke_ai_app"),
+        )
+    }
+    return answer
+
+
 def ai_paths() -> dict[str, Any]:
     app_body = {"required": True, "content": {"application/json": {"schema": ref("AiAppRequest")}}}
     limits_body = {
@@ -245,7 +261,7 @@ def ai_paths() -> dict[str, Any]:
                 "create_ai_app",
                 "Issue an app and its key (shown once), or register an Entra ID application",
                 {
-                    "201": json_answer(ref("AiApp"), "the app (and its key, once)"),
+                    "201": _created(),
                     "400": error("a malformed app or limits"),
                     "409": error("the Entra ID application is registered already"),
                 },
