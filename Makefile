@@ -10,7 +10,7 @@ SIMULATE_ARGS ?=
 PYTEST_ARGS ?=
 TABLE ?=
 
-.PHONY: run test test-fast lint format lock lake clean
+.PHONY: run test test-all lint format lock lake clean
 
 # Installs from the locks: exact versions with hashes (requirements*.txt).
 $(STAMP): requirements.txt requirements-dev.txt
@@ -41,11 +41,12 @@ run: $(STAMP)
 	fi; \
 	$(PY) -m devhost start --port $(PORT)
 
+# The suite without the slow suites (about 10 minutes on two cores); CI runs test-all.
 test: $(STAMP) $(NODE_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
-
-test-fast: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP) $(NODE_STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

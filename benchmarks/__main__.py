@@ -23,6 +23,7 @@ BENCHMARKS = {
     "scoring": "the models: ONNX, scored ingestion, PR-AUC, the HTTP routes, alert latency",
     "drift": "model monitoring: false alarms, detection of a shift, a run against DuckDB's read",
     "lifecycle": "one retraining through gate, approval and canary, by step, beside a training",
+    "gateway": "the AI gateway against a direct call, its limiter, streamed usage, the SQL gate",
 }
 
 
