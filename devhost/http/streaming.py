@@ -78,15 +78,22 @@ def azure_differences(
     notes = []
     if streaming_names and settings.get(INIT_INDEXING_SETTING, "").strip().lower() not in TRUE:
         notes.append(
-            f"{', '.join(streaming_names)} take the FastAPI Request: in Azure, the Python worker "
+            f"{_listed(streaming_names)} take the FastAPI Request: in Azure, the Python worker "
             f"before Python 3.13 needs the app setting {INIT_INDEXING_SETTING}=1 for HTTP "
             "streams (without it they do not work there), and this app does not set it"
         )
     if classic_names and (streaming_names or EXTENSION_MODULE in sys.modules):
         notes.append(
-            f"{', '.join(classic_names)} take func.HttpRequest while the app imports "
+            f"{_listed(classic_names)} take func.HttpRequest while the app imports "
             f"{EXTENSION_MODULE}: in Azure, every HTTP function of such an app receives the "
             "FastAPI Request, and one annotated func.HttpRequest (or func.HttpResponse) fails to "
             "load; the devhost serves both kinds"
         )
     return notes
+
+
+def _listed(names: list[str], most: int = 4) -> str:
+    """Names for a start-up note: the first few, and how many more."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most])} and {len(names) - most} more"
