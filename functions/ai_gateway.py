@@ -81,7 +81,10 @@ async def _caller_app(req: Request) -> tuple[AiGateway, App, dict[str, Any]] | R
         gateway = platform.ai
     except AiSettingsError as error:
         return _json(503, error_body(str(error), "service_unavailable"))
-    app = await _to_thread(gateway.apps.for_principal, caller())
+    principal = caller()
+    app = gateway.apps.just_authenticated(principal)
+    if app is None:
+        app = await _to_thread(gateway.apps.for_principal, principal)
     if app is None:
         message = (
             "the caller is not an app of the gateway: use a gateway key (POST /api/ai/apps "

@@ -43,6 +43,8 @@ from shared.identity.principal import Principal
 APPS_CONTAINER = ContainerSpec("ai_apps", "/id")
 ENTRA_PREFIX = "entra-"
 MAX_NAME = 100
+CHECKED_FOR_S = 1.0  # how long a key's check answers `just_authenticated`
+CHECKED_KEPT = 4096
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f]+")
 
@@ -100,6 +102,9 @@ class AppRegistry:
     def __init__(self, container: DocumentContainer, clock: Callable[[], float] = time.time):
         self.container = container
         self._clock = clock
+        # The apps whose keys were just checked, for the same request's `just_authenticated`
+        # (a key is always checked against the store: revocation takes effect at once).
+        self._checked: dict[str, tuple[float, App]] = {}
 
     def issue(self, name: str, limits: AppLimits) -> tuple[App, str]:
         """A new app with a new key. The key is returned here once and kept nowhere."""
@@ -138,7 +143,22 @@ class AppRegistry:
         hashed = KeyHash.from_json(document.get("key"))
         if hashed is None or not hashed.matches(key) or document.get("revoked_at") is not None:
             raise UnknownKey()
-        return _app(document)
+        app = _app(document)
+        if len(self._checked) >= CHECKED_KEPT:
+            self._checked.clear()
+        self._checked[app.id] = (time.monotonic(), app)
+        return app
+
+    def just_authenticated(self, principal: Principal) -> App | None:
+        """The app whose key authenticated `principal` within `CHECKED_FOR_S`, as read then;
+        None otherwise (the caller reads it with `for_principal`). Saves the request that has
+        just checked its key a second read of the same document."""
+        if principal.kind != "app":
+            return None
+        found = self._checked.get(principal.id)
+        if found is None or time.monotonic() - found[0] > CHECKED_FOR_S:
+            return None
+        return found[1]
 
     def by_entra_app(self, entra_app_id: str) -> App | None:
         """The live app registered for an Entra ID application; None if none is (or it was

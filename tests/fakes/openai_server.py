@@ -152,6 +152,7 @@ class FakeOpenAI:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # chunked streams, so a dropped one is detectable
+            disable_nagle_algorithm = True  # else each answer waits 40 ms for a delayed ACK
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass

@@ -254,3 +254,17 @@ def test_any_json_is_limits_or_refused(body: Any) -> None:
         assert len(str(refused)) < 300
         return
     assert AppLimits.from_json(limits.to_json()) == limits
+
+
+def test_the_app_a_key_just_authenticated_is_known_without_a_second_read(
+    registry: AppRegistry,
+) -> None:
+    app, key = registry.issue("fresh", LIMITS)
+    principal = Principal("app", app.id, "tenant", frozenset())
+    assert registry.just_authenticated(principal) is None  # no key checked yet
+    assert registry.authenticate(key) == app
+    assert registry.just_authenticated(principal) == app
+    assert registry.just_authenticated(Principal("user", app.id, "tenant", frozenset())) is None
+    registry.revoke(app.id)
+    with pytest.raises(UnknownKey):
+        registry.authenticate(key)  # every request checks its key against the store
