@@ -8,6 +8,7 @@ import) is loaded by the first call, not by importing this module.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
@@ -18,12 +19,12 @@ from shared.ai.errors import AiNotConfigured, InvalidRequest
 from shared.ai.pool import DeploymentPool
 from shared.ai.port import ChatChunk, ChatResult, ChatStream, EmbeddingsResult, Usage
 from shared.ai.settings import AiSettings, Capability, Deployment
+from shared.ai.sse_reader import RawChunks
 from shared.ai.stream import PooledChatStream
-from shared.ai.upstream import UpstreamEmpty, classify
+from shared.ai.upstream import UpstreamEmpty, UpstreamMalformed, classify
 
 if TYPE_CHECKING:
-    from openai import AsyncStream
-    from openai.types.chat import ChatCompletionChunk
+    pass
 
 # Keys of the app's body that the port sets itself, per deployment and per call.
 _OWN_KEYS = frozenset({"model", "messages", "stream", "stream_options"})
@@ -79,10 +80,20 @@ class OpenAiLlm:
         messages, extra = _split(request)
 
         async def complete(deployment: Deployment) -> dict[str, Any]:
-            completion = await self.clients.get(deployment.endpoint).chat.completions.create(
+            # The raw response: the body is passed on as JSON, so the SDK's typed models (half
+            # of a request's CPU in the gateway) are never built. Errors are raised as before.
+            raw = await self.clients.get(
+                deployment.endpoint
+            ).chat.completions.with_raw_response.create(
                 model=deployment.name, messages=messages, extra_body=extra
             )
-            return completion.to_dict(mode="json")
+            try:
+                body = json.loads(raw.http_response.content)
+            except ValueError:
+                raise UpstreamMalformed("the upstream's completion is not JSON") from None
+            if not isinstance(body, dict):
+                raise UpstreamMalformed("the upstream's completion is not a JSON object")
+            return body
 
         body, lease = await self.chat_pool.acquire(model, complete, classify)
         lease.succeeded()
@@ -94,16 +105,17 @@ class OpenAiLlm:
         asked = request.get("stream_options")
         options = {**(asked if isinstance(asked, Mapping) else {}), "include_usage": True}
 
-        async def open_stream(
-            deployment: Deployment,
-        ) -> tuple[AsyncStream[ChatCompletionChunk], ChatChunk]:
-            upstream = await self.clients.get(deployment.endpoint).chat.completions.create(
+        async def open_stream(deployment: Deployment) -> tuple[RawChunks, ChatChunk]:
+            raw = await self.clients.get(
+                deployment.endpoint
+            ).chat.completions.with_raw_response.create(
                 model=deployment.name,
                 messages=messages,
                 stream=True,
                 stream_options=cast(Any, options),
                 extra_body=extra,
             )
+            upstream = RawChunks(raw.http_response)
             try:  # the first chunk decides: until it arrives, failing over is still possible
                 first = await upstream.__anext__()
             except StopAsyncIteration:
@@ -112,7 +124,7 @@ class OpenAiLlm:
             except BaseException:
                 await upstream.close()
                 raise
-            return upstream, ChatChunk(first.to_dict(mode="json"))
+            return upstream, ChatChunk(first)
 
         (upstream, first), lease = await self.chat_pool.acquire(model, open_stream, classify)
         return PooledChatStream(upstream, first, lease)

@@ -4,26 +4,21 @@ chunk is noted, and the deployment's breaker hears how the stream ended."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
 
 from shared.ai.errors import StreamInterrupted
 from shared.ai.pool import Lease
 from shared.ai.port import ChatChunk, Usage
+from shared.ai.sse_reader import RawChunks
 from shared.ai.upstream import describe
-
-if TYPE_CHECKING:
-    from openai import AsyncStream
-    from openai.types.chat import ChatCompletionChunk
 
 
 class PooledChatStream:
-    """`ChatStream` over the SDK's stream. Once the first chunk has arrived nothing is retried:
-    a failure raises `StreamInterrupted` (counted against the deployment); stopping early or
-    being cancelled counts as a success, since the deployment was answering."""
+    """`ChatStream` over the upstream's events (`RawChunks`). Once the first chunk has arrived
+    nothing is retried: a failure raises `StreamInterrupted` (counted against the deployment);
+    stopping early or being cancelled counts as a success, since the deployment was
+    answering."""
 
-    def __init__(
-        self, upstream: AsyncStream[ChatCompletionChunk], first: ChatChunk, lease: Lease
-    ) -> None:
+    def __init__(self, upstream: RawChunks, first: ChatChunk, lease: Lease) -> None:
         self.deployment = lease.deployment.name
         self.model = lease.deployment.model
         self._upstream = upstream
@@ -60,8 +55,7 @@ class PooledChatStream:
             self._lease.failed()
             await self._upstream.close()
             raise StreamInterrupted(self.deployment, self._chunks, describe(error)) from error
-        data: dict[str, Any] = raw.to_dict(mode="json")
-        return self._deliver(ChatChunk(data))
+        return self._deliver(ChatChunk(raw))
 
     def _deliver(self, chunk: ChatChunk) -> ChatChunk:
         self._chunks += 1

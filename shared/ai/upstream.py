@@ -20,6 +20,11 @@ class UpstreamEmpty(Exception):
     """A stream ended before its first chunk: as good as a broken connection."""
 
 
+class UpstreamMalformed(Exception):
+    """The upstream answered 200 with a body that is not a completion: a fault of the
+    deployment, tried elsewhere like a 5xx."""
+
+
 def retry_after(headers: Mapping[str, str], now: Callable[[], float] = time.time) -> float | None:
     """Seconds to wait from a 429's headers: Azure's `retry-after-ms`, else `Retry-After` in
     seconds or as an HTTP date. None when absent or unreadable."""
@@ -86,6 +91,8 @@ def classify(error: Exception, deployment: Deployment) -> Outcome | None:
         return Outcome(Verdict.FAULT, "upstream error")
     if isinstance(error, UpstreamEmpty):
         return Outcome(Verdict.FAULT, "empty stream")
+    if isinstance(error, UpstreamMalformed):
+        return Outcome(Verdict.FAULT, "malformed answer")
     return None
 
 
