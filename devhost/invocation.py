@@ -18,8 +18,8 @@ from typing import Any, Generic, TypeVar
 import azure.functions as func
 from azure.functions import _abc as functions_abc
 
-from devhost.function_threads import FunctionThreads
 from devhost.indexing import BindingSpec, FunctionSpec
+from embedded.function_threads import FunctionThreads
 
 log = logging.getLogger("devhost.invocation")
 _log_json = json.JSONEncoder(default=str).encode  # one encoder, not one per line

@@ -19,7 +19,6 @@ checked before the function body runs.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import inspect
@@ -37,6 +36,7 @@ from functions.http_types import (
     Response,
     annotations_of,
     fastapi_signature,
+    in_thread,
     joined_headers,
     takes_fastapi_request,
     to_function_request,
@@ -76,7 +76,7 @@ def public(function: F) -> F:
             argument = await to_function_request(req, joined_headers(req))
         if entry.is_async:
             return to_response(await function(argument, **rest))
-        return to_response(await asyncio.to_thread(function, argument, **rest))
+        return to_response(await in_thread(function, argument, **rest))
 
     return cast(F, entry.dress(open_route, PUBLIC))
 
@@ -101,11 +101,11 @@ def requires(permission: Role, *, action: str | None = None) -> Callable[[F], F]
             if not entry.native:
                 argument = await to_function_request(req, headers)
             if not entry.is_async:
-                result = await asyncio.to_thread(
+                result = await in_thread(
                     _admitted_call, platform, call, permission, action, function, argument, rest
                 )
                 return to_response(result)
-            admitted = await asyncio.to_thread(_admit, platform, call, permission, action)
+            admitted = await in_thread(_admit, platform, call, permission, action)
             if isinstance(admitted, _Refusal):
                 return to_response(_answer(admitted))
             token = _CALLER.set(admitted)

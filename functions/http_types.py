@@ -16,19 +16,48 @@ route written for `func.HttpRequest` gets one built from the FastAPI request, wi
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import inspect
+import os
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote
 
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
+from embedded.function_threads import FunctionThreads, default_thread_count
+
+T = TypeVar("T")
+
+
+def _thread_count() -> int:
+    raw = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "").strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= 1000 else default_thread_count()
+
+
+# A route's blocking work runs on these threads (as many as the worker's for sync functions,
+# `PYTHON_THREADPOOL_THREAD_COUNT`): one queue item a call, and results that finish together
+# reach the loop with one wake-up, where `asyncio.to_thread` wakes it once a call.
+_THREADS = FunctionThreads(_thread_count(), name="routes")
+
+
+async def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`function(*args, **kwargs)` on the routes' threads, in a copy of this context."""
+    context = contextvars.copy_context()
+    return await _THREADS.run(functools.partial(context.run, function, *args, **kwargs))
+
 
 def joined_headers(req: Request) -> dict[str, str]:
-    """The request's headers as a `func.HttpRequest` has them: lower-case, repeats joined."""
+    """The request's headers as a `func.HttpRequest` has them: lower-case, repeats joined.
+    Read from the ASGI scope (names and values as Latin-1, as starlette reads them): a route's
+    every request pays for this, and starlette's `Headers` cost twice as much."""
     headers: dict[str, str] = {}
-    for name, value in req.headers.items():
+    for raw_name, raw_value in req.scope["headers"]:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return headers
 
@@ -36,17 +65,33 @@ def joined_headers(req: Request) -> dict[str, str]:
 async def to_function_request(req: Request, headers: dict[str, str]) -> func.HttpRequest:
     """The `func.HttpRequest` a classic route expects, from the FastAPI request and its
     `joined_headers`."""
+    scope = req.scope
+    query = scope.get("query_string", b"").decode("latin-1")
     params: dict[str, str] = {}
-    for name, value in req.query_params.multi_items():
-        params.setdefault(name, value)
+    if query:
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            params.setdefault(name, value)
     return func.HttpRequest(
-        method=req.method,
-        url=str(req.url),
+        method=scope["method"],
+        url=_url(scope, headers, query),
         headers=headers,
         params=params,
-        route_params={str(k): str(v) for k, v in req.path_params.items()},
+        route_params={str(k): str(v) for k, v in scope.get("path_params", {}).items()},
         body=await req.body(),
     )
+
+
+def _url(scope: dict[str, Any], headers: dict[str, str], query: str) -> str:
+    """The request's URL as starlette's `Request.url` gives it (the Host header, else the
+    server's address), without building starlette's `URL`."""
+    host = headers.get("host")
+    if not host:
+        server = scope.get("server") or ("localhost", 80)
+        host = f"{server[0]}:{server[1]}"
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else quote(scope.get("path", "/"))
+    url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{path}"
+    return f"{url}?{query}" if query else url
 
 
 def to_response(value: object) -> Response:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from devhost.function_threads import FunctionThreads, default_thread_count
+from embedded.function_threads import FunctionThreads, default_thread_count
 
 pytestmark = pytest.mark.unit
 

@@ -1,12 +1,14 @@
 """The threads that run synchronous functions (and the host's blocking I/O) for the event loop.
 
-As the Python worker does, the devhost runs a sync function on a pool of threads
-(`PYTHON_THREADPOOL_THREAD_COUNT`, else Python's default for a `ThreadPoolExecutor`). It does
-not use `loop.run_in_executor` for it: per call, that takes five locks in the executor and its
-`concurrent.futures.Future` (two of them Python-level conditions, for the idle-thread count),
-chains a second, asyncio future to the first, and wakes the loop through its self-pipe once
-per result. Here a call is one item on a `SimpleQueue`, its result is set on the asyncio future
-directly, and the results that finish while the loop is busy reach it with a single wake-up.
+Used by the devhost for sync functions, and by the platform's HTTP routes for their sync
+bodies (`functions.access`), so it stands alone here. As the Python worker does, the devhost
+runs a sync function on a pool of threads (`PYTHON_THREADPOOL_THREAD_COUNT`, else Python's
+default for a `ThreadPoolExecutor`). It does not use `loop.run_in_executor` for it: per call,
+that takes five locks in the executor and its `concurrent.futures.Future` (two of them
+Python-level conditions, for the idle-thread count), chains a second, asyncio future to the
+first, and wakes the loop through its self-pipe once per result. Here a call is one item on a
+`SimpleQueue`, its result is set on the asyncio future directly, and the results that finish
+while the loop is busy reach it with a single wake-up.
 """
 
 from __future__ import annotations
