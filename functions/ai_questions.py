@@ -21,9 +21,10 @@ from typing import Any
 
 import azure.functions as func
 
-from functions.access import requires
+from functions.access import caller, requires
 from functions.answers import json_object, json_response
 from shared.ai.ask import AskError, LlmCall
+from shared.ai.ask_rows import PERSONAL_COLUMNS
 from shared.ai.errors import LlmError, NoDeploymentAvailable
 from shared.ai.gateway import new_request_id
 from shared.ai.knowledge.answers import InvalidQuestion
@@ -32,6 +33,7 @@ from shared.ai.ledger import UsageEntry
 from shared.ai.port import Usage
 from shared.ai.setting_checks import AiSettingsError
 from shared.bootstrap import Platform, current_platform
+from shared.identity.masking import MASK, sees_personal_data
 from shared.identity.roles import Role
 
 bp = func.Blueprint()
@@ -58,7 +60,23 @@ async def ask(req: func.HttpRequest) -> func.HttpResponse:
     except (LlmError, AiSettingsError) as error:
         return _unavailable(error)
     await _meter_calls(platform, answer.calls, started)
-    return json_response(answer.to_json())
+    return json_response(_masked(answer.to_json()))
+
+
+def _masked(body: dict[str, Any]) -> dict[str, Any]:
+    """The rows with their personal columns (by name: a contract's personal fields) as `***`
+    for a caller without PII.Read. Gold holds no such column today; a query that renames one
+    is not caught here (the LLM never sees such values: `shared.ai.ask_rows`)."""
+    if sees_personal_data(caller()):
+        return body
+    columns = [str(name).lower() for name in body.get("columns", [])]
+    hidden = {i for i, name in enumerate(columns) if name in PERSONAL_COLUMNS}
+    if hidden:
+        body["rows"] = [
+            [MASK if i in hidden else value for i, value in enumerate(row)]
+            for row in body.get("rows", [])
+        ]
+    return body
 
 
 async def _meter_calls(platform: Platform, calls: tuple[LlmCall, ...], at: float) -> None:

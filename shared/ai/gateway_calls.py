@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.ai.ledger import MODEL_NAME
 from shared.ai.tokens import InvalidPrompt, count_chat_tokens, count_text
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -128,8 +129,10 @@ def _model(body: Mapping[str, Any]) -> str | None:
     model = body.get("model")
     if model is None:
         return None
-    if not isinstance(model, str) or not model.strip() or len(model) > 128:
-        raise BadCall("model must be a name of at most 128 characters", "model")
+    if not isinstance(model, str) or not MODEL_NAME.fullmatch(model):  # as the ledger keeps it
+        raise BadCall(
+            "model must be a name of at most 128 letters, digits and . _ : / + -", "model"
+        )
     return model
 
 

@@ -48,7 +48,7 @@ MAX_TOKENS = 1_000_000_000
 MAX_LATENCY_MS = 24 * 3600 * 1000.0
 PAGE_SIZE = 1000
 MAX_EPOCH = 32_503_680_000  # 3000-01-01
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+-]{0,127}")  # a model or deployment
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+-]{0,127}")  # a model or deployment
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # a request or app id
 
 
@@ -80,7 +80,7 @@ class UsageEntry:
         for name, rule in (("request_id", _ID), ("app", _ID)):
             _check_name(name, getattr(self, name), rule, required=True)
         for name in ("deployment", "model"):
-            _check_name(name, getattr(self, name), _NAME, required=False)
+            _check_name(name, getattr(self, name), MODEL_NAME, required=False)
         if self.outcome not in OUTCOMES:
             raise InvalidUsage(f"outcome is one of {', '.join(OUTCOMES)}")
         for name in ("prompt_tokens", "completion_tokens", "cached_prompt_tokens"):

@@ -71,6 +71,7 @@ async def test_without_ai_settings_the_routes_answer_503_naming_them(platform_en
             "max_tokens",
         ),
         ({"messages": [{"role": "user", "content": "x"}], "model": 7}, "model"),
+        ({"messages": [{"role": "user", "content": "x"}], "model": "gpt 4\n"}, "model"),
         ({"messages": [{"role": "user", "content": "x"}], "stream_options": {}}, "stream_options"),
     ],
 )
@@ -141,3 +142,15 @@ def test_limits_are_changed_and_an_app_is_revoked_over_the_admin_route(platform_
         )
     )
     assert usage.status_code == 400
+
+
+@pytest.mark.parametrize(("roles", "shown"), [((), "***"), (("PII.Read",), "ab12")])
+def test_personal_columns_of_an_answer_are_masked_without_pii_read(
+    monkeypatch: pytest.MonkeyPatch, roles: tuple[str, ...], shown: str
+) -> None:
+    from shared.identity.principal import Principal
+
+    who = Principal("user", "u", "t", frozenset(("Platform.Analyst", *roles)))
+    monkeypatch.setattr(ai_questions, "caller", lambda: who)
+    body = {"columns": ["merchant", "card_number"], "rows": [["m1", "ab12"]]}
+    assert ai_questions._masked(body)["rows"] == [["m1", shown]]
