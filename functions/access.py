@@ -86,8 +86,9 @@ def requires(permission: Role, *, action: str | None = None) -> Callable[[F], F]
 
     The guarded function is what the worker indexes: it takes the FastAPI `Request` and
     returns a FastAPI response (`functions.http_types`). A function written for
-    `func.HttpRequest` gets one, read whole after the caller is admitted; a sync one runs, with
-    the admission, on one worker thread."""
+    `func.HttpRequest` gets one, its body read whole first (as the Functions host reads a
+    classic function's, within its size limit); a sync one runs, with the admission, on one
+    worker thread."""
 
     def decorate(function: F) -> F:
         entry = _Entry.of(function)
