@@ -30,7 +30,9 @@ from tests.durable_http import WEBHOOKS, status, wait_for
 from tests.integration.ingest_helpers import eventually
 from tests.integration.test_models_devhost import QUIET, _durable, _landed, _post
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Each test waits out real canary steps (their own budgets add up to about 5 minutes), well
+# past the suite's default 120 s a test; alone, the resumption test takes about 110 s.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
 CHAMPION_MATURITY = {"label_maturity_hours": 8}
 CHALLENGER_MATURITY = {"label_maturity_hours": 8}
