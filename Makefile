@@ -41,7 +41,7 @@ run: $(STAMP)
 	fi; \
 	$(PY) -m devhost start --port $(PORT)
 
-# The suite without the slow suites (about 10 minutes on two cores); CI runs test-all.
+# The suite without the slow suites (about 12 minutes on two idle cores); CI runs test-all.
 test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
